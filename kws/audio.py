@@ -1,0 +1,74 @@
+"""Reading and validating audio: any soundfile format in, float32 16 kHz mono out."""
+from __future__ import annotations
+
+import logging
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from .config import AudioConfig, SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; the message names the file and the fix."""
+
+
+def to_mono_16k(y: np.ndarray, sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Downmix (channels last) and resample with a polyphase filter."""
+    if y.ndim == 2:
+        y = y.mean(axis=1)
+    y = np.asarray(y, dtype=np.float32)
+    if sr != target_sr:
+        g = gcd(int(sr), int(target_sr))
+        y = resample_poly(y, target_sr // g, int(sr) // g).astype(np.float32)
+    return y
+
+
+def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Return float32 mono samples at cfg.sample_rate, or raise AudioError saying why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes); re-record or re-copy it")
+    try:
+        info = sf.info(str(path))
+        frames = min(info.frames, int(cfg.max_seconds * info.samplerate))
+        y, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV") from e
+    if info.frames > frames:
+        log.warning("%s: %.0f s long, only the first %.0f s are used", path, info.duration, cfg.max_seconds)
+    if y.shape[0] == 0:
+        raise AudioError(f"{path}: contains no samples")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if sr != cfg.sample_rate or y.shape[1] != 1:
+        log.info("%s: %d Hz, %d channel(s); converting to %d Hz mono", path, sr, y.shape[1], cfg.sample_rate)
+    y = to_mono_16k(y, sr, cfg.sample_rate)
+    if len(y) < cfg.min_seconds * cfg.sample_rate:
+        raise AudioError(f"{path}: only {len(y) / cfg.sample_rate:.3f} s of audio; need at least {cfg.min_seconds} s")
+    return y
+
+
+def write_wav(path: str | Path, y: np.ndarray, sr: int = SAMPLE_RATE) -> None:
+    """16-bit PCM WAV, the platform's format."""
+    sf.write(str(path), np.clip(y, -1.0, 1.0), sr, subtype="PCM_16")
+
+
+def list_wavs(folder: str | Path) -> list[Path]:
+    """The .wav files of a folder, sorted by name; anything else is ignored with a log line."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AudioError(f"{folder}: not a directory")
+    wavs, other = [], []
+    for p in sorted(folder.iterdir()):
+        (wavs if p.is_file() and p.suffix.lower() == ".wav" else other).append(p)
+    if other:
+        log.warning("%s: ignoring %d non-wav entries (e.g. %s)", folder, len(other), other[0].name)
+    return wavs

@@ -1,0 +1,84 @@
+"""Fusion of named scores into one calibrated score, and the global threshold on it.
+
+Applying a calibration is here; fitting (pure functions below) is driven offline by
+``scripts/fit_calibration.py`` on train-split task sets, never on dev or practice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+from .config import PRETRAINED_DIR
+from .encoder import WeightsError
+from .metrics import ALPHA
+
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    names: tuple[str, ...]          # score columns used, in order
+    mean: tuple[float, ...]         # standardisation of each column
+    std: tuple[float, ...]
+    weights: tuple[float, ...]      # logistic-regression weights on standardised columns
+    bias: float
+    threshold: float                # fused score above this -> 1
+    provenance: dict = field(default_factory=dict)
+
+    def fuse(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        x = (np.column_stack([scores[n] for n in self.names]) - np.array(self.mean)) / np.array(self.std)
+        return x @ np.array(self.weights) + self.bias
+
+    def decide(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        return (self.fuse(scores) > self.threshold).astype(int)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Calibration":
+        path = Path(path) if path else PRETRAINED_DIR / CALIBRATION_FILE
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+            cal = cls(**{**d, **{k: tuple(d[k]) for k in ("names", "mean", "std", "weights")}})
+        except FileNotFoundError as e:
+            raise WeightsError(f"{path} is missing; restore pretrained/ or run scripts/fit_calibration.py") from e
+        except (ValueError, TypeError, KeyError) as e:
+            raise WeightsError(f"{path}: damaged calibration ({e}); restore it from git") from e
+        if not (len(cal.names) == len(cal.mean) == len(cal.std) == len(cal.weights)):
+            raise WeightsError(f"{path}: calibration columns disagree in length; restore it from git")
+        return cal
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:
+    """Weights and bias of a class-balanced, L2-regularised logistic regression."""
+    w_pos, w_neg = 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1)
+    sw = np.where(y == 1, w_pos, w_neg)
+
+    def loss(p):
+        z = x @ p[:-1] + p[-1]
+        nll = np.sum(sw * (np.logaddexp(0, z) - y * z))
+        grad_z = sw * (1 / (1 + np.exp(-z)) - y)
+        return nll + l2 * p[:-1] @ p[:-1], np.append(x.T @ grad_z + 2 * l2 * p[:-1], grad_z.sum())
+
+    p = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B").x
+    return p[:-1], float(p[-1])
+
+
+def fit_threshold(fused: np.ndarray, labels: np.ndarray, groups: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
+    """The global threshold minimising the mean per-task MR + alpha*FAR; returns (threshold, score)."""
+    cands = np.unique(np.quantile(fused, np.linspace(0, 1, 2001)))
+    total = np.zeros(len(cands))
+    tasks = np.unique(groups)
+    for g in tasks:
+        f, y = fused[groups == g], labels[groups == g]
+        pos, neg = f[y == 1], f[y == 0]
+        mr = (pos[None, :] <= cands[:, None]).mean(axis=1) if len(pos) else 0.0
+        far = (neg[None, :] > cands[:, None]).mean(axis=1) if len(neg) else 0.0
+        total += mr + alpha * far
+    best = int(np.argmin(total))
+    return float(cands[best]), float(total[best] / len(tasks))

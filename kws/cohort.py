@@ -1,0 +1,57 @@
+"""The impostor cohort shipped in pretrained/: other people's speech that every profile is normalised against.
+
+Built offline by ``scripts/build_cohort.py`` from train-split speakers only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .config import PRETRAINED_DIR, FeatureConfig
+from .encoder import WeightsError
+
+COHORT_FILE = "cohort.npz"
+
+
+@dataclass(frozen=True)
+class Cohort:
+    keyword_frames: list[np.ndarray]   # impostor utterances as keyword frames (z-norm of templates)
+    templates: list[np.ndarray]        # impostor single words cut like templates (t-norm of test clips)
+    speaker_embeddings: np.ndarray     # (N, 256) unit GE2E embeddings of impostor utterances
+
+    @staticmethod
+    def pack(frames: list[np.ndarray], templates: list[np.ndarray], embeddings: np.ndarray,
+             fingerprint: str) -> dict[str, np.ndarray]:
+        return dict(frames=np.concatenate(frames).astype(np.float16),
+                    lengths=np.array([len(f) for f in frames], np.int64),
+                    templates=np.concatenate(templates).astype(np.float16),
+                    template_lengths=np.array([len(f) for f in templates], np.int64),
+                    speaker_embeddings=embeddings.astype(np.float16),
+                    fingerprint=np.array(fingerprint))
+
+
+def load_cohort(path: str | Path | None = None, cfg: FeatureConfig = FeatureConfig()) -> Cohort:
+    path = Path(path) if path else PRETRAINED_DIR / COHORT_FILE
+    return _load(str(path), cfg.fingerprint())
+
+
+@lru_cache(maxsize=2)
+def _load(path: str, fingerprint: str) -> Cohort:
+    if not Path(path).is_file():
+        raise WeightsError(f"{path} is missing; restore pretrained/ from git or rebuild it with scripts/build_cohort.py")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            frames, lengths = z["frames"].astype(np.float32), z["lengths"]
+            templates, t_lengths = z["templates"].astype(np.float32), z["template_lengths"]
+            emb, fp = z["speaker_embeddings"].astype(np.float32), str(z["fingerprint"])
+    except (OSError, ValueError, KeyError) as e:
+        raise WeightsError(f"{path}: damaged cohort file ({e}); restore it from git") from e
+    if fp != fingerprint:
+        raise WeightsError(f"{path}: built for feature settings {fp}, code uses {fingerprint}; "
+                           "rebuild with scripts/build_cohort.py")
+    if lengths.sum() != len(frames) or t_lengths.sum() != len(templates) or len(emb) == 0:
+        raise WeightsError(f"{path}: inconsistent cohort file; restore it from git")
+    return Cohort(np.split(frames, np.cumsum(lengths)[:-1]), np.split(templates, np.cumsum(t_lengths)[:-1]), emb)

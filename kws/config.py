@@ -1,0 +1,68 @@
+"""Every tunable default in one typed place.
+
+Modules take the sub-config they need as an argument, so tests can pass variants without
+touching globals. Calibrated numbers (fusion weights, threshold) are not here: they are an
+artefact in ``pretrained/calibration.json``, written by ``scripts/fit_calibration.py``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SAMPLE_RATE = 16000
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PRETRAINED_DIR = REPO_ROOT / "pretrained"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = SAMPLE_RATE
+    min_seconds: float = 0.05          # shorter clips carry no usable speech
+    max_seconds: float = 900.0         # longer test clips are cut (a 10-minute clip is still read)
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    aggressiveness: int = 2            # webrtcvad mode 0..3
+    frame_ms: int = 30
+    min_speech_ms: int = 90            # drop blips shorter than this
+    merge_gap_ms: int = 300            # bridge short pauses inside a phrase
+    pad_ms: int = 150                  # keep some context around speech
+    energy_floor_db: float = -55.0     # frames quieter than this (dBFS) are never speech
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    n_mels: int = 40
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    f_min: float = 60.0
+    f_max: float = 7600.0
+    n_ceps: int = 20                   # cepstra 1..n_ceps-1 (c0, the level, is dropped)
+    stack: int = 2                     # average pairs of frames: 20 ms steps make DTW 4x cheaper
+    # Mel energies are floored at this fraction of the clip's peak: faint noise then looks like
+    # silence in every clip, which made DTW far more robust to the test set's 5-25 dB SNR noise.
+    relative_floor: float = 1e-3
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    top_k: int = 3                     # keyword score: mean of the k best template distances
+    segment_pad_s: float = 0.25        # context added around the DTW match before the voiceprint
+    batch_files: int = 64              # files scored per batch (bounds memory, enables partial writes)
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+
+
+DEFAULT = Config()

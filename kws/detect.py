@@ -1,0 +1,105 @@
+"""Scoring test audio against a SpeakerProfile: keyword (DTW) and speaker (cosine) scores, normalised.
+
+Audio -> Prepared (speech crop + keyword frames) -> raw distances/cosines -> per-speaker
+normalised scores (named columns) -> calibrate.Calibration turns those into 0/1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import dtw
+from .cohort import Cohort
+from .config import SAMPLE_RATE, Config
+from .encoder import embed_speakers
+from .features import frames_per_second, keyword_frames
+from .profile import SpeakerProfile
+from .vad import speech_segments
+from .voiceprint import cosine, unit
+
+SCORE_NAMES = ("kw_raw", "kw_z", "kw_t", "kw_rel", "kw_avg_rel", "kw_trel",
+               "spk_seg_z", "spk_all_z", "spk_seg_t", "spk_rel")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    audio: np.ndarray      # the cropped samples
+    frames: np.ndarray     # keyword frames of the crop
+    has_speech: bool
+
+
+def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None) -> Prepared:
+    """Crop to the speech span (first onset to last offset, padded) and compute keyword frames."""
+    vad = cfg.vad if pad_ms is None else replace(cfg.vad, pad_ms=pad_ms)
+    segs = speech_segments(y, vad)
+    crop = y[segs[0][0]:segs[-1][1]] if segs else y
+    return Prepared(crop, keyword_frames(crop, cfg.features), bool(segs))
+
+
+def keyword_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> tuple[np.ndarray, list[list[dtw.Match]]]:
+    """(n_templates, n_clips) mean frame distances of each template's best match in each clip."""
+    matches = [dtw.best_matches(t, clips) for t in templates]
+    return np.array([[m.distance for m in row] for row in matches], np.float64).reshape(len(templates), len(clips)), matches
+
+
+def top_k_mean(values: np.ndarray, k: int, axis: int = 0, largest: bool = True) -> np.ndarray:
+    """Mean of the k largest (or smallest) values along an axis."""
+    k = max(1, min(k, values.shape[axis]))
+    s = np.sort(values, axis=axis)
+    s = np.flip(s, axis=axis) if largest else s
+    return np.take(s, np.arange(k), axis=axis).mean(axis=axis)
+
+
+def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, cohort_dist: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Normalise raw distances (templates + average last) per speaker and per test clip.
+
+    z: against the profile's impostor statistics (how easily each template matches anything);
+    t: against impostor templates matched in the same clip (how easily this clip matches anything);
+    rel: on the scale from impostor (0) to the enrollment clips' mutual distance (1).
+    """
+    dist = np.where(np.isfinite(dist), dist, 2.0)
+    cohort_dist = np.where(np.isfinite(cohort_dist), cohort_dist, 2.0)
+    raw = top_k_mean(dist[:-1], k, largest=False)
+    z = (profile.kw_cohort_mean[:, None] - dist) / (profile.kw_cohort_std[:, None] + 1e-6)
+    t_mu, t_sd = cohort_dist.mean(axis=0), cohort_dist.std(axis=0) + 1e-6
+    coh = float(np.mean(profile.kw_cohort_mean[:-1]))
+    span = max(coh - profile.kw_enroll_mean, 1e-3)
+    return {"kw_raw": raw, "kw_z": top_k_mean(z[:-1], k), "kw_t": (t_mu - raw) / t_sd,
+            "kw_rel": (coh - raw) / span, "kw_avg_rel": (profile.kw_cohort_mean[-1] - dist[-1]) / span,
+            "kw_trel": (t_mu - raw) / np.maximum(t_mu - profile.kw_enroll_mean, 1e-3)}
+
+
+def speaker_scores(profile: SpeakerProfile, segment_emb: np.ndarray, all_emb: np.ndarray,
+                   cohort_emb: np.ndarray) -> dict[str, np.ndarray]:
+    """Voiceprint cosines, z-normalised by the profile's impostor statistics and t-normalised per clip."""
+    mu, sd = profile.spk_cohort_mean, profile.spk_cohort_std + 1e-6
+    seg = cosine(segment_emb, profile.voiceprint)
+    tc = unit(segment_emb) @ unit(cohort_emb).T
+    return {"spk_seg_z": (seg - mu) / sd, "spk_all_z": (cosine(all_emb, profile.voiceprint) - mu) / sd,
+            "spk_seg_t": (seg - tc.mean(axis=1)) / (tc.std(axis=1) + 1e-6),
+            "spk_rel": (seg - mu) / max(profile.spk_enroll_mean - mu, 1e-3)}
+
+
+def matched_segment(p: Prepared, m: dtw.Match, cfg: Config) -> np.ndarray:
+    """Samples of the best keyword match, with some context, for the speaker check."""
+    step = SAMPLE_RATE / frames_per_second(cfg.features)
+    pad = int(cfg.detect.segment_pad_s * SAMPLE_RATE)
+    a = max(0, int(m.start * step) - pad)
+    b = min(len(p.audio), int((m.end + 1) * step) + pad)
+    return p.audio[a:b] if b - a > SAMPLE_RATE // 10 else p.audio
+
+
+def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config) -> dict[str, np.ndarray]:
+    """Every named score for each prepared clip (one vectorised DTW pass per template)."""
+    if not clips:
+        return {name: np.zeros(0) for name in SCORE_NAMES}
+    frames = [c.frames for c in clips]
+    dist, matches = keyword_distances(profile.all_templates(), frames)
+    cohort_dist, _ = keyword_distances(cohort.templates, frames)
+    scores = keyword_scores(profile, dist, cohort_dist, cfg.detect.top_k)
+    best = np.argmin(np.where(np.isfinite(dist[:-1]), dist[:-1], np.inf), axis=0)
+    segments = [matched_segment(c, matches[t][i], cfg) for i, (c, t) in enumerate(zip(clips, best))]
+    emb = embed_speakers(segments + [c.audio for c in clips])
+    scores.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
+    return scores

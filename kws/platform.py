@@ -1,0 +1,226 @@
+"""The local platform: runs a submission's three scripts like the Auto-KWS ingestion does, then scores it.
+
+Standard library only (it drives the model in child processes), so ``run_local_test.py``
+works with any Python 3.10+.
+
+Budgets (cumulative, enforced by killing the process group):
+  initialize.sh  1800 s
+  enrollment.sh  300 s x speakers
+  predict.sh     60 s + 0.25 x total test audio seconds
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .metrics import SpeakerResult, average, errors_by_kind, parse_labels, parse_predictions, score_speaker
+
+log = logging.getLogger(__name__)
+
+INIT_BUDGET_S = 1800.0
+ENROLL_BUDGET_PER_SPEAKER_S = 300.0
+PREDICT_BASE_S = 60.0
+PREDICT_PER_AUDIO_S = 0.25
+DEADLINE_ENV = "KWS_DEADLINE"   # epoch seconds by which the child must be done (predict degrades to fit)
+
+
+def wav_seconds(path: Path) -> float:
+    """Duration from the WAV header; 0 for files the header reader cannot parse."""
+    try:
+        with wave.open(str(path)) as w:
+            return w.getnframes() / float(w.getframerate())
+    except (wave.Error, EOFError, OSError, ZeroDivisionError):
+        return 0.0
+
+
+@dataclass
+class StepResult:
+    seconds: float
+    returncode: int | None      # None: killed on budget
+    log_tail: str = ""
+
+
+def run_step(cmd: list[str], budget_s: float, log_path: Path, env: dict | None = None) -> StepResult:
+    """Run cmd in its own process group; kill the whole group when the budget runs out."""
+    t0 = time.monotonic()
+    if budget_s <= 0:
+        return StepResult(0.0, None, "no budget left")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **(env or {})})
+        try:
+            rc = proc.wait(timeout=budget_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            rc = None
+    tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+    return StepResult(time.monotonic() - t0, rc, tail)
+
+
+def read_labels(solution_dir: Path, speaker: str) -> dict[str, int]:
+    return parse_labels((solution_dir / f"{speaker}_test_labels.txt").read_text(encoding="utf-8"))
+
+
+def read_predictions(path: Path) -> dict[str, int] | None:
+    try:
+        return parse_predictions(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def read_kinds(test_meta: str | Path | None) -> dict[tuple[str, str], str]:
+    if not test_meta:
+        return {}
+    with open(test_meta, encoding="utf-8") as f:
+        return {(r["task"], r["file"]): r["kind"] for r in csv.DictReader(f, delimiter="\t")}
+
+
+@dataclass
+class Report:
+    average_score: float
+    speakers: list[dict]
+    seconds: dict = field(default_factory=dict)
+    test_audio_seconds: float = 0.0
+    predict_rtf: float | None = None
+    budgets: dict = field(default_factory=dict)
+    errors_by_kind: dict = field(default_factory=dict)
+
+
+def format_table(results: list[SpeakerResult]) -> str:
+    lines = [f"{'speaker':<10} {'score':>6} {'MR':>6} {'FAR':>7}  note"]
+    for r in results:
+        lines.append(f"{r.speaker:<10} {r.score:6.3f} {r.mr:6.3f} {r.far:7.4f}  {r.error}")
+    lines.append(f"{'average':<10} {average(results):6.3f} {sum(r.mr for r in results) / max(len(results), 1):6.3f} "
+                 f"{sum(r.far for r in results) / max(len(results), 1):7.4f}")
+    return "\n".join(lines)
+
+
+def write_report(report: Report, output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "scores.txt").write_text(f"score: {report.average_score:.6f}\n", encoding="utf-8")
+    (output_dir / "report.json").write_text(json.dumps(asdict(report), indent=1) + "\n", encoding="utf-8")
+
+
+def score_all(speakers: list[str], solution_dir: Path, predictions: dict[str, Path],
+              errors: dict[str, str] | None = None) -> list[SpeakerResult]:
+    errors = errors or {}
+    return [score_speaker(s, read_labels(solution_dir, s), read_predictions(predictions[s]), errors.get(s, ""))
+            for s in speakers]
+
+
+def speakers_of(dataset_dir: Path) -> list[str]:
+    if not dataset_dir.is_dir():
+        raise FileNotFoundError(f"{dataset_dir}: dataset folder not found")
+    found = sorted(p.name for p in dataset_dir.iterdir() if (p / "test").is_dir())
+    if not found:
+        raise FileNotFoundError(f"{dataset_dir}: no <SPK>/test folders")
+    return found
+
+
+def evaluate_folder(dataset_dir: str | Path, solution_dir: str | Path, predictions_dir: str | Path,
+                    test_meta: str | Path | None = None, output_dir: str | Path | None = None) -> Report:
+    """Score existing `<predictions_dir>/<SPK>.txt` files the way the platform does."""
+    dataset_dir, solution_dir, predictions_dir = Path(dataset_dir), Path(solution_dir), Path(predictions_dir)
+    speakers = speakers_of(dataset_dir)
+    results = score_all(speakers, solution_dir, {s: predictions_dir / f"{s}.txt" for s in speakers})
+    report = Report(average(results), [asdict(r) for r in results])
+    print(format_table(results))
+    if test_meta:
+        report.errors_by_kind = {k: dict(v) for k, v in errors_by_kind(results, read_kinds(test_meta)).items()}
+        print_kinds(report.errors_by_kind)
+    if output_dir:
+        write_report(report, Path(output_dir))
+    return report
+
+
+def print_kinds(by_kind: dict) -> None:
+    for key in ("false_alarms", "misses"):
+        items = sorted(by_kind.get(key, {}).items(), key=lambda kv: -kv[1])
+        print(f"{key.replace('_', ' ')} by kind: " + (", ".join(f"{k} {v}" for k, v in items) or "none"))
+
+
+def run_platform(dataset_dir: str | Path, solution_dir: str | Path, code_dir: str | Path,
+                 output_dir: str | Path = "scoring_output", test_meta: str | Path | None = None) -> Report:
+    """initialize once; enrollment then predict per speaker (fresh processes); score everything."""
+    dataset_dir, solution_dir = Path(dataset_dir).resolve(), Path(solution_dir).resolve()
+    code_dir, output_dir = Path(code_dir).resolve(), Path(output_dir).resolve()
+    speakers = speakers_of(dataset_dir)
+    test_seconds = sum(wav_seconds(p) for s in speakers for p in (dataset_dir / s / "test").glob("*.wav"))
+    budgets = {"initialize": INIT_BUDGET_S, "enrollment": ENROLL_BUDGET_PER_SPEAKER_S * len(speakers),
+               "predict": PREDICT_BASE_S + PREDICT_PER_AUDIO_S * test_seconds}
+    spent = {"initialize": 0.0, "enrollment": 0.0, "predict": 0.0}
+    logs, preds_dir, work_root = output_dir / "logs", output_dir / "predictions", output_dir / "work"
+    preds_dir.mkdir(parents=True, exist_ok=True)
+    errors: dict[str, str] = {}
+
+    def step(stage: str, script: str, args: list[str], log_name: str, speaker: str | None = None) -> None:
+        left = budgets[stage] - spent[stage]
+        deadline = {DEADLINE_ENV: f"{time.time() + left:.3f}"}
+        r = run_step(["bash", str(code_dir / script), *args], left, logs / log_name, deadline)
+        spent[stage] += r.seconds
+        if r.returncode != 0:
+            why = "killed: budget exhausted" if r.returncode is None else f"exit code {r.returncode}"
+            log.warning("%s %s: %s\n%s", script, speaker or "", why, r.log_tail[-800:])
+            if speaker:
+                errors[speaker] = f"{stage} {why}"
+
+    step("initialize", "initialize.sh", [], "initialize.log")
+    for s in speakers:
+        work = work_root / s
+        work.mkdir(parents=True, exist_ok=True)
+        step("enrollment", "enrollment.sh", [str(dataset_dir / s / "enroll"), str(work)], f"{s}.enroll.log", s)
+        step("predict", "predict.sh", [str(dataset_dir / s / "test"), str(work), str(preds_dir / f"{s}.txt")],
+             f"{s}.predict.log", s)
+        print(f"{s}: enrollment+predict done ({spent['enrollment']:.1f} s / {spent['predict']:.1f} s so far)",
+              flush=True)
+    results = score_all(speakers, solution_dir, {s: preds_dir / f"{s}.txt" for s in speakers}, errors)
+    report = Report(average(results), [asdict(r) for r in results], {k: round(v, 2) for k, v in spent.items()},
+                    round(test_seconds, 2), round(spent["predict"] / test_seconds, 4) if test_seconds else None,
+                    {k: round(v, 1) for k, v in budgets.items()})
+    print(format_table(results))
+    if test_meta:
+        report.errors_by_kind = {k: dict(v) for k, v in errors_by_kind(results, read_kinds(test_meta)).items()}
+        print_kinds(report.errors_by_kind)
+    print(f"time: initialize {spent['initialize']:.1f} s, enrollment {spent['enrollment']:.1f} s "
+          f"({spent['enrollment'] / len(speakers):.2f} s/speaker), predict {spent['predict']:.1f} s "
+          f"for {test_seconds:.0f} s of audio (real-time factor {report.predict_rtf})")
+    write_report(report, output_dir)
+    print(f"wrote {output_dir / 'scores.txt'} and {output_dir / 'report.json'}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description="Local Auto-KWS platform: run the three scripts per speaker and score.")
+    ap.add_argument("--dataset_dir", default=None, help="<SPK>/{enroll,test} folders; default: a built demo set")
+    ap.add_argument("--solution_dir", default=None, help="<SPK>_test_labels.txt files")
+    ap.add_argument("--code_dir", default=str(Path(__file__).resolve().parent.parent))
+    ap.add_argument("--output_dir", default="scoring_output")
+    ap.add_argument("--test_meta", default=None, help="test_meta.tsv: break errors down by kind")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if a.dataset_dir is None:
+        from .demo import demo_task_set
+        root = demo_task_set(Path(a.output_dir) / "demo_tasks")
+        a.dataset_dir, a.solution_dir = str(root / "data"), str(root / "solution")
+        if a.test_meta is None and (root / "test_meta.tsv").is_file():
+            a.test_meta = str(root / "test_meta.tsv")
+    elif a.solution_dir is None:
+        ap.error("--solution_dir is required with --dataset_dir")
+    report = run_platform(a.dataset_dir, a.solution_dir, a.code_dir, a.output_dir, a.test_meta)
+    return 0 if report.speakers else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Speech segments with webrtcvad, guarded by an energy floor so that quiet hiss is never speech."""
+from __future__ import annotations
+
+import numpy as np
+import webrtcvad
+
+from .config import SAMPLE_RATE, VadConfig
+
+Segment = tuple[int, int]  # [start, end) in samples
+
+
+def frame_decisions(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPLE_RATE) -> np.ndarray:
+    """One bool per cfg.frame_ms frame: webrtcvad says speech and the frame is loud enough."""
+    n = sr * cfg.frame_ms // 1000
+    count = len(y) // n
+    if count == 0:
+        return np.zeros(0, dtype=bool)
+    frames = y[: count * n].reshape(count, n)
+    db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    # Relative floor too: webrtcvad fires on loud stationary noise, which sits far below speech peaks.
+    loud = (db > cfg.energy_floor_db) & (db > db.max() - 40.0)
+    pcm = (np.clip(y[: count * n], -1, 1) * 32767).astype("<i2").tobytes()
+    vad = webrtcvad.Vad(cfg.aggressiveness)
+    step = 2 * n
+    voiced = np.fromiter((vad.is_speech(pcm[i * step:(i + 1) * step], sr) for i in range(count)), bool, count)
+    return voiced & loud
+
+
+def speech_segments(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPLE_RATE) -> list[Segment]:
+    """Speech runs, short gaps bridged, blips dropped, padded, in samples."""
+    dec = frame_decisions(y, cfg, sr)
+    n = sr * cfg.frame_ms // 1000
+    runs: list[list[int]] = []
+    for i in np.flatnonzero(dec):
+        if runs and (i - runs[-1][1]) * cfg.frame_ms <= cfg.merge_gap_ms:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    pad = sr * cfg.pad_ms // 1000
+    out = []
+    for a, b in runs:
+        if (b - a) * cfg.frame_ms >= cfg.min_speech_ms:
+            out.append((max(0, a * n - pad), min(len(y), b * n + pad)))
+    return out
+
+
+def speech_span(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPLE_RATE) -> Segment | None:
+    """From the first speech onset to the last offset (padded); None when there is no speech."""
+    segs = speech_segments(y, cfg, sr)
+    if not segs:
+        return None
+    return segs[0][0], segs[-1][1]

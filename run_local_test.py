@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""Local Auto-KWS platform (same flags as the official starting kit).
+
+    python run_local_test.py --dataset_dir D --solution_dir S --code_dir .
+    python run_local_test.py            # no data given: builds and runs a demo task set
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kws.platform import main  # noqa: E402  (standard library only)
+
+if __name__ == "__main__":
+    sys.exit(main())

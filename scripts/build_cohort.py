@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Build pretrained/cohort.npz: impostor utterances every profile is normalised against.
+
+    python scripts/build_cohort.py --words ../shared/data/words --noise ../shared/data/noise
+
+Uses the train split only, and only its cohort half of the speakers (see kws_train.split_speakers),
+so calibration tasks built from the other half stay unseen. Utterances are 1-3 words of one
+speaker with pauses, noise and gain like the platform's test clips. Deterministic for a --seed.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kws.cohort import COHORT_FILE, Cohort  # noqa: E402
+from kws.config import DEFAULT, PRETRAINED_DIR  # noqa: E402
+from kws.detect import prepare  # noqa: E402
+from kws.encoder import embed_speakers  # noqa: E402
+from kws.enroll import TEMPLATE_PAD_MS  # noqa: E402
+from scripts.kws_train import Words, augment, load_noise, split_speakers, utterance  # noqa: E402
+
+log = logging.getLogger("build_cohort")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--words", default="../shared/data/words")
+    ap.add_argument("--noise", default="../shared/data/noise")
+    ap.add_argument("--count", type=int, default=400)
+    ap.add_argument("--templates", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--out", default=str(PRETRAINED_DIR / COHORT_FILE))
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    words = Words(Path(a.words), "train")
+    cohort_speakers, _ = split_speakers(words.speakers)
+    noise = load_noise(Path(a.noise))
+    rng = np.random.default_rng(a.seed)
+    frames, crops = [], []
+    for i in range(a.count):
+        spk = cohort_speakers[i % len(cohort_speakers)]
+        y = augment(rng, noise, utterance(rng, words, spk, int(rng.integers(1, 4))))
+        p = prepare(y, DEFAULT)
+        frames.append(p.frames)
+        crops.append(p.audio)
+        if (i + 1) % 100 == 0:
+            log.info("%d/%d utterances", i + 1, a.count)
+    templates = []
+    for i in range(a.templates):
+        spk = cohort_speakers[i % len(cohort_speakers)]
+        y = words.load(words.clips[spk][int(rng.integers(len(words.clips[spk])))])
+        templates.append(prepare(augment(rng, [], y), DEFAULT, pad_ms=TEMPLATE_PAD_MS).frames)
+    emb = embed_speakers(crops)
+    np.savez_compressed(a.out, **Cohort.pack(frames, templates, emb, DEFAULT.features.fingerprint()))
+    log.info("wrote %s: %d utterances from %d speakers, %d frames", a.out, len(frames), len(cohort_speakers),
+             sum(len(f) for f in frames))
+
+
+if __name__ == "__main__":
+    main()
