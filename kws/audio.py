@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from .config import AudioConfig, SAMPLE_RATE
 
@@ -24,6 +23,7 @@ def to_mono_16k(y: np.ndarray, sr: int, target_sr: int = SAMPLE_RATE) -> np.ndar
         y = y.mean(axis=1)
     y = np.asarray(y, dtype=np.float32)
     if sr != target_sr:
+        from scipy.signal import resample_poly  # imported here: it costs ~1 s of start-up, rarely needed
         g = gcd(int(sr), int(target_sr))
         y = resample_poly(y, target_sr // g, int(sr) // g).astype(np.float32)
     return y

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 
 from .config import PRETRAINED_DIR
 from .encoder import WeightsError
@@ -56,6 +55,7 @@ class Calibration:
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:
     """Weights and bias of a class-balanced, L2-regularised logistic regression."""
+    from scipy.optimize import minimize  # fitting is offline; predict should not pay for this import
     w_pos, w_neg = 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1)
     sw = np.where(y == 1, w_pos, w_neg)
 
@@ -80,5 +80,6 @@ def fit_threshold(fused: np.ndarray, labels: np.ndarray, groups: np.ndarray, alp
         mr = (pos[None, :] <= cands[:, None]).mean(axis=1) if len(pos) else 0.0
         far = (neg[None, :] > cands[:, None]).mean(axis=1) if len(neg) else 0.0
         total += mr + alpha * far
-    best = int(np.argmin(total))
-    return float(cands[best]), float(total[best] / len(tasks))
+    # The middle of the best plateau, not its edge: the edge sits right on a training score.
+    best = np.flatnonzero(total <= total.min() + 1e-9)
+    return float((cands[best[0]] + cands[best[-1]]) / 2), float(total[best[0]] / len(tasks))

@@ -18,7 +18,7 @@ from .profile import SpeakerProfile
 from .vad import speech_segments
 from .voiceprint import cosine, unit
 
-SCORE_NAMES = ("kw_raw", "kw_z", "kw_t", "kw_rel", "kw_avg_rel", "kw_trel",
+SCORE_NAMES = ("kw_raw", "kw_z", "kw_t", "kw_rel", "kw_avg_rel", "kw_trel", "kw_rev", "kw_warp",
                "spk_seg_z", "spk_all_z", "spk_seg_t", "spk_rel")
 
 
@@ -51,12 +51,15 @@ def top_k_mean(values: np.ndarray, k: int, axis: int = 0, largest: bool = True) 
     return np.take(s, np.arange(k), axis=axis).mean(axis=axis)
 
 
-def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, cohort_dist: np.ndarray, k: int) -> dict[str, np.ndarray]:
+def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, cohort_dist: np.ndarray, reversed_dist: np.ndarray,
+                   k: int) -> dict[str, np.ndarray]:
     """Normalise raw distances (templates + average last) per speaker and per test clip.
 
     z: against the profile's impostor statistics (how easily each template matches anything);
     t: against impostor templates matched in the same clip (how easily this clip matches anything);
-    rel: on the scale from impostor (0) to the enrollment clips' mutual distance (1).
+    rel: on the scale from impostor (0) to the enrollment clips' mutual distance (1);
+    rev: against the speaker's own templates played backwards in the same clip, an impostor with
+         the same voice, channel, length and spectrum but not the same word.
     """
     dist = np.where(np.isfinite(dist), dist, 2.0)
     cohort_dist = np.where(np.isfinite(cohort_dist), cohort_dist, 2.0)
@@ -67,7 +70,8 @@ def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, cohort_dist: np.nd
     span = max(coh - profile.kw_enroll_mean, 1e-3)
     return {"kw_raw": raw, "kw_z": top_k_mean(z[:-1], k), "kw_t": (t_mu - raw) / t_sd,
             "kw_rel": (coh - raw) / span, "kw_avg_rel": (profile.kw_cohort_mean[-1] - dist[-1]) / span,
-            "kw_trel": (t_mu - raw) / np.maximum(t_mu - profile.kw_enroll_mean, 1e-3)}
+            "kw_trel": (t_mu - raw) / np.maximum(t_mu - profile.kw_enroll_mean, 1e-3),
+            "kw_rev": top_k_mean(np.where(np.isfinite(reversed_dist), reversed_dist, 2.0), k, largest=False) - raw}
 
 
 def speaker_scores(profile: SpeakerProfile, segment_emb: np.ndarray, all_emb: np.ndarray,
@@ -97,9 +101,14 @@ def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, 
     frames = [c.frames for c in clips]
     dist, matches = keyword_distances(profile.all_templates(), frames)
     cohort_dist, _ = keyword_distances(cohort.templates, frames)
-    scores = keyword_scores(profile, dist, cohort_dist, cfg.detect.top_k)
+    reversed_dist, _ = keyword_distances([t[::-1] for t in profile.templates], frames)
+    scores = keyword_scores(profile, dist, cohort_dist, reversed_dist, cfg.detect.top_k)
     best = np.argmin(np.where(np.isfinite(dist[:-1]), dist[:-1], np.inf), axis=0)
-    segments = [matched_segment(c, matches[t][i], cfg) for i, (c, t) in enumerate(zip(clips, best))]
+    chosen = [matches[t][i] for i, t in enumerate(best)]
+    # How far the best match had to stretch or squeeze its template: genuine matches stay near 1.
+    scores["kw_warp"] = np.array([abs(np.log((m.end - m.start + 1) / len(profile.templates[t])))
+                                  for m, t in zip(chosen, best)])
+    segments = [matched_segment(c, m, cfg) for c, m in zip(clips, chosen)]
     emb = embed_speakers(segments + [c.audio for c in clips])
     scores.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
     return scores

@@ -24,9 +24,9 @@ def cosine_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (1.0 - unit_rows(a) @ unit_rows(b).T).astype(np.float32)
 
 
-def _shift(row: np.ndarray, k: int) -> np.ndarray:
-    """row[j - k], inf where j < k."""
-    out = np.full_like(row, np.inf)
+def _shift(row: np.ndarray, k: int, fill: float = np.inf) -> np.ndarray:
+    """row[j - k], `fill` where j < k."""
+    out = np.full_like(row, fill)
     out[k:] = row[:-k]
     return out
 
@@ -43,7 +43,7 @@ def subsequence(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     prev, start = cost[0].copy(), cols.copy()
     for i in range(1, n):
         cands = np.stack([_shift(prev, 1), _shift(prev, 2), _shift(prev2, 1) + cost[i - 1]])
-        starts = np.stack([_shift(start, 1), _shift(start, 2), _shift(start2, 1)])
+        starts = np.stack([_shift(start, 1, 0), _shift(start, 2, 0), _shift(start2, 1, 0)])
         pick = np.argmin(cands, axis=0)
         row = cost[i] + cands[pick, cols]
         prev2, start2, prev, start = prev, start, row, starts[pick, cols].astype(np.int64)

@@ -1,0 +1,50 @@
+import numpy as np
+from synth import utterance
+
+from kws import dtw
+from kws.config import DEFAULT
+from kws.detect import prepare
+
+
+def frames(words, seed=0, pad=None, **kw):
+    return prepare(utterance(words, seed=seed, **kw), DEFAULT, pad_ms=pad).frames
+
+
+def test_embedded_phrase_is_found_and_unrelated_speech_is_not():
+    template = frames(["alpha", "delta"], seed=1, pad=30)
+    clips = [frames(["bravo", "alpha", "delta", "omega"], seed=2), frames(["omega", "bravo"], seed=3),
+             frames(["alpha"], seed=4), frames(["alpha", "delta"], seed=5)]
+    m = dtw.best_matches(template, clips)
+    assert m[0].distance < 0.2 and m[3].distance < 0.2
+    assert m[1].distance > 2 * m[0].distance and m[2].distance > 2 * m[0].distance
+    # the match sits after 'bravo': it starts past the first third of the clip
+    assert len(clips[0]) * 0.25 < m[0].start < m[0].end < len(clips[0])
+
+
+def test_batch_equals_single_and_clips_do_not_leak():
+    t = frames(["alpha", "delta"], seed=1, pad=30)
+    clips = [frames(["bravo"], seed=2), frames(["alpha", "delta"], seed=3), frames(["omega"], seed=4)]
+    together = dtw.best_matches(t, clips)
+    alone = [dtw.best_matches(t, [c])[0] for c in clips]
+    assert [round(m.distance, 5) for m in together] == [round(m.distance, 5) for m in alone]
+
+
+def test_too_short_clip_cannot_match():
+    t = frames(["alpha", "delta"], seed=1, pad=30)
+    m = dtw.best_matches(t, [t[: len(t) // 3]])[0]
+    assert m.distance == float("inf")
+
+
+def test_align_path_is_monotone_and_complete():
+    a, b = frames(["alpha"], seed=1, pad=30), frames(["alpha"], seed=2, pad=30)
+    path = dtw.align(a, b)
+    assert path[0] == (0, 0) and path[-1] == (len(a) - 1, len(b) - 1)
+    assert [i for i, _ in path] == list(range(len(a)))
+    assert all(j2 >= j1 for (_, j1), (_, j2) in zip(path, path[1:]))
+
+
+def test_average_template_is_close_to_all():
+    ts = [frames(["alpha", "delta"], seed=s, pad=30) for s in range(4)]
+    avg = dtw.average_template(ts)
+    assert np.mean([dtw.align_distance(avg, t) for t in ts]) < np.mean(
+        [dtw.align_distance(ts[0], t) for t in ts[1:]])
