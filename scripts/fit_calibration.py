@@ -2,7 +2,7 @@
 """Fit the fusion weights and the global threshold on train-split task scores; write pretrained/calibration.json.
 
     python scripts/score_tasks.py --tasks SCRATCH/kws-train --speakers-half calibration --out SCRATCH/train_scores.tsv
-    python scripts/fit_calibration.py --scores SCRATCH/train_scores.tsv
+    python scripts/fit_calibration.py --scores SCRATCH/train_scores.tsv [SCRATCH/train2_scores.tsv ...]
 
 Only ever pass scores of train-split tasks: a calibration fitted on dev or practice makes
 their numbers meaningless.
@@ -27,15 +27,21 @@ log = logging.getLogger("fit_calibration")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scores", required=True, help="TSV from scripts/score_tasks.py on train-split tasks")
-    ap.add_argument("--columns", default=",".join(SCORE_NAMES), help="score columns to fuse")
+    ap.add_argument("--scores", required=True, nargs="+", help="TSVs from scripts/score_tasks.py on train-split tasks")
+    # kw_raw is left out by default: a raw distance shifts with language, noise and microphone,
+    # while every other column is normalised per speaker or per clip.
+    ap.add_argument("--columns", default=",".join(n for n in SCORE_NAMES if n != "kw_raw"),
+                    help="score columns to fuse")
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--out", default=str(PRETRAINED_DIR / CALIBRATION_FILE))
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    with open(a.scores, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    if any(r["task"].startswith(("D", "P")) for r in rows):
+    rows = []
+    for k, path in enumerate(a.scores):
+        with open(path, encoding="utf-8") as f:
+            # task ids repeat across task sets built with other seeds: keep them apart
+            rows += [{**r, "task": f"{k}:{r['task']}"} for r in csv.DictReader(f, delimiter="\t")]
+    if any(r["task"].split(":", 1)[1].startswith(("D", "P")) for r in rows):
         raise SystemExit("these look like dev (D...) or practice (P...) tasks; fit on train-split tasks only")
     names = tuple(a.columns.split(","))
     x = np.array([[float(r[n]) for n in names] for r in rows])
