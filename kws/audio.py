@@ -9,12 +9,9 @@ import numpy as np
 import soundfile as sf
 
 from .config import AudioConfig, SAMPLE_RATE
+from .errors import AudioError
 
 log = logging.getLogger(__name__)
-
-
-class AudioError(ValueError):
-    """A file that cannot be used as audio; the message names the file and the fix."""
 
 
 def to_mono_16k(y: np.ndarray, sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:

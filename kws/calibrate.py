@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PRETRAINED_DIR
-from .encoder import WeightsError
+from .errors import WeightsError
 from .metrics import ALPHA
 
 CALIBRATION_FILE = "calibration.json"

@@ -67,12 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from .audio import AudioError
-    from .encoder import WeightsError
-    from .enroll import EnrollmentError
-    from .profile import ProfileError
+    from .errors import KwsError
     try:
         return a.run(a)
-    except (AudioError, WeightsError, EnrollmentError, ProfileError, ValueError) as e:
+    except (KwsError, ValueError, FileNotFoundError) as e:  # ValueError/FileNotFoundError: malformed labels, no dataset
         log.error("%s", e)
         return 2

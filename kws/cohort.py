@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PRETRAINED_DIR, FeatureConfig
-from .encoder import WeightsError
+from .errors import WeightsError
 
 COHORT_FILE = "cohort.npz"
 

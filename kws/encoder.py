@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
+from .errors import WeightsError
 from .features import mel_power
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,6 @@ log = logging.getLogger(__name__)
 PARTIAL_FRAMES = 160   # 1.6 s partial utterances, as GE2E was trained
 PARTIAL_STEP = 77      # Resemblyzer's default rate of 1.3 partials per second
 TARGET_DBFS = -30.0
-
-
-class WeightsError(RuntimeError):
-    """A model's weights are missing or unusable; the message says how to fix it."""
 
 
 class GE2E(nn.Module):

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from . import dtw
-from .audio import AudioError, read_audio
+from .audio import read_audio
 from .cohort import Cohort, load_cohort
 from .config import SAMPLE_RATE, Config
 from .detect import Prepared, keyword_distances, prepare, top_k_mean
 from .encoder import embed_speakers
+from .errors import AudioError, EnrollmentError
 from .profile import SpeakerProfile
 from .voiceprint import cosine, leave_one_out, voiceprint
 
@@ -19,10 +20,6 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_PAD_MS = 30    # templates are cut tight: padding would demand silence around the phrase
 MIN_TEMPLATE_FRAMES = 8
-
-
-class EnrollmentError(RuntimeError):
-    """No usable enrollment clip; the message says what was wrong with each."""
 
 
 def load_clips(paths: list[Path], cfg: Config) -> tuple[list[Prepared], list[str], list[str]]:

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioError, list_wavs, read_audio
+from .audio import list_wavs, read_audio
 from .calibrate import Calibration
 from .cohort import load_cohort
 from .config import Config
 from .detect import SCORE_NAMES, Prepared, prepare, score_clips
-from .encoder import WeightsError, ge2e_weights_path, load_ge2e
+from .encoder import ge2e_weights_path, load_ge2e
+from .errors import AudioError, WeightsError
 from .enroll import build_profile
 from .profile import SpeakerProfile
 

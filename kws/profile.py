@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ProfileError
+
 PROFILE_VERSION = 1
 JSON_NAME, NPZ_NAME = "profile.json", "profile.npz"
-
-
-class ProfileError(RuntimeError):
-    """A profile that is missing, damaged or from an incompatible version."""
 
 
 @dataclass

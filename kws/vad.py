@@ -43,10 +43,3 @@ def speech_segments(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPL
             out.append((max(0, a * n - pad), min(len(y), b * n + pad)))
     return out
 
-
-def speech_span(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPLE_RATE) -> Segment | None:
-    """From the first speech onset to the last offset (padded); None when there is no speech."""
-    segs = speech_segments(y, cfg, sr)
-    if not segs:
-        return None
-    return segs[0][0], segs[-1][1]

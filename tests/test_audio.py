@@ -3,7 +3,8 @@ import pytest
 from conftest import write
 from synth import SR, utterance
 
-from kws.audio import AudioError, list_wavs, read_audio
+from kws.audio import list_wavs, read_audio
+from kws.errors import AudioError
 
 
 def test_reads_16k_mono(tmp_path):

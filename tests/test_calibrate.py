@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kws.calibrate import Calibration, fit_logistic, fit_threshold
-from kws.encoder import WeightsError
+from kws.errors import WeightsError
 
 
 def test_threshold_separates_separable_tasks():

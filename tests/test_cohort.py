@@ -3,7 +3,7 @@ import pytest
 
 from kws.cohort import Cohort, load_cohort
 from kws.config import FeatureConfig
-from kws.encoder import WeightsError
+from kws.errors import WeightsError
 
 
 def test_shipped_cohort_loads():

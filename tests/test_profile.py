@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from kws.enroll import EnrollmentError, build_profile
-from kws.profile import ProfileError, SpeakerProfile
+from kws.enroll import build_profile
+from kws.errors import EnrollmentError, ProfileError
+from kws.profile import SpeakerProfile
 
 
 def test_enroll_save_load_roundtrip(tiny_task, tmp_path):

@@ -2,12 +2,11 @@ import numpy as np
 from synth import SR, utterance
 
 from kws.config import VadConfig
-from kws.vad import speech_segments, speech_span
+from kws.vad import speech_segments
 
 
 def test_silence_has_no_speech():
     assert speech_segments(np.zeros(SR * 2, np.float32)) == []
-    assert speech_span(np.zeros(SR, np.float32)) is None
 
 
 def test_faint_noise_has_no_speech():
