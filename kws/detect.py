@@ -18,7 +18,7 @@ from .profile import SpeakerProfile
 from .vad import speech_segments
 from .voiceprint import cosine, unit
 
-SCORE_NAMES = ("kw_raw", "kw_z", "kw_t", "kw_rel", "kw_avg_rel", "kw_trel", "kw_rev", "kw_warp",
+SCORE_NAMES = ("kw_raw", "kw_z", "kw_t", "kw_rel", "kw_avg_rel", "kw_trel", "kw_rev", "kw_warp", "kw_half",
                "spk_seg_z", "spk_all_z", "spk_seg_t", "spk_rel")
 
 
@@ -105,6 +105,10 @@ def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, 
     scores = keyword_scores(profile, dist, cohort_dist, reversed_dist, cfg.detect.top_k)
     best = np.argmin(np.where(np.isfinite(dist[:-1]), dist[:-1], np.inf), axis=0)
     chosen = [matches[t][i] for i, t in enumerate(best)]
+    halves = np.array([[m.worst_half for m in row] for row in matches[:-1]])
+    halves = np.where(np.isfinite(halves), halves, 2.0)
+    # Gap between the worse template half and the whole: large when only part of the phrase is there.
+    scores["kw_half"] = top_k_mean(halves, cfg.detect.top_k, largest=False) - scores["kw_raw"]
     # How far the best match had to stretch or squeeze its template: genuine matches stay near 1.
     scores["kw_warp"] = np.array([abs(np.log((m.end - m.start + 1) / len(profile.templates[t])))
                                   for m, t in zip(chosen, best)])

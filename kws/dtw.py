@@ -31,30 +31,46 @@ def _shift(row: np.ndarray, k: int, fill: float = np.inf) -> np.ndarray:
     return out
 
 
-def subsequence(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def subsequence(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Free-start, free-end DTW of a template (rows) inside a test sequence (columns).
 
-    Returns, for every end column j, the mean frame cost of the best path ending there and
-    the column where that path starts.
+    Returns, for every end column j: the mean frame cost of the best path ending there, the
+    column where that path starts, and the mean cost of its worse template half (a path that
+    fits only half of a two-word phrase has one good half and one bad one).
     """
     n, m = cost.shape
+    h = max(1, n // 2)
     cols = np.arange(m)
     prev2, start2 = np.full(m, np.inf, np.float32), cols.copy()
     prev, start = cost[0].copy(), cols.copy()
+    half2, half = prev2, prev   # cost accumulated through row h-1 along each path
     for i in range(1, n):
         cands = np.stack([_shift(prev, 1), _shift(prev, 2), _shift(prev2, 1) + cost[i - 1]])
         starts = np.stack([_shift(start, 1, 0), _shift(start, 2, 0), _shift(start2, 1, 0)])
         pick = np.argmin(cands, axis=0)
-        row = cost[i] + cands[pick, cols]
+        best = cands[pick, cols]
+        row = cost[i] + best
+        if i < h:
+            new_half = row
+        elif i == h:
+            new_half = best
+        else:
+            new_half = np.stack([_shift(half, 1), _shift(half, 2), _shift(half2, 1)])[pick, cols]
         prev2, start2, prev, start = prev, start, row, starts[pick, cols].astype(np.int64)
-    return prev / n, start
+        half2, half = half, new_half
+    if n < 2:
+        return prev, start, prev
+    with np.errstate(invalid="ignore"):
+        worst = np.maximum(half / h, (prev - half) / (n - h))
+    return prev / n, start, np.where(np.isfinite(prev), worst, np.inf)
 
 
 @dataclass(frozen=True)
 class Match:
-    distance: float  # mean cosine distance along the best path; inf when nothing fits
-    start: int       # first matched test frame
-    end: int         # last matched test frame (inclusive)
+    distance: float    # mean cosine distance along the best path; inf when nothing fits
+    start: int         # first matched test frame
+    end: int           # last matched test frame (inclusive)
+    worst_half: float  # mean distance of the worse-matching half of the template
 
 
 def best_matches(template: np.ndarray, clips: list[np.ndarray]) -> list[Match]:
@@ -74,15 +90,15 @@ def best_matches(template: np.ndarray, clips: list[np.ndarray]) -> list[Match]:
     cost = (1.0 - unit_t @ big.T).astype(np.float32)
     for off, c in zip(offsets, clips):
         cost[:, off + len(c): off + len(c) + BARRIER] = np.inf
-    score, start = subsequence(cost) if len(big) else (np.zeros(0), np.zeros(0, int))
+    score, start, worst = subsequence(cost) if len(big) else (np.zeros(0), np.zeros(0, int), np.zeros(0))
     out = []
     for off, c in zip(offsets, clips):
         seg = score[off: off + len(c)]
         if len(seg) == 0 or not np.isfinite(seg).any():
-            out.append(Match(float("inf"), 0, max(0, len(c) - 1)))
+            out.append(Match(float("inf"), 0, max(0, len(c) - 1), float("inf")))
             continue
         j = int(np.argmin(seg))
-        out.append(Match(float(seg[j]), int(start[off + j]) - off, j))
+        out.append(Match(float(seg[j]), int(start[off + j]) - off, j, float(worst[off + j])))
     return out
 
 

@@ -48,3 +48,11 @@ def test_average_template_is_close_to_all():
     avg = dtw.average_template(ts)
     assert np.mean([dtw.align_distance(avg, t) for t in ts]) < np.mean(
         [dtw.align_distance(ts[0], t) for t in ts[1:]])
+
+
+def test_half_of_a_phrase_has_a_bad_half():
+    template = frames(["alpha", "delta"], seed=1, pad=30)
+    full, half = dtw.best_matches(template, [frames(["alpha", "delta"], seed=6), frames(["alpha", "omega"], seed=7)])
+    assert full.worst_half < 1.5 * full.distance + 0.05
+    assert half.worst_half - half.distance > 3 * (full.worst_half - full.distance)
+    assert half.worst_half >= half.distance
