@@ -42,6 +42,9 @@ class FeatureConfig:
     f_max: float = 7600.0
     n_ceps: int = 20                   # cepstra 1..n_ceps-1 (c0, the level, is dropped)
     stack: int = 2                     # average pairs of frames: 20 ms steps make DTW 4x cheaper
+    # Mean/variance normalisation over a sliding 1 s window, not the whole crop: a phrase said
+    # alone (template) and inside a sentence (test) then get the same local statistics.
+    cmvn_frames: int = 100
     # Mel energies are floored at this fraction of the clip's peak: faint noise then looks like
     # silence in every clip, which made DTW far more robust to the test set's 5-25 dB SNR noise.
     relative_floor: float = 1e-3

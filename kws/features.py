@@ -39,9 +39,20 @@ def _dct(n_mels: int, n_ceps: int) -> np.ndarray:
     return torchaudio.functional.create_dct(n_ceps, n_mels, "ortho").numpy()
 
 
-def cmvn(frames: np.ndarray) -> np.ndarray:
-    """Mean and variance normalisation per dimension over the clip (a speech crop)."""
-    return (frames - frames.mean(axis=0)) / (frames.std(axis=0) + 1e-3)
+def _moving_mean(x: np.ndarray, w: int) -> np.ndarray:
+    """Centred moving average over w frames, edges extended (scipy.ndimage.uniform_filter1d, mode 'nearest')."""
+    padded = np.concatenate([np.repeat(x[:1], w // 2, axis=0), x, np.repeat(x[-1:], (w - 1) // 2, axis=0)])
+    c = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(padded, axis=0, dtype=np.float64)])
+    return (c[w:] - c[:-w]) / w
+
+
+def cmvn(frames: np.ndarray, window: int = 0) -> np.ndarray:
+    """Mean and variance normalisation per dimension: over the whole clip, or a sliding window."""
+    if window <= 0:
+        return (frames - frames.mean(axis=0)) / (frames.std(axis=0) + 1e-3)
+    mu = _moving_mean(frames, window)
+    var = _moving_mean(frames.astype(np.float64) ** 2, window) - mu ** 2
+    return ((frames - mu) / (np.sqrt(np.maximum(var, 0.0)) + 1e-3)).astype(np.float32)
 
 
 def stack(frames: np.ndarray, k: int) -> np.ndarray:
@@ -59,6 +70,6 @@ def frames_per_second(cfg: FeatureConfig = FeatureConfig()) -> float:
 
 
 def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """Template-matching frames of a speech crop: MFCC 1..n_ceps-1, CMVN, stacked."""
+    """Template-matching frames of a speech crop: MFCC 1..n_ceps-1, sliding CMVN, stacked."""
     ceps = logmel(y, cfg) @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:]
-    return stack(cmvn(ceps), cfg.stack).astype(np.float32)
+    return stack(cmvn(ceps, cfg.cmvn_frames), cfg.stack).astype(np.float32)

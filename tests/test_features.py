@@ -26,3 +26,16 @@ def test_gain_invariance():
     # the relative floor and CMVN make the frames independent of the recording level
     y = utterance(["delta"])
     assert np.allclose(keyword_frames(y), keyword_frames(0.05 * y), atol=1e-2)
+
+
+def test_sliding_cmvn_matches_global_on_stationary_input_and_tracks_changes():
+    from kws.features import _moving_mean
+    x = np.random.default_rng(0).normal(size=(37, 3))
+    # against a direct centred average with edge extension
+    w = 7
+    pad = np.concatenate([np.repeat(x[:1], 3, 0), x, np.repeat(x[-1:], 3, 0)])
+    assert np.allclose(_moving_mean(x, w), np.array([pad[i:i + w].mean(0) for i in range(len(x))]))
+    # a level jump halfway is removed locally: both halves end up near zero mean
+    y = np.concatenate([np.full((200, 2), 5.0), np.full((200, 2), -5.0)]) + np.random.default_rng(1).normal(size=(400, 2))
+    n = cmvn(y, 50)
+    assert abs(n[:150].mean()) < 0.2 and abs(n[250:].mean()) < 0.2
