@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--speakers-half", choices=["all", "calibration", "cohort"], default="all")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)  # this script's progress; the library stays at WARNING
     tasks = Path(a.tasks)
     ids = task_ids(tasks, a.speakers_half)
     with open(a.out, "w", encoding="utf-8", newline="") as f:
@@ -57,7 +58,7 @@ def main() -> None:
             for i, p in enumerate(paths):
                 w.writerow([t, p.name, labels[p.name], *(f"{scores[k][i]:.5f}" for k in SCORE_NAMES)])
             f.flush()
-            print(f"[{n}/{len(ids)}] {t} {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+            log.info("[%d/%d] %s %.1f s", n, len(ids), t, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":
