@@ -37,10 +37,18 @@ def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None) -> Prepared:
     return Prepared(crop, keyword_frames(crop, cfg.features), bool(segs))
 
 
+NO_MATCH = 2.0  # the largest cosine distance: what a template scores in a clip too short to hold it
+
+
+def _capped(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, NO_MATCH)
+
+
 def keyword_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> tuple[np.ndarray, list[list[dtw.Match]]]:
-    """(n_templates, n_clips) mean frame distances of each template's best match in each clip."""
+    """(n_templates, n_clips) mean frame distances of each template's best match in each clip, capped at NO_MATCH."""
     matches = [dtw.best_matches(t, clips) for t in templates]
-    return np.array([[m.distance for m in row] for row in matches], np.float64).reshape(len(templates), len(clips)), matches
+    dist = np.array([[m.distance for m in row] for row in matches], np.float64).reshape(len(templates), len(clips))
+    return _capped(dist), matches
 
 
 def top_k_mean(values: np.ndarray, k: int, axis: int = 0, largest: bool = True) -> np.ndarray:
@@ -51,27 +59,36 @@ def top_k_mean(values: np.ndarray, k: int, axis: int = 0, largest: bool = True) 
     return np.take(s, np.arange(k), axis=axis).mean(axis=axis)
 
 
-def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, cohort_dist: np.ndarray, reversed_dist: np.ndarray,
-                   k: int) -> dict[str, np.ndarray]:
+def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list[dtw.Match]], cohort_dist: np.ndarray,
+                   reversed_dist: np.ndarray, k: int) -> dict[str, np.ndarray]:
     """Normalise raw distances (templates + average last) per speaker and per test clip.
 
     z: against the profile's impostor statistics (how easily each template matches anything);
     t: against impostor templates matched in the same clip (how easily this clip matches anything);
     rel: on the scale from impostor (0) to the enrollment clips' mutual distance (1);
     rev: against the speaker's own templates played backwards in the same clip, an impostor with
-         the same voice, channel, length and spectrum but not the same word.
+         the same voice, channel, length and spectrum but not the same word;
+    half: how much worse the worse template half matches than the whole (only part of the phrase there);
+    warp: how far the best match had to stretch or squeeze its template (genuine matches stay near 1).
     """
-    dist = np.where(np.isfinite(dist), dist, 2.0)
-    cohort_dist = np.where(np.isfinite(cohort_dist), cohort_dist, 2.0)
     raw = top_k_mean(dist[:-1], k, largest=False)
     z = (profile.kw_cohort_mean[:, None] - dist) / (profile.kw_cohort_std[:, None] + 1e-6)
     t_mu, t_sd = cohort_dist.mean(axis=0), cohort_dist.std(axis=0) + 1e-6
     coh = float(np.mean(profile.kw_cohort_mean[:-1]))
     span = max(coh - profile.kw_enroll_mean, 1e-3)
+    halves = np.array([[m.worst_half for m in row] for row in matches[:-1]])
+    warp = [abs(np.log((m.end - m.start + 1) / len(profile.templates[t])))
+            for m, t in zip(best_matches_of(dist, matches), np.argmin(dist[:-1], axis=0))]
     return {"kw_raw": raw, "kw_z": top_k_mean(z[:-1], k), "kw_t": (t_mu - raw) / t_sd,
             "kw_rel": (coh - raw) / span, "kw_avg_rel": (profile.kw_cohort_mean[-1] - dist[-1]) / span,
             "kw_trel": (t_mu - raw) / np.maximum(t_mu - profile.kw_enroll_mean, 1e-3),
-            "kw_rev": top_k_mean(np.where(np.isfinite(reversed_dist), reversed_dist, 2.0), k, largest=False) - raw}
+            "kw_rev": top_k_mean(reversed_dist, k, largest=False) - raw,
+            "kw_half": top_k_mean(_capped(halves), k, largest=False) - raw, "kw_warp": np.array(warp)}
+
+
+def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
+    """Each clip's match by its closest enrollment template (the averaged template, last, excluded)."""
+    return [matches[t][i] for i, t in enumerate(np.argmin(dist[:-1], axis=0))]
 
 
 def speaker_scores(profile: SpeakerProfile, segment_emb: np.ndarray, all_emb: np.ndarray,
@@ -102,17 +119,8 @@ def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, 
     dist, matches = keyword_distances(profile.all_templates(), frames)
     cohort_dist, _ = keyword_distances(cohort.templates, frames)
     reversed_dist, _ = keyword_distances([t[::-1] for t in profile.templates], frames)
-    scores = keyword_scores(profile, dist, cohort_dist, reversed_dist, cfg.detect.top_k)
-    best = np.argmin(np.where(np.isfinite(dist[:-1]), dist[:-1], np.inf), axis=0)
-    chosen = [matches[t][i] for i, t in enumerate(best)]
-    halves = np.array([[m.worst_half for m in row] for row in matches[:-1]])
-    halves = np.where(np.isfinite(halves), halves, 2.0)
-    # Gap between the worse template half and the whole: large when only part of the phrase is there.
-    scores["kw_half"] = top_k_mean(halves, cfg.detect.top_k, largest=False) - scores["kw_raw"]
-    # How far the best match had to stretch or squeeze its template: genuine matches stay near 1.
-    scores["kw_warp"] = np.array([abs(np.log((m.end - m.start + 1) / len(profile.templates[t])))
-                                  for m, t in zip(chosen, best)])
-    segments = [matched_segment(c, m, cfg) for c, m in zip(clips, chosen)]
+    scores = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k)
+    segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best_matches_of(dist, matches))]
     emb = embed_speakers(segments + [c.audio for c in clips])
     scores.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
     return scores

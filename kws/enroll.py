@@ -60,7 +60,6 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
 
     # How far impostor speech sits from each template: the scale every test distance is judged on.
     coh_dist, _ = keyword_distances(all_t, cohort.keyword_frames)
-    coh_dist = np.where(np.isfinite(coh_dist), coh_dist, 2.0)
     # How close the genuine phrase sits: each clip against the other clips' templates.
     self_dist, _ = keyword_distances(templates, templates)
     np.fill_diagonal(self_dist, np.nan)
