@@ -92,12 +92,32 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
     profile = SpeakerProfile.load(work_dir)
     calibration = calibration or Calibration.load()
     decisions = [0] * len(paths)
+    scores = {n: np.full(len(paths), np.nan) for n in (*SCORE_NAMES, "fused")}
     for idx, batch in score_batches(profile, paths, cfg):
-        for i, d in zip(idx, calibration.decide(batch)):
-            decisions[i] = int(d)
+        fused = calibration.fuse(batch)
+        for name, values in (*batch.items(), ("fused", fused)):
+            scores[name][idx] = values
+        for i, f in zip(idx, fused):
+            decisions[i] = int(f > calibration.threshold)
         write_predictions(out_file, names, decisions)
+    write_scores(Path(work_dir) / SCORES_FILE, names, scores, decisions)
     log.info("%d files, %d positive, %.1f s", len(paths), sum(decisions), time.perf_counter() - t0)
     return decisions
+
+
+SCORES_FILE = "predict_scores.tsv"   # beside the profile in WORK_DIR: every score of the last predict, for reports
+
+
+def write_scores(path: Path, names: list[str], scores: dict[str, np.ndarray], decisions: list[int]) -> None:
+    """A TSV of file, every named score (NaN: not scored) and the decision; best effort, never fatal."""
+    cols = list(scores)
+    lines = ["file\t" + "\t".join(cols) + "\tdecision\n"]
+    lines += [f"{n}\t" + "\t".join(f"{scores[c][i]:.5g}" for c in cols) + f"\t{decisions[i]}\n"
+              for i, n in enumerate(names)]
+    try:
+        path.write_text("".join(lines), encoding="utf-8")
+    except OSError as e:
+        log.warning("could not write %s (%s); predictions are unaffected", path, e)
 
 
 def check_pretrained() -> None:
