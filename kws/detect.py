@@ -44,11 +44,17 @@ def _capped(x: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(x), x, NO_MATCH)
 
 
-def keyword_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> tuple[np.ndarray, list[list[dtw.Match]]]:
-    """(n_templates, n_clips) mean frame distances of each template's best match in each clip, capped at NO_MATCH."""
-    matches = [dtw.best_matches(t, clips) for t in templates]
+def keyword_matches(templates: list[np.ndarray], clips: list[np.ndarray]) -> tuple[np.ndarray, list[list[dtw.Match]]]:
+    """(n_templates, n_clips) mean frame distances of each template's best match in each clip, capped at
+    NO_MATCH, and the matches themselves (where they lie, how each half fits)."""
+    matches = dtw.match_templates(templates, clips)
     dist = np.array([[m.distance for m in row] for row in matches], np.float64).reshape(len(templates), len(clips))
     return _capped(dist), matches
+
+
+def keyword_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> np.ndarray:
+    """keyword_matches without the matches: the cheap DTW pass (impostor templates, enrollment statistics)."""
+    return _capped(dtw.template_distances(templates, clips))
 
 
 def top_k_mean(values: np.ndarray, k: int, axis: int = 0, largest: bool = True) -> np.ndarray:
@@ -116,9 +122,9 @@ def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, 
     if not clips:
         return {name: np.zeros(0) for name in SCORE_NAMES}
     frames = [c.frames for c in clips]
-    dist, matches = keyword_distances(profile.all_templates(), frames)
-    cohort_dist, _ = keyword_distances(cohort.templates, frames)
-    reversed_dist, _ = keyword_distances([t[::-1] for t in profile.templates], frames)
+    dist, matches = keyword_matches(profile.all_templates(), frames)
+    cohort_dist = keyword_distances(cohort.templates, frames)
+    reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
     scores = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k)
     segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best_matches_of(dist, matches))]
     emb = embed_speakers(segments + [c.audio for c in clips])

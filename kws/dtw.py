@@ -24,45 +24,12 @@ def cosine_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (1.0 - unit_rows(a) @ unit_rows(b).T).astype(np.float32)
 
 
-def _shift(row: np.ndarray, k: int, fill: float = np.inf) -> np.ndarray:
-    """row[j - k], `fill` where j < k."""
-    out = np.full_like(row, fill)
-    out[k:] = row[:-k]
+def _shift(x: np.ndarray, k: int, fill: float = np.inf) -> np.ndarray:
+    """x[..., j - k], `fill` where j < k (along the last axis)."""
+    out = np.empty_like(x)
+    out[..., :k] = fill
+    out[..., k:] = x[..., :-k]
     return out
-
-
-def subsequence(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Free-start, free-end DTW of a template (rows) inside a test sequence (columns).
-
-    Returns, for every end column j: the mean frame cost of the best path ending there, the
-    column where that path starts, and the mean cost of its worse template half (a path that
-    fits only half of a two-word phrase has one good half and one bad one).
-    """
-    n, m = cost.shape
-    h = max(1, n // 2)
-    cols = np.arange(m)
-    prev2, start2 = np.full(m, np.inf, np.float32), cols.copy()
-    prev, start = cost[0].copy(), cols.copy()
-    half2, half = prev2, prev   # cost accumulated through row h-1 along each path
-    for i in range(1, n):
-        cands = np.stack([_shift(prev, 1), _shift(prev, 2), _shift(prev2, 1) + cost[i - 1]])
-        starts = np.stack([_shift(start, 1, 0), _shift(start, 2, 0), _shift(start2, 1, 0)])
-        pick = np.argmin(cands, axis=0)
-        best = cands[pick, cols]
-        row = cost[i] + best
-        if i < h:
-            new_half = row
-        elif i == h:
-            new_half = best
-        else:
-            new_half = np.stack([_shift(half, 1), _shift(half, 2), _shift(half2, 1)])[pick, cols]
-        prev2, start2, prev, start = prev, start, row, starts[pick, cols].astype(np.int64)
-        half2, half = half, new_half
-    if n < 2:
-        return prev, start, prev
-    with np.errstate(invalid="ignore"):
-        worst = np.maximum(half / h, (prev - half) / (n - h))
-    return prev / n, start, np.where(np.isfinite(prev), worst, np.inf)
 
 
 @dataclass(frozen=True)
@@ -73,33 +40,169 @@ class Match:
     worst_half: float  # mean distance of the worse-matching half of the template
 
 
-def best_matches(template: np.ndarray, clips: list[np.ndarray]) -> list[Match]:
-    """Best subsequence match of one template in each clip, all clips in one DP pass.
+MAX_CELLS = 1 << 22    # template-rows x test-columns held per DP pass (~16 MB per state array)
 
-    Clips are concatenated with BARRIER inf-cost columns between them, so no path can cross.
+
+def _subsequence_many(templates: list[np.ndarray], test: np.ndarray, blocked: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Free-start, free-end DTW of several unit-row templates inside one unit-row test sequence.
+
+    Returns (K, m) arrays: for every template and end column, the mean frame cost of the best
+    path ending there, the column where it starts, and the mean cost of its worse template half
+    (a path that fits only half of a two-word phrase has one good half and one bad one).
+    All templates advance one row per step, longest first; a template leaves the active set
+    (a leading slice, so no copying) after its last row, which makes the Python loop run
+    max(len) times instead of sum(len).
     """
-    unit_t = unit_rows(template)
+    k, m = len(templates), len(test)
+    order = np.argsort([-len(t) for t in templates], kind="stable")
+    lengths = np.array([len(templates[o]) for o in order])
+    n_max = int(lengths[0])
+    padded = np.zeros((k, n_max, test.shape[1]), np.float32)
+    for r, o in enumerate(order):
+        padded[r, :lengths[r]] = templates[o]
+    halves = np.maximum(1, lengths // 2)[:, None]
+
+    def cost(i: int, act: int) -> np.ndarray:
+        c = 1.0 - padded[:act, i] @ test.T
+        c[:, blocked] = np.inf
+        return c
+
+    score, start_out, worst = (np.full((k, m), np.inf, np.float32), np.zeros((k, m), np.int64),
+                               np.full((k, m), np.inf, np.float32))
+    cols = np.broadcast_to(np.arange(m), (k, m))
+    prev = cost(0, k)
+    prev2 = np.full_like(prev, np.inf)
+    start, start2 = cols.copy(), cols.copy()
+    half, half2 = prev.copy(), prev2.copy()
+    c_prev = prev
+    act = k
+    for i in range(n_max):
+        if i > 0:
+            act = int(np.sum(lengths > i))
+            prev, prev2, start, start2 = prev[:act], prev2[:act], start[:act], start2[:act]
+            half, half2, c_prev = half[:act], half2[:act], c_prev[:act]
+            c_i = cost(i, act)
+            a, b, c = _shift(prev, 1), _shift(prev, 2), _shift(prev2, 1) + c_prev
+            pick_b = b < a                      # ties keep the earlier candidate, as argmin would
+            best = np.where(pick_b, b, a)
+            pick_c = c < best
+            best = np.where(pick_c, c, best)
+            row = c_i + best
+            new_start = np.where(pick_c, _shift(start2, 1, 0), np.where(pick_b, _shift(start, 2, 0), _shift(start, 1, 0)))
+            carried = np.where(pick_c, _shift(half2, 1), np.where(pick_b, _shift(half, 2), _shift(half, 1)))
+            h = halves[:act]
+            new_half = np.where(i < h, row, np.where(i == h, best, carried))
+            prev2, start2, half2 = prev, start, half
+            prev, start, half, c_prev = row, new_start, new_half, c_i
+        done = np.flatnonzero(lengths[:act] == i + 1)
+        for r in done:
+            n, h = int(lengths[r]), int(halves[r, 0])
+            score[order[r]] = prev[r] / n
+            start_out[order[r]] = start[r]
+            if n < 2:
+                worst[order[r]] = prev[r]
+            else:
+                with np.errstate(invalid="ignore"):
+                    w = np.maximum(half[r] / h, (prev[r] - half[r]) / (n - h))
+                worst[order[r]] = np.where(np.isfinite(prev[r]), w, np.inf)
+    return score, start_out, worst
+
+
+def _concatenate(clips: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Unit-row clips joined with BARRIER blocked columns between them, so no path can cross."""
     parts, offsets, pos = [], [], 0
     for c in clips:
         offsets.append(pos)
-        parts.append(unit_rows(c))
+        parts += [unit_rows(c), np.zeros((BARRIER, dim), np.float32)]
         pos += len(c) + BARRIER
-    dim = template.shape[1]
-    big = np.concatenate([np.concatenate([p, np.zeros((BARRIER, dim), np.float32)]) for p in parts]) \
-        if parts else np.zeros((0, dim), np.float32)
-    cost = (1.0 - unit_t @ big.T).astype(np.float32)
+    big = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32)
+    blocked = np.zeros(len(big), bool)
     for off, c in zip(offsets, clips):
-        cost[:, off + len(c): off + len(c) + BARRIER] = np.inf
-    score, start, worst = subsequence(cost) if len(big) else (np.zeros(0), np.zeros(0, int), np.zeros(0))
-    out = []
-    for off, c in zip(offsets, clips):
-        seg = score[off: off + len(c)]
-        if len(seg) == 0 or not np.isfinite(seg).any():
-            out.append(Match(float("inf"), 0, max(0, len(c) - 1), float("inf")))
-            continue
-        j = int(np.argmin(seg))
-        out.append(Match(float(seg[j]), int(start[off + j]) - off, j, float(worst[off + j])))
+        blocked[off + len(c): off + len(c) + BARRIER] = True
+    return big, blocked, offsets
+
+
+def _groups(templates: list[np.ndarray], columns: int):
+    """Templates in groups that keep each DP pass within MAX_CELLS."""
+    size = max(1, MAX_CELLS // max(columns, 1))
+    for g in range(0, len(templates), size):
+        yield [unit_rows(t) for t in templates[g:g + size]]
+
+
+def match_templates(templates: list[np.ndarray], clips: list[np.ndarray]) -> list[list[Match]]:
+    """Best subsequence match of every template in every clip, with its path: result[template][clip]."""
+    if not templates:
+        return []
+    big, blocked, offsets = _concatenate(clips, templates[0].shape[1])
+    out: list[list[Match]] = []
+    for chunk in _groups(templates, len(big)):
+        if len(big):
+            score, start, worst = _subsequence_many(chunk, big, blocked)
+        for r in range(len(chunk)):
+            row = []
+            for off, c in zip(offsets, clips):
+                seg = score[r, off: off + len(c)] if len(big) else np.zeros(0)
+                if len(seg) == 0 or not np.isfinite(seg).any():
+                    row.append(Match(float("inf"), 0, max(0, len(c) - 1), float("inf")))
+                    continue
+                j = int(np.argmin(seg))
+                row.append(Match(float(seg[j]), int(start[r, off + j]) - off, j, float(worst[r, off + j])))
+            out.append(row)
     return out
+
+
+def template_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> np.ndarray:
+    """(n_templates, n_clips) best-match distances only (inf: no fit): the cheap pass for impostor templates.
+
+    The same DP as match_templates without the start and half bookkeeping, about 3x fewer array operations.
+    """
+    out = np.full((len(templates), len(clips)), np.inf)
+    if not templates or not clips:
+        return out
+    big, blocked, offsets = _concatenate(clips, templates[0].shape[1])
+    ends = [off + len(c) for off, c in zip(offsets, clips)]
+    g0 = 0
+    for chunk in _groups(templates, len(big)):
+        score = _distances_many(chunk, big, blocked)
+        for j, (a, b) in enumerate(zip(offsets, ends)):
+            if b > a:
+                out[g0:g0 + len(chunk), j] = score[:, a:b].min(axis=1)
+        g0 += len(chunk)
+    return out
+
+
+def _distances_many(templates: list[np.ndarray], test: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    """(K, m) mean path cost ending at each column; _subsequence_many without paths."""
+    k, m = len(templates), len(test)
+    order = np.argsort([-len(t) for t in templates], kind="stable")
+    lengths = np.array([len(templates[o]) for o in order])
+    padded = np.zeros((k, int(lengths[0]), test.shape[1]), np.float32)
+    for r, o in enumerate(order):
+        padded[r, :lengths[r]] = templates[o]
+    test_t = np.ascontiguousarray(test.T)
+    score = np.full((k, m), np.inf, np.float32)
+    prev = 1.0 - padded[:, 0] @ test_t
+    prev[:, blocked] = np.inf
+    prev2 = np.full_like(prev, np.inf)
+    c_prev = prev
+    for i in range(int(lengths[0])):
+        act = int(np.sum(lengths > i)) if i else k
+        if i:
+            c_i = 1.0 - padded[:act, i] @ test_t
+            c_i[:, blocked] = np.inf
+            best = np.full((act, m), np.inf, np.float32)
+            np.minimum(prev[:act, :-1], prev2[:act, :-1] + c_prev[:act, 1:], out=best[:, 1:])
+            np.minimum(best[:, 2:], prev[:act, :-2], out=best[:, 2:])
+            prev2, prev, c_prev = prev[:act], c_i + best, c_i
+        for r in np.flatnonzero(lengths[:act] == i + 1):
+            score[order[r]] = prev[r] / lengths[r]
+    return score
+
+
+def best_matches(template: np.ndarray, clips: list[np.ndarray]) -> list[Match]:
+    """Best subsequence match of one template in each clip."""
+    return match_templates([template], clips)[0]
 
 
 def align(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:

@@ -1,21 +1,21 @@
 """Neural models that turn audio into embeddings, and where their weights come from.
 
 v1 holds one model: the GE2E speaker encoder (3-layer LSTM over 40 mel bands, 256-d output)
-with the weights that ship inside the Resemblyzer wheel (Apache-2.0). Only that weights
-file is used; the module below re-implements the network so that Resemblyzer's own
-imports (librosa, the old webrtcvad) are not needed.
+with the weights that ship inside the Resemblyzer wheel (Apache-2.0). The network runs in
+numpy, so predict never imports torch (~1.3 s and ~500 MB per process). torch is needed
+once, by ``python -m kws check`` (initialize.sh), to convert the wheel's pickled weights into
+a plain ``.npz`` cached in the virtual environment.
 """
 from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn.utils.rnn import pack_sequence
 
 from .errors import WeightsError
 from .features import mel_power
@@ -25,18 +25,18 @@ log = logging.getLogger(__name__)
 PARTIAL_FRAMES = 160   # 1.6 s partial utterances, as GE2E was trained
 PARTIAL_STEP = 77      # Resemblyzer's default rate of 1.3 partials per second
 TARGET_DBFS = -30.0
+LAYERS, HIDDEN, DIM = 3, 256, 256
+CHUNK = 64             # partials per LSTM pass: bounds memory at ~40 MB of gate activations
 
 
-class GE2E(nn.Module):
-    def __init__(self, n_mels: int = 40, hidden: int = 256, layers: int = 3, dim: int = 256):
-        super().__init__()
-        self.lstm = nn.LSTM(n_mels, hidden, layers, batch_first=True)
-        self.linear = nn.Linear(hidden, dim)
-
-    def forward(self, mels: torch.Tensor | nn.utils.rnn.PackedSequence) -> torch.Tensor:
-        _, (hidden, _) = self.lstm(mels)
-        e = torch.relu(self.linear(hidden[-1]))
-        return e / (e.norm(dim=1, keepdim=True) + 1e-8)
+@dataclass(frozen=True)
+class GE2E:
+    """LSTM weights (gate blocks ordered i, f, o, g) and the output projection."""
+    w_ih: tuple[np.ndarray, ...]   # per layer (4H, in)
+    w_hh: tuple[np.ndarray, ...]   # per layer (4H, H)
+    bias: tuple[np.ndarray, ...]   # per layer (4H,): b_ih + b_hh
+    proj_w: np.ndarray             # (DIM, H)
+    proj_b: np.ndarray             # (DIM,)
 
 
 def ge2e_weights_path() -> Path:
@@ -49,17 +49,111 @@ def ge2e_weights_path() -> Path:
     return path
 
 
+def ge2e_cache_path() -> Path:
+    """The converted weights live in the environment that holds the wheel, not in the code folder."""
+    return Path(sys.prefix) / "share" / "kws" / "ge2e.npz"
+
+
+def convert_ge2e(source: Path, target: Path) -> None:
+    """Turn the wheel's torch checkpoint into a plain npz (the one place torch is imported at run time)."""
+    import torch
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)["model_state"]
+    except Exception as e:  # any unpickling/format error means the same thing to the user
+        raise WeightsError(f"{source}: cannot load GE2E weights ({e}); reinstall with ./initialize.sh") from e
+    arrays = {k.replace(".", "_"): v.numpy().astype(np.float32) for k, v in state.items()
+              if not k.startswith("similarity_")}
+    arrays["source_bytes"] = np.array(source.stat().st_size)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(target)
+    log.info("converted GE2E weights %s -> %s", source, target)
+
+
 @lru_cache(maxsize=1)
 def load_ge2e() -> GE2E:
-    path = ge2e_weights_path()
+    source, cache = ge2e_weights_path(), ge2e_cache_path()
+    if not _cache_matches(cache, source):
+        try:
+            convert_ge2e(source, cache)
+        except OSError as e:
+            raise WeightsError(f"cannot write the converted GE2E weights to {cache} ({e}); "
+                               "run ./initialize.sh as the user who owns the environment") from e
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
-    except Exception as e:  # any unpickling/format error means the same thing to the user
-        raise WeightsError(f"{path}: cannot load GE2E weights ({e}); reinstall with ./initialize.sh") from e
-    model = GE2E()
-    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("similarity_")})
-    model.eval()
-    return model
+        with np.load(cache, allow_pickle=False) as z:
+            w = {k: z[k] for k in z.files}
+        return GE2E(w_ih=tuple(_ifog(w[f"lstm_weight_ih_l{i}"]) for i in range(LAYERS)),
+                    w_hh=tuple(_ifog(w[f"lstm_weight_hh_l{i}"]) for i in range(LAYERS)),
+                    bias=tuple(_ifog(w[f"lstm_bias_ih_l{i}"] + w[f"lstm_bias_hh_l{i}"]) for i in range(LAYERS)),
+                    proj_w=w["linear_weight"], proj_b=w["linear_bias"])
+    except (OSError, ValueError, KeyError) as e:
+        raise WeightsError(f"{cache}: damaged converted GE2E weights ({e}); delete it and run ./initialize.sh") from e
+
+
+def _ifog(w: np.ndarray) -> np.ndarray:
+    """PyTorch's gate blocks (i, f, g, o) reordered to (i, f, o, g): the three sigmoid gates side by side."""
+    i, f, g, o = np.split(w, 4, axis=0)
+    return np.ascontiguousarray(np.concatenate([i, f, o, g], axis=0))
+
+
+def _cache_matches(cache: Path, source: Path) -> bool:
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            return int(z["source_bytes"]) == source.stat().st_size
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def lstm_last_hidden(model: GE2E, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(T, N, in) padded, time-major sequences -> (N, H) top-layer hidden state at each sequence's last frame.
+
+    Padding after a sequence's end never reaches its last state, so one padded batch serves all.
+    Gates are reordered to (i, f, o, g) so one tanh pass makes all three sigmoids; buffers are
+    reused in place, as the per-step element-wise work costs more than the matrix products.
+    """
+    steps, n, _ = x.shape
+    seq = x
+    for w_ih, w_hh, b in zip(model.w_ih, model.w_hh, model.bias):
+        gates_in = (seq.reshape(steps * n, -1) @ w_ih.T + b).reshape(steps, n, 4 * HIDDEN)
+        h = np.zeros((n, HIDDEN), np.float32)
+        c = np.zeros((n, HIDDEN), np.float32)
+        g = np.empty((n, 4 * HIDDEN), np.float32)
+        tmp = np.empty((n, HIDDEN), np.float32)
+        out = np.empty((steps, n, HIDDEN), np.float32)
+        w_hh_t = np.ascontiguousarray(w_hh.T)
+        sig, cell = g[:, :3 * HIDDEN], g[:, 3 * HIDDEN:]
+        for t in range(steps):
+            np.matmul(h, w_hh_t, out=g)
+            g += gates_in[t]
+            sig *= 0.5                          # sigmoid(x) = 0.5 + 0.5 * tanh(x / 2), overflow-free
+            np.tanh(sig, out=sig)
+            sig *= 0.5
+            sig += 0.5
+            np.tanh(cell, out=cell)
+            c *= g[:, HIDDEN:2 * HIDDEN]
+            np.multiply(g[:, :HIDDEN], cell, out=tmp)
+            c += tmp
+            np.tanh(c, out=h)
+            h *= g[:, 2 * HIDDEN:3 * HIDDEN]
+            out[t] = h
+        seq = out
+    return seq[lengths - 1, np.arange(n)]
+
+
+def embed_partials(model: GE2E, parts: list[np.ndarray]) -> np.ndarray:
+    """(N, DIM) unit embeddings of mel partials, in length-sorted chunks to waste few padded steps."""
+    order = np.argsort([len(p) for p in parts], kind="stable")
+    out = np.zeros((len(parts), DIM), np.float32)
+    for c in range(0, len(parts), CHUNK):
+        idx = order[c:c + CHUNK]
+        lengths = np.array([len(parts[i]) for i in idx])
+        x = np.zeros((lengths.max(), len(idx), parts[idx[0]].shape[1]), np.float32)
+        for k, i in enumerate(idx):
+            x[:lengths[k], k] = parts[i]
+        e = np.maximum(lstm_last_hidden(model, x, lengths) @ model.proj_w.T + model.proj_b, 0.0)
+        out[idx] = e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-8)
+    return out
 
 
 def ge2e_mels(y: np.ndarray) -> np.ndarray:
@@ -80,17 +174,16 @@ def _partials(mels: np.ndarray) -> list[np.ndarray]:
 
 
 def embed_speakers(wavs: list[np.ndarray], model: GE2E | None = None) -> np.ndarray:
-    """(N, 256) unit speaker embeddings: each clip's partial embeddings averaged, in one batch."""
+    """(N, 256) unit speaker embeddings: each clip's partial embeddings averaged."""
     if not wavs:
-        return np.zeros((0, 256), np.float32)
+        return np.zeros((0, DIM), np.float32)
     model = model or load_ge2e()
     parts, owner = [], []
     for i, y in enumerate(wavs):
         for p in _partials(ge2e_mels(y)):
-            parts.append(torch.from_numpy(np.ascontiguousarray(p)))
+            parts.append(np.ascontiguousarray(p, np.float32))
             owner.append(i)
-    with torch.inference_mode():
-        emb = model(pack_sequence(parts, enforce_sorted=False)).numpy()
-    out = np.zeros((len(wavs), emb.shape[1]), np.float32)
+    emb = embed_partials(model, parts)
+    out = np.zeros((len(wavs), DIM), np.float32)
     np.add.at(out, np.array(owner), emb)
     return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-8)

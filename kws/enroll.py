@@ -59,9 +59,9 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
     all_t = [*templates, average]
 
     # How far impostor speech sits from each template: the scale every test distance is judged on.
-    coh_dist, _ = keyword_distances(all_t, cohort.keyword_frames)
+    coh_dist = keyword_distances(all_t, cohort.keyword_frames)
     # How close the genuine phrase sits: each clip against the other clips' templates.
-    self_dist, _ = keyword_distances(templates, templates)
+    self_dist = keyword_distances(templates, templates)
     np.fill_diagonal(self_dist, np.nan)
     loo = [top_k_mean(self_dist[~np.isnan(self_dist[:, i]), i], cfg.detect.top_k, largest=False)
            for i in range(len(templates))] if len(templates) > 1 else [0.0]

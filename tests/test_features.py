@@ -39,3 +39,28 @@ def test_sliding_cmvn_matches_global_on_stationary_input_and_tracks_changes():
     y = np.concatenate([np.full((200, 2), 5.0), np.full((200, 2), -5.0)]) + np.random.default_rng(1).normal(size=(400, 2))
     n = cmvn(y, 50)
     assert abs(n[:150].mean()) < 0.2 and abs(n[250:].mean()) < 0.2
+
+
+def test_numpy_mel_matches_torchaudio():
+    """The numpy front end must reproduce torchaudio's MelSpectrogram and DCT (the cohort and calibration
+    were built with them)."""
+    import pytest
+    torch = pytest.importorskip("torch")
+    torchaudio = pytest.importorskip("torchaudio")
+    from kws.features import _dct, mel_power
+    y = utterance(["alpha", "delta"], seed=2)
+    for n_mels, f_min, f_max, slaney in ((40, 60.0, 7600.0, False), (40, 0.0, 8000.0, True)):
+        ref = torchaudio.transforms.MelSpectrogram(
+            sample_rate=SR, n_fft=400, win_length=400, hop_length=160, f_min=f_min, f_max=f_max, n_mels=n_mels,
+            power=2.0, center=True, pad_mode="reflect", norm="slaney" if slaney else None,
+            mel_scale="slaney" if slaney else "htk")(torch.from_numpy(y)).T.numpy()
+        got = mel_power(y, n_mels, 400, 160, f_min, f_max, slaney)
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert np.allclose(_dct(40, 20), torchaudio.functional.create_dct(20, 40, "ortho").numpy(), atol=1e-6)
+
+
+def test_tiny_clips_have_frames():
+    """Clips shorter than half a window (torch's reflect padding refuses them) still give one frame."""
+    assert logmel(np.zeros(50, np.float32)).shape == (1, FeatureConfig().n_mels)
+    assert np.isfinite(keyword_frames(np.full(100, 0.01, np.float32))).all()

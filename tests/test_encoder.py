@@ -1,0 +1,52 @@
+"""The numpy GE2E must give the embeddings of the original torch network, without importing torch."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from synth import utterance
+
+from kws import encoder
+
+
+def torch_reference(wavs: list[np.ndarray]) -> np.ndarray:
+    torch = pytest.importorskip("torch")
+    from torch import nn
+    from torch.nn.utils.rnn import pack_sequence
+    state = torch.load(encoder.ge2e_weights_path(), map_location="cpu", weights_only=True)["model_state"]
+    lstm, linear = nn.LSTM(40, 256, 3, batch_first=True), nn.Linear(256, 256)
+    lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")})
+    linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
+    out = []
+    with torch.inference_mode():
+        for y in wavs:
+            parts = [torch.from_numpy(np.ascontiguousarray(p)) for p in encoder._partials(encoder.ge2e_mels(y))]
+            _, (h, _) = lstm(pack_sequence(parts, enforce_sorted=False))
+            e = torch.relu(linear(h[-1]))
+            e = (e / e.norm(dim=1, keepdim=True)).mean(0)
+            out.append((e / e.norm()).numpy())
+    return np.array(out)
+
+
+def test_numpy_ge2e_matches_torch():
+    wavs = [utterance(["alpha", "delta"], seed=1), utterance(["bravo"] * 4, f0=200, seed=2),
+            utterance(["omega"], seed=3)[:3000]]   # 1 partial, several partials, a very short clip
+    got = encoder.embed_speakers(wavs)
+    assert got.shape == (3, 256) and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    assert np.abs(got - torch_reference(wavs)).max() < 1e-4
+
+
+def test_voices_differ_and_same_voice_agrees():
+    a1, a2 = utterance(["alpha", "delta"], f0=110, seed=1), utterance(["bravo", "omega"], f0=110, seed=2)
+    b = utterance(["alpha", "delta"], f0=220, scale=1.15, seed=3)
+    e = encoder.embed_speakers([a1, a2, b])
+    assert e[0] @ e[1] > e[0] @ e[2]
+
+
+def test_predict_path_does_not_import_torch():
+    code = ("import sys, kws.pipeline, kws.detect, kws.enroll, kws.encoder; "
+            "kws.encoder.load_ge2e(); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
