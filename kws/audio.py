@@ -53,6 +53,14 @@ def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
     return y
 
 
+def audio_seconds(path: str | Path) -> float:
+    """Duration from the file header (no decoding); 0 for anything unreadable."""
+    try:
+        return float(sf.info(str(path)).duration)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
+        return 0.0
+
+
 def write_wav(path: str | Path, y: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     """16-bit PCM WAV, the platform's format."""
     sf.write(str(path), np.clip(y, -1.0, 1.0), sr, subtype="PCM_16")

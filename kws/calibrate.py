@@ -15,7 +15,8 @@ from .config import PRETRAINED_DIR
 from .errors import WeightsError
 from .metrics import ALPHA
 
-CALIBRATION_FILE = "calibration.json"
+CALIBRATION_FILE = "calibration.json"                  # every score: keyword and speaker
+KEYWORD_CALIBRATION_FILE = "calibration_keyword.json"  # keyword scores only: predict's fallback when short of time
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def _enroll(a: argparse.Namespace) -> int:
 
 def _predict(a: argparse.Namespace) -> int:
     from .pipeline import predict_folder
-    predict_folder(a.test_dir, a.work_dir, a.prediction_file)
+    predict_folder(a.test_dir, a.work_dir, a.prediction_file, deadline=a.deadline)
     return 0
 
 
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("test_dir")
     p.add_argument("work_dir")
     p.add_argument("prediction_file")
+    p.add_argument("--deadline", type=float, default=None,
+                   help="epoch seconds by which to be done (default: $KWS_DEADLINE, else the folder's own budget)")
     p.set_defaults(run=_predict)
     p = sub.add_parser("evaluate", help="score a folder of prediction files like the platform")
     p.add_argument("--dataset_dir", required=True)

@@ -58,6 +58,21 @@ class DetectConfig:
     top_k: int = 3                     # keyword score: mean of the k best template distances
     segment_pad_s: float = 0.25        # context added around the DTW match before the voiceprint
     batch_files: int = 64              # files scored per batch (bounds memory, enables partial writes)
+    batch_seconds: float = 300.0       # ... and at most this much audio per batch (a long file goes alone)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """The platform's time limits, and how predict keeps inside them."""
+    init_s: float = 1800.0
+    enroll_per_speaker_s: float = 300.0
+    predict_base_s: float = 60.0       # predict: base + per_audio x test audio seconds, cumulative
+    predict_per_audio_s: float = 0.25
+    deadline_env: str = "KWS_DEADLINE" # epoch seconds by which a predict call must be done, set by the caller
+    margin_s: float = 1.5              # finish this early: writing and exiting take time too
+    # Prior wall seconds per audio second of each scoring tier, until the first batch measures it
+    # (measured ~0.007 and ~0.002 on the 2-core machine; the priors are deliberately pessimistic).
+    prior_rate: tuple[tuple[str, float], ...] = (("full", 0.03), ("keyword", 0.01))
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,7 @@ class Config:
     vad: VadConfig = field(default_factory=VadConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
 
 
 DEFAULT = Config()

@@ -15,6 +15,7 @@ from .config import SAMPLE_RATE, Config
 from .encoder import embed_speakers
 from .features import frames_per_second, keyword_frames
 from .profile import SpeakerProfile
+from .stages import stage
 from .vad import speech_segments
 from .voiceprint import cosine, unit
 
@@ -32,9 +33,12 @@ class Prepared:
 def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None) -> Prepared:
     """Crop to the speech span (first onset to last offset, padded) and compute keyword frames."""
     vad = cfg.vad if pad_ms is None else replace(cfg.vad, pad_ms=pad_ms)
-    segs = speech_segments(y, vad)
+    with stage("vad"):
+        segs = speech_segments(y, vad)
     crop = y[segs[0][0]:segs[-1][1]] if segs else y
-    return Prepared(crop, keyword_frames(crop, cfg.features), bool(segs))
+    with stage("features"):
+        frames = keyword_frames(crop, cfg.features)
+    return Prepared(crop, frames, bool(segs))
 
 
 NO_MATCH = 2.0  # the largest cosine distance: what a template scores in a clip too short to hold it
@@ -117,16 +121,22 @@ def matched_segment(p: Prepared, m: dtw.Match, cfg: Config) -> np.ndarray:
     return p.audio[a:b] if b - a > SAMPLE_RATE // 10 else p.audio
 
 
-def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config) -> dict[str, np.ndarray]:
-    """Every named score for each prepared clip (one vectorised DTW pass per template)."""
+def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config,
+                speaker: bool = True) -> dict[str, np.ndarray]:
+    """Every named score for each prepared clip; speaker=False skips the speaker encoder (and its scores)."""
     if not clips:
-        return {name: np.zeros(0) for name in SCORE_NAMES}
+        return {name: np.zeros(0) for name in SCORE_NAMES if speaker or not name.startswith("spk_")}
     frames = [c.frames for c in clips]
-    dist, matches = keyword_matches(profile.all_templates(), frames)
-    cohort_dist = keyword_distances(cohort.templates, frames)
-    reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
-    scores = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k)
+    with stage("dtw"):
+        dist, matches = keyword_matches(profile.all_templates(), frames)
+        cohort_dist = keyword_distances(cohort.templates, frames)
+        reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
+        scores = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k)
+    if not speaker:
+        return scores
     segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best_matches_of(dist, matches))]
-    emb = embed_speakers(segments + [c.audio for c in clips])
-    scores.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
+    with stage("encoder"):
+        emb = embed_speakers(segments + [c.audio for c in clips])
+    with stage("voiceprint"):
+        scores.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
     return scores

@@ -8,19 +8,21 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .audio import list_wavs, read_audio
-from .calibrate import Calibration
-from .cohort import load_cohort
-from .config import Config
+from .audio import audio_seconds, list_wavs, read_audio
+from .calibrate import KEYWORD_CALIBRATION_FILE, Calibration
+from .cohort import Cohort, load_cohort
+from .config import PRETRAINED_DIR, BudgetConfig, Config
 from .detect import SCORE_NAMES, Prepared, prepare, score_clips
 from .encoder import ge2e_weights_path, load_ge2e
-from .errors import AudioError, WeightsError
 from .enroll import build_profile
+from .errors import AudioError, WeightsError
 from .profile import SpeakerProfile
+from .stages import stage
 
 log = logging.getLogger(__name__)
 
@@ -47,42 +49,87 @@ def write_predictions(path: str | Path, names: list[str], decisions: list[int]) 
         raise
 
 
-def score_batches(profile: SpeakerProfile, paths: list[Path], cfg: Config):
-    """Yield (indices, named scores) batch by batch; unreadable or speechless files are logged and left out.
+@dataclass(frozen=True)
+class Tier:
+    """One way of scoring: cheaper tiers drop a stage and use a calibration fitted without it."""
+    name: str
+    speaker: bool                  # run the speaker encoder
+    calibration: Calibration
 
-    Batches of cfg.detect.batch_files bound memory and let callers save progress.
-    """
-    cohort = load_cohort(cfg=cfg.features)
-    for b in range(0, len(paths), cfg.detect.batch_files):
-        idx, clips = [], []
-        for i in range(b, min(b + cfg.detect.batch_files, len(paths))):
-            try:
-                p: Prepared = prepare(read_audio(paths[i], cfg.audio), cfg)
-            except AudioError as e:
-                log.warning("%s -> predicted 0", e)
-                continue
-            if not p.has_speech:
-                log.info("%s: no speech found -> predicted 0", paths[i].name)
-                continue
-            idx.append(i)
-            clips.append(p)
-        yield idx, score_clips(profile, clips, cohort, cfg)
+
+def load_tiers() -> list[Tier]:
+    """Scoring tiers, best (and slowest) first."""
+    return [Tier("full", True, Calibration.load()),
+            Tier("keyword", False, Calibration.load(PRETRAINED_DIR / KEYWORD_CALIBRATION_FILE))]
+
+
+def batches(seconds: list[float], cfg: Config) -> list[list[int]]:
+    """File indices in batches of at most batch_files files and batch_seconds of audio (a long file goes alone)."""
+    out: list[list[int]] = []
+    total = 0.0
+    for i, sec in enumerate(seconds):
+        if not out or len(out[-1]) >= cfg.detect.batch_files or total + sec > cfg.detect.batch_seconds:
+            out.append([])
+            total = 0.0
+        out[-1].append(i)
+        total += sec
+    return out
+
+
+def score_paths(profile: SpeakerProfile, paths: list[Path], cohort: Cohort, cfg: Config,
+                speaker: bool = True) -> tuple[list[int], dict[str, np.ndarray]]:
+    """(positions of the scored paths, their named scores); unreadable or speechless files are logged and left out."""
+    idx, clips = [], []
+    for i, path in enumerate(paths):
+        try:
+            with stage("audio"):
+                y = read_audio(path, cfg.audio)
+            p: Prepared = prepare(y, cfg)
+        except AudioError as e:
+            log.warning("%s -> predicted 0", e)
+            continue
+        if not p.has_speech:
+            log.info("%s: no speech found -> predicted 0", path.name)
+            continue
+        idx.append(i)
+        clips.append(p)
+    return idx, score_clips(profile, clips, cohort, cfg, speaker)
 
 
 def score_files(profile: SpeakerProfile, paths: list[Path], cfg: Config) -> dict[str, np.ndarray]:
-    """Named scores for every path; NaN where a file could not be scored."""
+    """Named scores for every path (full tier, no deadline); NaN where a file could not be scored."""
     scores = {n: np.full(len(paths), np.nan) for n in SCORE_NAMES}
-    for idx, batch in score_batches(profile, paths, cfg):
-        for name, values in batch.items():
-            scores[name][idx] = values
+    cohort = load_cohort(cfg=cfg.features)
+    for batch in batches([audio_seconds(p) for p in paths], cfg):
+        idx, values = score_paths(profile, [paths[i] for i in batch], cohort, cfg)
+        for name, v in values.items():
+            scores[name][[batch[i] for i in idx]] = v
     return scores
 
 
+def caller_deadline(cfg: BudgetConfig, environ: dict | None = None) -> float | None:
+    """The deadline (epoch seconds) the caller put in the environment, if any."""
+    raw = (os.environ if environ is None else environ).get(cfg.deadline_env)
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        log.warning("%s=%r is not a number of epoch seconds; ignored", cfg.deadline_env, raw)
+        return None
+
+
 def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | Path,
-                   cfg: Config = Config(), calibration: Calibration | None = None) -> list[int]:
-    """Predict every .wav in test_dir. A complete all-0 file is written before any scoring starts,
-    and rewritten after every batch, so a kill at any point leaves a complete, legal file."""
-    t0 = time.perf_counter()
+                   cfg: Config = Config(), deadline: float | None = None) -> list[int]:
+    """Predict every .wav in test_dir by `deadline` (epoch seconds).
+
+    A complete all-0 file is written before anything else, then rewritten after every batch, so a
+    kill at any point leaves a complete, legal file. Without a deadline from the caller (argument
+    or KWS_DEADLINE), the folder's own platform budget is assumed: base + 0.25 s per audio second.
+    When the measured speed says the rest will not fit, scoring drops to a cheaper tier (no
+    speaker encoder), and when even that will not fit, the remaining files keep their 0.
+    """
+    start = time.time()
     paths = list_wavs(test_dir)
     names = [p.name for p in paths]
     write_predictions(out_file, names, [0] * len(names))
@@ -90,18 +137,38 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
         log.warning("%s: no .wav files; wrote an empty prediction file", test_dir)
         return []
     profile = SpeakerProfile.load(work_dir)
-    calibration = calibration or Calibration.load()
+    tiers, cohort = load_tiers(), load_cohort(cfg=cfg.features)
+    seconds = [audio_seconds(p) for p in paths]
+    b = cfg.budget
+    deadline = deadline or caller_deadline(b) or start + b.predict_base_s + b.predict_per_audio_s * sum(seconds)
+    rate = dict(b.prior_rate)                       # wall seconds per audio second, per tier
     decisions = [0] * len(paths)
     scores = {n: np.full(len(paths), np.nan) for n in (*SCORE_NAMES, "fused")}
-    for idx, batch in score_batches(profile, paths, cfg):
-        fused = calibration.fuse(batch)
-        for name, values in (*batch.items(), ("fused", fused)):
-            scores[name][idx] = values
-        for i, f in zip(idx, fused):
-            decisions[i] = int(f > calibration.threshold)
+    tier, todo = 0, batches(seconds, cfg)
+    for n, batch in enumerate(todo):
+        left = deadline - b.margin_s - time.time()
+        rest = sum(seconds[i] for k in todo[n:] for i in k)
+        while tier + 1 < len(tiers) and rate[tiers[tier].name] * rest > left:
+            tier += 1
+            log.warning("%.0f s of audio left and %.1f s to go: dropping to the '%s' tier",
+                        rest, left, tiers[tier].name)
+        batch_s = sum(seconds[i] for i in batch)
+        if rate[tiers[tier].name] * batch_s > left:
+            log.warning("out of time: %d of %d files keep their 0", len(paths) - todo[n][0], len(paths))
+            break
+        t = time.time()
+        idx, values = score_paths(profile, [paths[i] for i in batch], cohort, cfg, tiers[tier].speaker)
+        rate[tiers[tier].name] = (time.time() - t) / max(batch_s, 1.0)
+        fused = tiers[tier].calibration.fuse(values)
+        rows = [batch[i] for i in idx]
+        for name, v in (*values.items(), ("fused", fused)):
+            scores[name][rows] = v
+        for i, f in zip(rows, fused):
+            decisions[i] = int(f > tiers[tier].calibration.threshold)
         write_predictions(out_file, names, decisions)
     write_scores(Path(work_dir) / SCORES_FILE, names, scores, decisions)
-    log.info("%d files, %d positive, %.1f s", len(paths), sum(decisions), time.perf_counter() - t0)
+    log.info("%d files, %d positive, %.1f s (tier %s)", len(paths), sum(decisions), time.time() - start,
+             tiers[tier].name)
     return decisions
 
 
@@ -124,9 +191,13 @@ def check_pretrained() -> None:
     """Load every artefact predict needs, so that set-up fails loudly instead of predict failing later."""
     load_ge2e()
     cohort = load_cohort()
-    cal = Calibration.load()
-    unknown = set(cal.names) - set(SCORE_NAMES)
-    if unknown:
-        raise WeightsError(f"calibration uses unknown score columns {sorted(unknown)}; refit it")
-    log.info("pretrained artefacts OK: GE2E %s, cohort of %d utterances / %d templates, calibration on %s",
-             ge2e_weights_path().name, len(cohort.keyword_frames), len(cohort.templates), ", ".join(cal.names))
+    for tier in load_tiers():
+        names = set(tier.calibration.names)
+        if names - set(SCORE_NAMES):
+            raise WeightsError(f"the '{tier.name}' calibration uses unknown score columns "
+                               f"{sorted(names - set(SCORE_NAMES))}; refit it")
+        if not tier.speaker and any(n.startswith("spk_") for n in names):
+            raise WeightsError(f"the '{tier.name}' calibration uses speaker scores, which that tier skips; refit it")
+    log.info("pretrained artefacts OK: GE2E %s, cohort of %d utterances / %d templates, calibrations: %s",
+             ge2e_weights_path().name, len(cohort.keyword_frames), len(cohort.templates),
+             "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in load_tiers()))

@@ -17,20 +17,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .config import BudgetConfig
 from .metrics import SpeakerResult, average, errors_by_kind, parse_labels, parse_predictions, score_speaker
 
 log = logging.getLogger(__name__)
 
-INIT_BUDGET_S = 1800.0
-ENROLL_BUDGET_PER_SPEAKER_S = 300.0
-PREDICT_BASE_S = 60.0
-PREDICT_PER_AUDIO_S = 0.25
-DEADLINE_ENV = "KWS_DEADLINE"   # epoch seconds by which the child must be done (predict degrades to fit)
+_B = BudgetConfig()
+INIT_BUDGET_S = _B.init_s
+ENROLL_BUDGET_PER_SPEAKER_S = _B.enroll_per_speaker_s
+PREDICT_BASE_S = _B.predict_base_s
+PREDICT_PER_AUDIO_S = _B.predict_per_audio_s
+DEADLINE_ENV = _B.deadline_env   # epoch seconds by which the child must be done (predict degrades to fit)
 
 
 def wav_seconds(path: Path) -> float:
@@ -47,6 +51,8 @@ class StepResult:
     seconds: float
     returncode: int | None      # None: killed on budget
     log_tail: str = ""
+    max_rss_mb: float = 0.0     # peak resident memory of the process (the script execs python)
+    cpu_s: float = 0.0          # user + system CPU seconds
 
 
 def run_step(cmd: list[str], budget_s: float, log_path: Path, env: dict | None = None) -> StepResult:
@@ -58,14 +64,22 @@ def run_step(cmd: list[str], budget_s: float, log_path: Path, env: dict | None =
     with open(log_path, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, **(env or {})})
-        try:
-            rc = proc.wait(timeout=budget_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            rc = None
+        # os.wait4 rather than proc.wait: it also returns the child's peak memory and CPU time.
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                rc = os.waitstatus_to_exitcode(status)
+                proc.returncode = rc
+                break
+            if time.monotonic() - t0 > budget_s:
+                os.killpg(proc.pid, signal.SIGKILL)
+                _, _, usage = os.wait4(proc.pid, 0)
+                proc.returncode, rc = -9, None
+                break
+            time.sleep(0.005)
     tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
-    return StepResult(time.monotonic() - t0, rc, tail)
+    return StepResult(time.monotonic() - t0, rc, tail, round(usage.ru_maxrss / 1024, 1),
+                      round(usage.ru_utime + usage.ru_stime, 3))
 
 
 def read_labels(solution_dir: Path, speaker: str) -> dict[str, int]:
@@ -95,6 +109,9 @@ class Report:
     predict_rtf: float | None = None
     budgets: dict = field(default_factory=dict)
     errors_by_kind: dict = field(default_factory=dict)
+    processes: dict = field(default_factory=dict)     # per speaker and stage: seconds, peak RSS, CPU
+    peak_rss_mb: dict = field(default_factory=dict)
+    jobs: int = 1
 
 
 def format_table(results: list[SpeakerResult]) -> str:
@@ -150,51 +167,86 @@ def print_kinds(by_kind: dict) -> None:
         print(f"{key.replace('_', ' ')} by kind: " + (", ".join(f"{k} {v}" for k, v in items) or "none"))
 
 
+class Budgets:
+    """Cumulative stage budgets shared by parallel speakers: a step may use what is left, split
+    evenly among the steps of its stage that are running at the time."""
+
+    def __init__(self, limits: dict[str, float]):
+        self.limits = limits
+        self.spent = {k: 0.0 for k in limits}
+        self.running = {k: 0 for k in limits}
+        self.lock = threading.Lock()
+
+    def start(self, stage: str) -> float:
+        with self.lock:
+            self.running[stage] += 1
+            return (self.limits[stage] - self.spent[stage]) / self.running[stage]
+
+    def finish(self, stage: str, seconds: float) -> None:
+        with self.lock:
+            self.running[stage] -= 1
+            self.spent[stage] += seconds
+
+
 def run_platform(dataset_dir: str | Path, solution_dir: str | Path, code_dir: str | Path,
-                 output_dir: str | Path = "scoring_output", test_meta: str | Path | None = None) -> Report:
-    """initialize once; enrollment then predict per speaker (fresh processes); score everything."""
+                 output_dir: str | Path = "scoring_output", test_meta: str | Path | None = None,
+                 jobs: int = 1) -> Report:
+    """initialize once; enrollment then predict per speaker (fresh processes, `jobs` speakers at a time);
+    score everything."""
     dataset_dir, solution_dir = Path(dataset_dir).resolve(), Path(solution_dir).resolve()
     code_dir, output_dir = Path(code_dir).resolve(), Path(output_dir).resolve()
     speakers = speakers_of(dataset_dir)
     test_seconds = sum(wav_seconds(p) for s in speakers for p in (dataset_dir / s / "test").glob("*.wav"))
-    budgets = {"initialize": INIT_BUDGET_S, "enrollment": ENROLL_BUDGET_PER_SPEAKER_S * len(speakers),
-               "predict": PREDICT_BASE_S + PREDICT_PER_AUDIO_S * test_seconds}
-    spent = {"initialize": 0.0, "enrollment": 0.0, "predict": 0.0}
+    budgets = Budgets({"initialize": INIT_BUDGET_S, "enrollment": ENROLL_BUDGET_PER_SPEAKER_S * len(speakers),
+                       "predict": PREDICT_BASE_S + PREDICT_PER_AUDIO_S * test_seconds})
     logs, preds_dir, work_root = output_dir / "logs", output_dir / "predictions", output_dir / "work"
     preds_dir.mkdir(parents=True, exist_ok=True)
     errors: dict[str, str] = {}
+    processes: dict[str, dict] = {}
 
-    def step(stage: str, script: str, args: list[str], log_name: str, speaker: str | None = None) -> None:
-        left = budgets[stage] - spent[stage]
+    def step(stage: str, script: str, args: list[str], log_name: str, speaker: str = "") -> bool:
+        left = budgets.start(stage)
         deadline = {DEADLINE_ENV: f"{time.time() + left:.3f}"}
         r = run_step(["bash", str(code_dir / script), *args], left, logs / log_name, deadline)
-        spent[stage] += r.seconds
+        budgets.finish(stage, r.seconds)
+        processes.setdefault(speaker or stage, {})[stage] = {
+            "seconds": round(r.seconds, 3), "max_rss_mb": r.max_rss_mb, "cpu_s": r.cpu_s, "returncode": r.returncode}
         if r.returncode != 0:
             why = "killed: budget exhausted" if r.returncode is None else f"exit code {r.returncode}"
-            log.warning("%s %s: %s\n%s", script, speaker or "", why, r.log_tail[-800:])
+            log.warning("%s %s: %s\n%s", script, speaker, why, r.log_tail[-800:])
             if speaker:
                 errors[speaker] = f"{stage} {why}"
+        return r.returncode == 0
 
-    step("initialize", "initialize.sh", [], "initialize.log")
-    for s in speakers:
+    def speaker_run(s: str) -> None:
         work = work_root / s
         work.mkdir(parents=True, exist_ok=True)
         step("enrollment", "enrollment.sh", [str(dataset_dir / s / "enroll"), str(work)], f"{s}.enroll.log", s)
         step("predict", "predict.sh", [str(dataset_dir / s / "test"), str(work), str(preds_dir / f"{s}.txt")],
              f"{s}.predict.log", s)
-        print(f"{s}: enrollment+predict done ({spent['enrollment']:.1f} s / {spent['predict']:.1f} s so far)",
-              flush=True)
+        print(f"{s}: enrollment+predict done ({budgets.spent['enrollment']:.1f} s / "
+              f"{budgets.spent['predict']:.1f} s so far)", flush=True)
+
+    step("initialize", "initialize.sh", [], "initialize.log")
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:   # threads only wait on child processes
+        list(pool.map(speaker_run, speakers))
+    spent = budgets.spent
     results = score_all(speakers, solution_dir, {s: preds_dir / f"{s}.txt" for s in speakers}, errors)
     report = Report(average(results), [asdict(r) for r in results], {k: round(v, 2) for k, v in spent.items()},
                     round(test_seconds, 2), round(spent["predict"] / test_seconds, 4) if test_seconds else None,
-                    {k: round(v, 1) for k, v in budgets.items()})
+                    {k: round(v, 1) for k, v in budgets.limits.items()})
+    report.processes = {k: processes[k] for k in ["initialize", *speakers] if k in processes}
+    report.peak_rss_mb = {stage: max((v[stage]["max_rss_mb"] for v in processes.values() if stage in v), default=0.0)
+                          for stage in ("initialize", "enrollment", "predict")}
+    report.jobs = jobs
     print(format_table(results))
     if test_meta:
         report.errors_by_kind = {k: dict(v) for k, v in errors_by_kind(results, read_kinds(test_meta)).items()}
         print_kinds(report.errors_by_kind)
     print(f"time: initialize {spent['initialize']:.1f} s, enrollment {spent['enrollment']:.1f} s "
           f"({spent['enrollment'] / len(speakers):.2f} s/speaker), predict {spent['predict']:.1f} s "
-          f"for {test_seconds:.0f} s of audio (real-time factor {report.predict_rtf})")
+          f"for {test_seconds:.0f} s of audio (real-time factor {report.predict_rtf}); peak RSS "
+          f"enrollment {report.peak_rss_mb['enrollment']:.0f} MB, predict {report.peak_rss_mb['predict']:.0f} MB")
     write_report(report, output_dir)
     print(f"wrote {output_dir / 'scores.txt'} and {output_dir / 'report.json'}")
     return report
@@ -208,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--code_dir", default=str(Path(__file__).resolve().parent.parent))
     ap.add_argument("--output_dir", default="scoring_output")
     ap.add_argument("--test_meta", default=None, help="test_meta.tsv: break errors down by kind")
+    ap.add_argument("--jobs", type=int, default=1, help="speakers evaluated in parallel processes")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if a.dataset_dir is None:
@@ -218,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             a.test_meta = str(root / "test_meta.tsv")
     elif a.solution_dir is None:
         ap.error("--solution_dir is required with --dataset_dir")
-    report = run_platform(a.dataset_dir, a.solution_dir, a.code_dir, a.output_dir, a.test_meta)
+    report = run_platform(a.dataset_dir, a.solution_dir, a.code_dir, a.output_dir, a.test_meta, a.jobs)
     return 0 if report.speakers else 1
 
 
