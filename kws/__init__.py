@@ -3,3 +3,15 @@
 Light on purpose: importing ``kws`` loads no model; the submodules do, when used.
 """
 __version__ = "0.1.0"
+
+
+def limit_blas_threads(n: int = 1) -> None:
+    """Default numpy's BLAS to n threads; only effective before numpy is imported.
+
+    The per-frame LSTM and DTW products are small, so a second thread gains little, and it stalls
+    badly whenever the other core is busy (measured 3x slower under load); with one thread each,
+    `run_local_test.py --jobs 2` really runs two speakers at once. An explicit setting wins.
+    """
+    import os
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))

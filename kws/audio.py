@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
 
@@ -26,8 +27,20 @@ def to_mono_16k(y: np.ndarray, sr: int, target_sr: int = SAMPLE_RATE) -> np.ndar
     return y
 
 
-def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
-    """Return float32 mono samples at cfg.sample_rate, or raise AudioError saying why not."""
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    channels: int
+    frames: int
+    subtype: str        # e.g. PCM_16, PCM_U8, FLOAT
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """What the file header says, or AudioError saying why it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: not a file")
@@ -35,12 +48,24 @@ def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
         raise AudioError(f"{path}: empty file (0 bytes); re-record or re-copy it")
     try:
         info = sf.info(str(path))
-        frames = min(info.frames, int(cfg.max_seconds * info.samplerate))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV") from e
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioError(f"{path}: header gives {info.samplerate} Hz, {info.channels} channels; re-record it")
+    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), str(info.subtype))
+
+
+def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Return float32 mono samples at cfg.sample_rate, or raise AudioError saying why not."""
+    path = Path(path)
+    info = probe(path)
+    frames = min(info.frames, int(cfg.max_seconds * info.sample_rate))
+    try:
         y, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV") from e
-    if info.frames > frames:
-        log.warning("%s: %.0f s long, only the first %.0f s are used", path, info.duration, cfg.max_seconds)
+    if info.seconds > cfg.max_seconds:
+        log.warning("%s: %.0f s long, only the first %.0f s are used", path, info.seconds, cfg.max_seconds)
     if y.shape[0] == 0:
         raise AudioError(f"{path}: contains no samples")
     if not np.all(np.isfinite(y)):

@@ -4,6 +4,7 @@ Built offline by ``scripts/build_cohort.py`` from train-split speakers only.
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,7 +48,7 @@ def _load(path: str, fingerprint: str) -> Cohort:
             frames, lengths = z["frames"].astype(np.float32), z["lengths"]
             templates, t_lengths = z["templates"].astype(np.float32), z["template_lengths"]
             emb, fp = z["speaker_embeddings"].astype(np.float32), str(z["fingerprint"])
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise WeightsError(f"{path}: damaged cohort file ({e}); restore it from git") from e
     if fp != fingerprint:
         raise WeightsError(f"{path}: built for feature settings {fp}, code uses {fingerprint}; "

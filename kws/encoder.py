@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -87,7 +88,7 @@ def load_ge2e() -> GE2E:
                     w_hh=tuple(_ifog(w[f"lstm_weight_hh_l{i}"]) for i in range(LAYERS)),
                     bias=tuple(_ifog(w[f"lstm_bias_ih_l{i}"] + w[f"lstm_bias_hh_l{i}"]) for i in range(LAYERS)),
                     proj_w=w["linear_weight"], proj_b=w["linear_bias"])
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise WeightsError(f"{cache}: damaged converted GE2E weights ({e}); delete it and run ./initialize.sh") from e
 
 
@@ -101,7 +102,7 @@ def _cache_matches(cache: Path, source: Path) -> bool:
     try:
         with np.load(cache, allow_pickle=False) as z:
             return int(z["source_bytes"]) == source.stat().st_size
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return False
 
 

@@ -1,13 +1,14 @@
 """Enrollment: five recordings of the wake phrase -> one SpeakerProfile."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from . import dtw
-from .audio import read_audio
+from .audio import probe, read_audio
 from .cohort import Cohort, load_cohort
 from .config import SAMPLE_RATE, Config
 from .detect import Prepared, keyword_distances, prepare, top_k_mean
@@ -19,28 +20,55 @@ from .voiceprint import cosine, leave_one_out, voiceprint
 log = logging.getLogger(__name__)
 
 TEMPLATE_PAD_MS = 30    # templates are cut tight: padding would demand silence around the phrase
-MIN_TEMPLATE_FRAMES = 8
+MIN_TEMPLATE_FRAMES = 12  # 0.24 s with the padding: shorter is no distinctive phrase
+CLIP_PEAK = 0.999       # a peak at full scale: the recording was clipped
+QUIET_DBFS = -35.0      # a peak below this: the phrase sits near the noise floor
+LONG_PHRASE_S = 4.0     # wake phrases are short; longer speech suggests a sentence around it
+EXPECTED_CLIPS = 5
+
+
+def check_clip(path: Path, cfg: Config) -> tuple[Prepared | None, list[str]]:
+    """Read and trim one enrollment clip: (the clip, or None when unusable; what is wrong with it)."""
+    notes = []
+    try:
+        info = probe(path)
+        y = read_audio(path, cfg.audio)
+    except AudioError as e:
+        return None, [str(e)]
+    if info.sample_rate != cfg.audio.sample_rate or info.channels != 1 or info.subtype != "PCM_16":
+        notes.append(f"{path}: {info.sample_rate} Hz, {info.channels} channel(s), {info.subtype} instead of "
+                     f"{cfg.audio.sample_rate} Hz mono PCM_16; converted and used")
+    c = prepare(y, cfg, pad_ms=TEMPLATE_PAD_MS)
+    if not c.has_speech:
+        return None, notes + [f"{path}: no speech found (silent or only noise); record the phrase again"]
+    if len(c.frames) < MIN_TEMPLATE_FRAMES:
+        return None, notes + [f"{path}: speech too short ({len(c.audio) / SAMPLE_RATE:.2f} s); record the whole phrase"]
+    peak = float(np.abs(y).max())
+    if peak >= CLIP_PEAK:
+        notes.append(f"{path}: clipped (peak at full scale); used, but record more quietly")
+    elif 20 * np.log10(peak + 1e-12) < QUIET_DBFS:
+        notes.append(f"{path}: very quiet (peak {20 * np.log10(peak + 1e-12):.0f} dBFS); used, but record closer "
+                     "to the microphone")
+    if len(c.audio) > LONG_PHRASE_S * SAMPLE_RATE:
+        notes.append(f"{path}: {len(c.audio) / SAMPLE_RATE:.1f} s of speech; used, but the wake phrase should be "
+                     "said alone")
+    return c, notes
 
 
 def load_clips(paths: list[Path], cfg: Config) -> tuple[list[Prepared], list[str], list[str]]:
-    """Read and trim each clip; skip unusable ones with a warning saying why."""
-    clips, names, problems = [], [], []
+    """Read and trim each clip; skip unusable ones and repeated recordings, with a warning saying why."""
+    clips, names, problems, seen = [], [], [], {}
     for p in paths:
-        try:
-            y = read_audio(p, cfg.audio)
-        except AudioError as e:
-            problems.append(str(e))
+        digest = hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else None
+        if digest in seen:
+            problems.append(f"{p}: the same recording as {seen[digest]}; skipped (record a new take)")
             continue
-        c = prepare(y, cfg, pad_ms=TEMPLATE_PAD_MS)
-        if not c.has_speech:
-            problems.append(f"{p}: no speech found (silent or only noise); record the phrase again")
-        elif len(c.frames) < MIN_TEMPLATE_FRAMES:
-            problems.append(f"{p}: speech too short ({len(c.audio) / SAMPLE_RATE:.2f} s); record the whole phrase")
-        else:
-            if np.abs(y).max() >= 0.999:
-                problems.append(f"{p}: clipped (peak at full scale); used, but record more quietly")
+        c, notes = check_clip(p, cfg)
+        problems += notes
+        if c is not None:
             clips.append(c)
             names.append(p.name)
+            seen[digest] = p.name
     for msg in problems:
         log.warning(msg)
     return clips, names, problems
@@ -48,8 +76,9 @@ def load_clips(paths: list[Path], cfg: Config) -> tuple[list[Prepared], list[str
 
 def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | None = None) -> SpeakerProfile:
     """Templates, DTW average, voiceprint and the statistics that normalise a speaker's scores."""
-    if len(paths) < 5:
-        log.warning("%d enrollment clips given; 5 are expected, enrolling from what there is", len(paths))
+    if len(paths) != EXPECTED_CLIPS:
+        log.warning("%d enrollment clips given; %d are expected, enrolling from what there is",
+                    len(paths), EXPECTED_CLIPS)
     clips, names, problems = load_clips(paths, cfg)
     if not clips:
         raise EnrollmentError("no usable enrollment clip:\n  " + "\n  ".join(problems or ["no .wav files"]))

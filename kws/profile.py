@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class SpeakerProfile:
             meta = json.loads(jp.read_text(encoding="utf-8"))
             with np.load(npz, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise ProfileError(f"{folder}: damaged speaker profile ({e}); enroll again") from e
         if meta.get("version") != PROFILE_VERSION:
             raise ProfileError(f"{folder}: profile version {meta.get('version')} but this code reads "

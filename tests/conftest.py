@@ -1,13 +1,17 @@
+import subprocess
 import sys
 from pathlib import Path
-
-import numpy as np
-import pytest
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kws  # noqa: E402
+
+kws.limit_blas_threads()   # as `python -m kws` does, before numpy loads
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
 
 from synth import SR, utterance  # noqa: E402
 
@@ -36,3 +40,32 @@ def tiny_task(tmp_path_factory) -> Path:
     (root / "solution").mkdir()
     (root / "solution" / "S001_test_labels.txt").write_text("".join(labels))
     return root
+
+
+def run(script: str, *args, cwd=None, code: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a platform script as the platform does: bash, a fresh process, any working directory."""
+    import os
+    return subprocess.run(["bash", str(code / script), *map(str, args)], cwd=cwd or "/", capture_output=True,
+                          text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def enrolled(tiny_task, tmp_path_factory) -> Path:
+    """WORK_DIR of the tiny task's speaker, enrolled by enrollment.sh."""
+    work = tmp_path_factory.mktemp("work")
+    r = run("enrollment.sh", tiny_task / "data" / "S001" / "enroll", work)
+    assert r.returncode == 0, r.stderr
+    assert (work / "profile.json").is_file()
+    return work
+
+
+def predictions_for(test_dir: Path, work: Path, tmp_path: Path, **kw) -> tuple[dict, subprocess.CompletedProcess]:
+    """Run predict.sh; check the file is legal with one line per test wav; return (predictions, process)."""
+    from kws.metrics import parse_predictions
+    out = tmp_path / "pred.txt"
+    r = run("predict.sh", test_dir, work, out, **kw)
+    preds = parse_predictions(out.read_text(encoding="utf-8"))
+    assert preds is not None, "illegal prediction file"
+    wavs = {p.name for p in test_dir.iterdir() if p.is_file() and p.suffix.lower() == ".wav"}
+    assert set(preds) == wavs, "prediction file must have exactly one line per test wav"
+    return preds, r
