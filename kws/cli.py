@@ -3,6 +3,7 @@
     python -m kws enroll ENROLL_DIR WORK_DIR
     python -m kws predict TEST_DIR WORK_DIR PREDICTION_FILE
     python -m kws evaluate --dataset_dir D --solution_dir S [--predictions_dir P] [--test_meta M]
+    python -m kws bench [--dataset_dir D] [--output_dir O] [--speakers N]
     python -m kws check
 """
 from __future__ import annotations
@@ -29,6 +30,17 @@ def _predict(a: argparse.Namespace) -> int:
 def _evaluate(a: argparse.Namespace) -> int:
     from .platform import evaluate_folder
     evaluate_folder(a.dataset_dir, a.solution_dir, a.predictions_dir, a.test_meta, a.output_dir)
+    return 0
+
+
+def _bench(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .bench import format_bench, run_bench
+    r = run_bench(Path(a.dataset_dir) if a.dataset_dir else None, Path(a.solution_dir) if a.solution_dir else None,
+                  Path(a.output_dir), a.speakers)
+    print(format_bench(r))
+    print(f"wrote {Path(a.output_dir) / 'bench.json'}")
     return 0
 
 
@@ -60,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test_meta", default=None, help="test_meta.tsv from make_tasks.py: errors by kind")
     p.add_argument("--output_dir", default=None, help="also write scores.txt and report.json here")
     p.set_defaults(run=_evaluate)
+    p = sub.add_parser("bench", help="measure speed and memory like the platform; write bench.json")
+    p.add_argument("--dataset_dir", default=None, help="task set data/ folder (default: the practice set, else a demo)")
+    p.add_argument("--solution_dir", default=None, help="labels, for an accuracy line (default: beside data/)")
+    p.add_argument("--output_dir", default="bench_output")
+    p.add_argument("--speakers", type=int, default=None, help="only the first N speakers")
+    p.set_defaults(run=_bench)
     p = sub.add_parser("check", help="verify that the models and pretrained/ artefacts load")
     p.set_defaults(run=_check)
     return ap
