@@ -87,3 +87,28 @@ def test_evaluate_command(tiny_task, tmp_path):
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o" / "scores.txt").read_text() == "score: 0.000000\n"
+
+
+def test_parallel_jobs_give_the_same_predictions(tiny_task, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_task / "data" / "S001", data / "S001")
+    shutil.copytree(tiny_task / "solution", tmp_path / "solution")
+    # a second speaker: the first one's test clips against another speaker's enrollment
+    write(data / "S002" / "enroll" / "e1.wav", utterance(["bravo", "omega"], f0=190, seed=40))
+    for i in range(2, 6):
+        write(data / "S002" / "enroll" / f"e{i}.wav", utterance(["bravo", "omega"], f0=190, seed=40 + i))
+    shutil.copytree(data / "S001" / "test", data / "S002" / "test")
+    labels = (tmp_path / "solution" / "S001_test_labels.txt").read_text()
+    (tmp_path / "solution" / "S002_test_labels.txt").write_text(labels.replace("\t1", "\t0"))
+    reports = {}
+    for jobs in (1, 2):
+        r = subprocess.run([sys.executable, str(ROOT / "run_local_test.py"), "--dataset_dir", data,
+                            "--solution_dir", tmp_path / "solution", "--output_dir", tmp_path / f"j{jobs}",
+                            "--jobs", str(jobs)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        reports[jobs] = json.loads((tmp_path / f"j{jobs}" / "report.json").read_text())
+    for s in ("S001", "S002"):
+        assert (tmp_path / "j1" / "predictions" / f"{s}.txt").read_text() == \
+            (tmp_path / "j2" / "predictions" / f"{s}.txt").read_text()
+    assert reports[2]["jobs"] == 2 and reports[1]["average_score"] == reports[2]["average_score"]
+    assert reports[2]["peak_rss_mb"]["predict"] > 0
