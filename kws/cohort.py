@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PRETRAINED_DIR, FeatureConfig
+from .encoder import frontend_fingerprint
 from .errors import WeightsError
 
 COHORT_FILE = "cohort.npz"
@@ -35,8 +36,8 @@ class Cohort:
 
 
 def load_cohort(path: str | Path | None = None, cfg: FeatureConfig = FeatureConfig()) -> Cohort:
-    path = Path(path) if path else PRETRAINED_DIR / COHORT_FILE
-    return _load(str(path), cfg.fingerprint())
+    path = Path(path) if path else PRETRAINED_DIR / cfg.artefact(COHORT_FILE)
+    return _load(str(path), frontend_fingerprint(cfg))
 
 
 @lru_cache(maxsize=2)

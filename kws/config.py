@@ -48,9 +48,19 @@ class FeatureConfig:
     # Mel energies are floored at this fraction of the clip's peak: faint noise then looks like
     # silence in every clip, which made DTW far more robust to the test set's 5-25 dB SNR noise.
     relative_floor: float = 1e-3
+    # What DTW matches: "mfcc" (cepstra 1..n_ceps-1) or "encoder" (the keyword head of
+    # pretrained/encoder.npz over the same normalised log-mel). Each has its own cohort and calibrations.
+    frontend: str = "mfcc"
 
     def fingerprint(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        # "mfcc" fingerprints omit the field, so artefacts built before it existed stay valid.
+        d = {k: v for k, v in asdict(self).items() if not (k == "frontend" and v == "mfcc")}
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    def artefact(self, name: str) -> str:
+        """The pretrained/ file name of an artefact built for this front end: cohort.npz, cohort_encoder.npz..."""
+        stem, dot, ext = name.partition(".")
+        return name if self.frontend == "mfcc" else f"{stem}_{self.frontend}{dot}{ext}"
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import numpy as np
 from . import dtw
 from .cohort import Cohort
 from .config import SAMPLE_RATE, Config
-from .encoder import embed_speakers
-from .features import frames_per_second, keyword_frames
+from .encoder import embed_speakers, keyword_frames
+from .features import frames_per_second
 from .profile import SpeakerProfile
 from .stages import stage
 from .vad import speech_segments

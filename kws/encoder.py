@@ -1,13 +1,16 @@
-"""Neural models that turn audio into embeddings, and where their weights come from.
+"""Neural models that turn audio into embeddings, and where their weights come from. All run in
+numpy, so predict never imports torch (~1.3 s and ~500 MB per process).
 
-v1 holds one model: the GE2E speaker encoder (3-layer LSTM over 40 mel bands, 256-d output)
-with the weights that ship inside the Resemblyzer wheel (Apache-2.0). The network runs in
-numpy, so predict never imports torch (~1.3 s and ~500 MB per process). torch is needed
-once, by ``python -m kws check`` (initialize.sh), to convert the wheel's pickled weights into
-a plain ``.npz`` cached in the virtual environment.
+- GE2E speaker encoder (3-layer LSTM over 40 mel bands, 256-d output) with the weights that
+  ship inside the Resemblyzer wheel (Apache-2.0). torch is needed once, by ``python -m kws
+  check`` (initialize.sh), to convert the wheel's pickled weights into a plain ``.npz`` cached
+  in the virtual environment.
+- The project's own multi-task encoder (kws/model.py, trained by scripts/train_encoder.py):
+  keyword frames for DTW and a voiceprint, from ``pretrained/encoder.npz``.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import sys
@@ -18,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import PRETRAINED_DIR, FeatureConfig
 from .errors import WeightsError
-from .features import mel_power
+from .features import encoder_input, keyword_frames as mfcc_frames, mel_power, stack
 
 log = logging.getLogger(__name__)
 
@@ -188,3 +192,85 @@ def embed_speakers(wavs: list[np.ndarray], model: GE2E | None = None) -> np.ndar
     out = np.zeros((len(wavs), DIM), np.float32)
     np.add.at(out, np.array(owner), emb)
     return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-8)
+
+
+# --- the project's multi-task encoder ---------------------------------------------------------
+
+ENCODER_FILE = "encoder.npz"
+
+
+@dataclass(frozen=True)
+class MultiTask:
+    arrays: dict            # exported by kws.model.export_arrays
+    dilations: tuple[int, ...]
+    sha: str                # of the weights file: cohorts built with other weights are refused
+
+
+@lru_cache(maxsize=2)
+def load_multitask(path: str | None = None) -> MultiTask:
+    p = Path(path) if path else PRETRAINED_DIR / ENCODER_FILE
+    if not p.is_file():
+        raise WeightsError(f"{p} is missing; restore pretrained/ from git or train it with scripts/train_encoder.py")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        dilations = tuple(int(d) for d in arrays.pop("dilations"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise WeightsError(f"{p}: damaged encoder weights ({e}); restore it from git") from e
+    return MultiTask(arrays, dilations, hashlib.sha1(p.read_bytes()).hexdigest()[:10])
+
+
+def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int) -> np.ndarray:
+    """(T, C_in) -> (T, C_out): a 'same' convolution with reflect padding, as speechbrain's Conv1d."""
+    k = w.shape[2]
+    pad = dilation * (k - 1) // 2
+    if pad:
+        x = np.pad(x, ((pad, pad), (0, 0)), mode="reflect" if len(x) > pad else "edge")
+    t = len(x) - 2 * pad
+    out = np.zeros((t, w.shape[0]), np.float32) + b
+    for j in range(k):
+        out += x[j * dilation: j * dilation + t] @ w[:, :, j].T
+    return out
+
+
+def _block(m: MultiTask, x: np.ndarray, name: str, dilation: int) -> np.ndarray:
+    a = m.arrays
+    return np.maximum(_conv(x, a[f"{name}_w"], a[f"{name}_b"], dilation), 0.0) * a[f"{name}_scale"] + a[f"{name}_shift"]
+
+
+def multitask_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
+    """(T, n_mels) normalised log-mel -> (T, channels) shared features."""
+    h = frames.astype(np.float32)
+    for i, d in enumerate(m.dilations):
+        h = _block(m, h, f"trunk{i}", d)
+    return h
+
+
+def multitask_keyword_frames(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
+    """(T, kw_dim) unit-length keyword frames."""
+    kw = trunk @ m.arrays["kw_w"][:, :, 0].T + m.arrays["kw_b"]
+    return kw / (np.linalg.norm(kw, axis=1, keepdims=True) + 1e-8)
+
+
+def multitask_voiceprint(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
+    """(spk_dim,) unit speaker embedding: statistics pooling over the whole input."""
+    s = _block(m, trunk, "spk", 1)
+    stats = np.concatenate([s.mean(axis=0), np.sqrt(np.maximum(s.var(axis=0), 1e-5))])
+    e = stats @ m.arrays["spk_out_w"].T + m.arrays["spk_out_b"]
+    return (e / (np.linalg.norm(e) + 1e-8)).astype(np.float32)
+
+
+def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """The frames DTW matches, from the configured front end."""
+    if cfg.frontend == "mfcc":
+        return mfcc_frames(y, cfg)
+    if cfg.frontend != "encoder":
+        raise ValueError(f"unknown front end {cfg.frontend!r}; use 'mfcc' or 'encoder'")
+    m = load_multitask()
+    return stack(multitask_keyword_frames(m, multitask_trunk(m, encoder_input(y, cfg))), cfg.stack).astype(np.float32)
+
+
+def frontend_fingerprint(cfg: FeatureConfig = FeatureConfig()) -> str:
+    """Feature settings, and the encoder weights when they make the frames: profiles and cohorts
+    made under another fingerprint do not match these frames."""
+    return cfg.fingerprint() + (f"+{load_multitask().sha}" if cfg.frontend == "encoder" else "")

@@ -12,7 +12,7 @@ from .audio import probe, read_audio
 from .cohort import Cohort, load_cohort
 from .config import SAMPLE_RATE, Config
 from .detect import Prepared, keyword_distances, prepare, top_k_mean
-from .encoder import embed_speakers
+from .encoder import embed_speakers, frontend_fingerprint
 from .errors import AudioError, EnrollmentError
 from .profile import SpeakerProfile
 from .voiceprint import cosine, leave_one_out, voiceprint
@@ -104,7 +104,7 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
         kw_enroll_mean=float(np.mean(loo)),
         spk_cohort_mean=float(coh_cos.mean()), spk_cohort_std=float(coh_cos.std()),
         spk_enroll_mean=float(leave_one_out(emb).mean()),
-        feature_fingerprint=cfg.features.fingerprint(),
+        feature_fingerprint=frontend_fingerprint(cfg.features),
         clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems)
     log.info("enrolled %d clip(s): LOO keyword distance %.3f (cohort %.3f), LOO speaker cosine %.3f (cohort %.3f)",
              len(clips), profile.kw_enroll_mean, float(profile.kw_cohort_mean[:-1].mean()),

@@ -112,7 +112,16 @@ def frames_per_second(cfg: FeatureConfig = FeatureConfig()) -> float:
     return 1000.0 / (cfg.hop_ms * cfg.stack)
 
 
+def mfcc(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """(T, n_ceps - 1) cepstra 1.. of the floored log-mel (c0, the level, dropped)."""
+    return logmel(y, cfg) @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:]
+
+
+def encoder_input(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """(T, n_mels) log-mel with sliding CMVN: what the multi-task encoder reads."""
+    return cmvn(logmel(y, cfg), cfg.cmvn_frames)
+
+
 def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """Template-matching frames of a speech crop: MFCC 1..n_ceps-1, sliding CMVN, stacked."""
-    ceps = logmel(y, cfg) @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:]
-    return stack(cmvn(ceps, cfg.cmvn_frames), cfg.stack).astype(np.float32)
+    """MFCC template-matching frames of a speech crop: sliding CMVN, stacked (the "mfcc" front end)."""
+    return stack(cmvn(mfcc(y, cfg), cfg.cmvn_frames), cfg.stack).astype(np.float32)

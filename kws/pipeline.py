@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from .audio import audio_seconds, list_wavs, read_audio
-from .calibrate import KEYWORD_CALIBRATION_FILE, Calibration
+from .calibrate import CALIBRATION_FILE, KEYWORD_CALIBRATION_FILE, Calibration
 from .cohort import Cohort, load_cohort
 from .config import PRETRAINED_DIR, BudgetConfig, Config
 from .detect import SCORE_NAMES, Prepared, prepare, score_clips
-from .encoder import ge2e_weights_path, load_ge2e
+from .encoder import frontend_fingerprint, ge2e_weights_path, load_ge2e
 from .enroll import build_profile
-from .errors import AudioError, WeightsError
+from .errors import AudioError, ProfileError, WeightsError
 from .profile import SpeakerProfile
 from .stages import stage
 
@@ -57,10 +57,11 @@ class Tier:
     calibration: Calibration
 
 
-def load_tiers() -> list[Tier]:
-    """Scoring tiers, best (and slowest) first."""
-    return [Tier("full", True, Calibration.load()),
-            Tier("keyword", False, Calibration.load(PRETRAINED_DIR / KEYWORD_CALIBRATION_FILE))]
+def load_tiers(cfg: Config = Config()) -> list[Tier]:
+    """Scoring tiers, best (and slowest) first, with the calibrations of the configured front end."""
+    art = cfg.features.artefact
+    return [Tier("full", True, Calibration.load(PRETRAINED_DIR / art(CALIBRATION_FILE))),
+            Tier("keyword", False, Calibration.load(PRETRAINED_DIR / art(KEYWORD_CALIBRATION_FILE)))]
 
 
 def batches(seconds: list[float], cfg: Config) -> list[list[int]]:
@@ -137,7 +138,10 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
         log.warning("%s: no .wav files; wrote an empty prediction file", test_dir)
         return []
     profile = SpeakerProfile.load(work_dir)
-    tiers, cohort = load_tiers(), load_cohort(cfg=cfg.features)
+    if profile.feature_fingerprint != frontend_fingerprint(cfg.features):
+        raise ProfileError(f"{work_dir}: enrolled with other feature settings or encoder weights "
+                           f"({profile.feature_fingerprint}, now {frontend_fingerprint(cfg.features)}); enroll again")
+    tiers, cohort = load_tiers(cfg), load_cohort(cfg=cfg.features)
     seconds = [audio_seconds(p) for p in paths]
     b = cfg.budget
     deadline = deadline or caller_deadline(b) or start + b.predict_base_s + b.predict_per_audio_s * sum(seconds)
@@ -187,17 +191,18 @@ def write_scores(path: Path, names: list[str], scores: dict[str, np.ndarray], de
         log.warning("could not write %s (%s); predictions are unaffected", path, e)
 
 
-def check_pretrained() -> None:
+def check_pretrained(cfg: Config = Config()) -> None:
     """Load every artefact predict needs, so that set-up fails loudly instead of predict failing later."""
     load_ge2e()
-    cohort = load_cohort()
-    for tier in load_tiers():
+    cohort = load_cohort(cfg=cfg.features)
+    tiers = load_tiers(cfg)
+    for tier in tiers:
         names = set(tier.calibration.names)
         if names - set(SCORE_NAMES):
             raise WeightsError(f"the '{tier.name}' calibration uses unknown score columns "
                                f"{sorted(names - set(SCORE_NAMES))}; refit it")
         if not tier.speaker and any(n.startswith("spk_") for n in names):
             raise WeightsError(f"the '{tier.name}' calibration uses speaker scores, which that tier skips; refit it")
-    log.info("pretrained artefacts OK: GE2E %s, cohort of %d utterances / %d templates, calibrations: %s",
-             ge2e_weights_path().name, len(cohort.keyword_frames), len(cohort.templates),
-             "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in load_tiers()))
+    log.info("pretrained artefacts OK: front end %s, GE2E %s, cohort of %d utterances / %d templates, "
+             "calibrations: %s", cfg.features.frontend, ge2e_weights_path().name, len(cohort.keyword_frames),
+             len(cohort.templates), "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in tiers))

@@ -1,0 +1,71 @@
+"""The multi-task encoder as a torch module: model code only (training lives in scripts/train_encoder.py).
+
+A TDNN trunk over normalised log-mel frames (speechbrain's TDNNBlock: conv, ReLU, batch norm)
+feeds two heads:
+- keyword head: a 1x1 convolution to unit-length frame embeddings, the frames DTW matches;
+- speaker head: a TDNN block, mean+std statistics pooling and a linear layer, an utterance
+  voiceprint (trained with additive angular margin softmax over the training speakers).
+Every layer is one the numpy runtime in kws/encoder.py reproduces, so predict needs no torch.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from speechbrain.lobes.models.ECAPA_TDNN import TDNNBlock
+from torch import nn
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    n_mels: int = 40
+    channels: int = 128
+    kernels: tuple[int, ...] = (5, 3, 3, 1)
+    dilations: tuple[int, ...] = (1, 2, 3, 1)
+    kw_dim: int = 64
+    spk_channels: int = 256
+    spk_dim: int = 128
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class MultiTaskEncoder(nn.Module):
+    def __init__(self, shape: EncoderShape = EncoderShape()):
+        super().__init__()
+        self.shape = shape
+        layers, c_in = [], shape.n_mels
+        for k, d in zip(shape.kernels, shape.dilations):
+            layers.append(TDNNBlock(c_in, shape.channels, k, d))
+            c_in = shape.channels
+        self.trunk = nn.Sequential(*layers)
+        self.kw = nn.Conv1d(shape.channels, shape.kw_dim, 1)
+        self.spk = TDNNBlock(shape.channels, shape.spk_channels, 1, 1)
+        self.spk_out = nn.Linear(2 * shape.spk_channels, shape.spk_dim)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, T, n_mels) padded frames; lengths: (B,) valid frames.
+        Returns keyword frames (B, T, kw_dim), unit length, and speaker embeddings (B, spk_dim)."""
+        h = self.trunk(x.transpose(1, 2))                       # (B, C, T)
+        kw = nn.functional.normalize(self.kw(h), dim=1).transpose(1, 2)
+        s = self.spk(h)                                          # (B, S, T)
+        mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).to(s.dtype)[:, None, :]
+        n = mask.sum(dim=2).clamp(min=1.0)
+        mean = (s * mask).sum(dim=2) / n
+        std = (((s - mean[:, :, None]) ** 2 * mask).sum(dim=2) / n).clamp(min=1e-5).sqrt()
+        return kw, self.spk_out(torch.cat([mean, std], dim=1))
+
+
+def export_arrays(model: MultiTaskEncoder) -> dict:
+    """Plain arrays for the numpy runtime (kws/encoder.py): batch norms folded into scale and shift."""
+    def block(b: TDNNBlock, prefix: str) -> dict:
+        bn = b.norm.norm
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        return {f"{prefix}_w": b.conv.conv.weight, f"{prefix}_b": b.conv.conv.bias,
+                f"{prefix}_scale": scale, f"{prefix}_shift": bn.bias - bn.running_mean * scale}
+    out: dict = {}
+    for i, b in enumerate(model.trunk):
+        out.update(block(b, f"trunk{i}"))
+    out.update(block(model.spk, "spk"))
+    out.update(kw_w=model.kw.weight, kw_b=model.kw.bias, spk_out_w=model.spk_out.weight, spk_out_b=model.spk_out.bias)
+    return {k: v.detach().cpu().numpy().astype("float32") for k, v in out.items()}

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""Train the multi-task encoder (kws/model.py) and export pretrained/encoder.npz.
+
+    python scripts/train_encoder.py --words ../shared/data/words --noise ../shared/data/noise \
+        [--trainset SCRATCH/kws-trainset] --work SCRATCH/encoder-run [--steps 3000]
+    torchrun --nproc_per_node 4 scripts/train_encoder.py ...     # the same script, DDP on gloo
+
+Data: the cohort half of the train-split speakers (the calibration half stays unseen, so the
+calibration fitted later sees new voices, as dev and the platform do) plus, with --trainset,
+the synthetic speakers of scripts/build_training_set.py. Each clip is used clean and with noise.
+
+Losses, summed:
+- speaker: additive angular margin softmax over the training speakers (speaker head);
+- word: cross-entropy over words/phrases from the pooled keyword frames (keyword head);
+- frames: InfoNCE along DTW alignment paths between two takes of the same word, preferably
+  by different speakers: aligned keyword frames must be closer than every other frame of the
+  other take and of a take of another word (the alignment comes from MFCC DTW, fixed).
+Checkpoints every --ckpt-every steps in --work; a rerun resumes from the last one.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kws import dtw  # noqa: E402
+from kws.config import DEFAULT, PRETRAINED_DIR  # noqa: E402
+from kws.encoder import ENCODER_FILE  # noqa: E402
+from kws.features import cmvn, encoder_input, mfcc  # noqa: E402
+from kws.model import EncoderShape, MultiTaskEncoder, export_arrays  # noqa: E402
+from kws.vad import speech_segments  # noqa: E402
+from scripts.kws_train import Words, augment, load_noise, split_speakers  # noqa: E402
+
+log = logging.getLogger("train_encoder")
+REAL_CORPORA = ("dsp20", "asc")
+MAX_FRAMES = 200          # 2 s: longer clips are cut at a random offset
+
+
+def load_items(words_dir: Path, trainset: Path | None) -> list[dict]:
+    """(path, loader key, speaker, text) for every training clip, in a fixed order."""
+    words = Words(words_dir, "train")
+    keep = set(split_speakers(words.speakers)[0])
+    items = []
+    with open(words_dir / "manifest.tsv", encoding="utf-8") as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            if r["split"] == "train" and r["speaker"] in keep:
+                items.append({"path": str(words_dir / r["path"]), "speaker": r["speaker"],
+                              "text": f"{r['lang']}:{r['word']}", "crop": False})
+    if trainset:
+        with open(trainset / "manifest.tsv", encoding="utf-8") as f:
+            for r in csv.DictReader(f, delimiter="\t"):
+                if r["source"] not in REAL_CORPORA:      # its real speakers come from --words, halved
+                    items.append({"path": str(trainset / r["path"]), "speaker": f"syn:{r['speaker']}",
+                                  "text": f"{r['lang']}:{r['text']}", "crop": True})
+    return items
+
+
+def featurize(item: dict, noise: list[np.ndarray], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(encoder input, MFCC alignment frames)] for the clean clip and one noisy copy."""
+    import soundfile as sf
+    y, sr = sf.read(item["path"], dtype="float32", always_2d=True)
+    y = y.mean(axis=1)
+    if item["crop"]:
+        segs = speech_segments(y)
+        if segs:
+            y = y[segs[0][0]:segs[-1][1]]
+    rng = np.random.default_rng(seed)
+    out = []
+    for version in (y, augment(rng, noise, y)):
+        out.append((encoder_input(version, DEFAULT.features).astype(np.float16),
+                    cmvn(mfcc(version, DEFAULT.features), DEFAULT.features.cmvn_frames).astype(np.float16)))
+    return out
+
+
+def build_cache(items: list[dict], noise_dir: Path, cache: Path, jobs: int) -> dict:
+    if cache.is_file():
+        log.info("features from %s", cache)
+        with np.load(cache, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    from multiprocessing import Pool
+    noise = load_noise(noise_dir)
+    t0 = time.time()
+    with Pool(jobs, initializer=_init_worker, initargs=(noise,)) as pool:
+        feats = pool.starmap(_featurize, [(it, i) for i, it in enumerate(items)], chunksize=32)
+    x, a, owner = [], [], []
+    for i, versions in enumerate(feats):
+        for fx, fa in versions:
+            x.append(fx)
+            a.append(fa)
+            owner.append(i)
+    z = {"x": np.concatenate(x), "a": np.concatenate(a), "lengths": np.array([len(f) for f in x]),
+         "owner": np.array(owner)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **z)
+    log.info("featurised %d clips (%d versions) in %.0f s -> %s", len(items), len(x), time.time() - t0, cache)
+    return z
+
+
+_NOISE: list[np.ndarray] = []
+
+
+def _init_worker(noise: list[np.ndarray]) -> None:
+    torch.set_num_threads(1)
+    _NOISE[:] = noise
+
+
+def _featurize(item: dict, seed: int):
+    return featurize(item, _NOISE, seed)
+
+
+class Batches:
+    """Pairs of versions with the same text, preferably by different speakers."""
+
+    def __init__(self, items: list[dict], z: dict, seed: int):
+        self.rng = np.random.default_rng(seed)
+        starts = np.concatenate([[0], np.cumsum(z["lengths"])[:-1]])
+        self.x = [z["x"][s:s + n] for s, n in zip(starts, z["lengths"])]
+        self.a = [z["a"][s:s + n] for s, n in zip(starts, z["lengths"])]
+        owner = z["owner"]
+        self.speakers = sorted({it["speaker"] for it in items})
+        texts = sorted({it["text"] for it in items})
+        self.spk_id = np.array([self.speakers.index(items[o]["speaker"]) for o in owner])
+        text_index = {t: i for i, t in enumerate(texts)}
+        self.text_id = np.array([text_index[items[o]["text"]] for o in owner])
+        self.by_text = [np.flatnonzero(self.text_id == t) for t in range(len(texts))]
+        self.texts = [t for t in range(len(texts)) if len(self.by_text[t]) >= 2]
+        self.n_texts = len(texts)
+
+    def sample(self, pairs: int) -> list[int]:
+        out = []
+        for t in self.rng.choice(self.texts, pairs, replace=len(self.texts) < pairs):
+            pool = self.by_text[t]
+            i = int(self.rng.choice(pool))
+            other = pool[self.spk_id[pool] != self.spk_id[i]]
+            if len(other) == 0 or self.rng.random() < 0.2:
+                other = pool[pool != i]
+            out += [i, int(self.rng.choice(other))]
+        return out
+
+    def crop(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        x, a = self.x[i], self.a[i]
+        if len(x) > MAX_FRAMES:
+            s = int(self.rng.integers(0, len(x) - MAX_FRAMES + 1))
+            x, a = x[s:s + MAX_FRAMES], a[s:s + MAX_FRAMES]
+        return x.astype(np.float32), a.astype(np.float32)
+
+
+def frame_loss(kw: torch.Tensor, lengths: torch.Tensor, align: list[np.ndarray], texts: np.ndarray,
+               rng: np.random.Generator, tau: float = 0.1, points: int = 24) -> torch.Tensor:
+    """InfoNCE on DTW-aligned frames of each pair (items 2k, 2k+1) against the other take's other
+    frames (outside +-2) and every frame of a take of another word."""
+    losses = []
+    for k in range(0, len(align), 2):
+        a, b = k, k + 1
+        path = dtw.align(align[a], align[b])
+        pick = rng.choice(len(path), min(points, len(path)), replace=False)
+        ia = torch.tensor([path[p][0] for p in pick])
+        jb = torch.tensor([path[p][1] for p in pick])
+        others = np.flatnonzero(texts != texts[a])
+        c = int(rng.choice(others)) if len(others) else a
+        nb, nc = int(lengths[b]), int(lengths[c])
+        cands = torch.cat([kw[b, :nb], kw[c, :nc]])                         # (nb + nc, D)
+        logits = kw[a, ia] @ cands.T / tau                                   # (P, nb + nc)
+        near = (torch.arange(nb)[None, :] - jb[:, None]).abs()
+        blocked = torch.zeros_like(logits, dtype=torch.bool)
+        blocked[:, :nb] = (near > 0) & (near <= 2)
+        losses.append(nn.functional.cross_entropy(logits.masked_fill(blocked, -1e4), jb))
+    return torch.stack(losses).mean()
+
+
+class Heads(nn.Module):
+    """Training-only classifiers: AAM-softmax over speakers, softmax over words."""
+
+    def __init__(self, shape: EncoderShape, n_speakers: int, n_texts: int):
+        super().__init__()
+        from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
+        self.spk_w = nn.Parameter(torch.randn(n_speakers, shape.spk_dim) * 0.01)
+        self.word = nn.Linear(2 * shape.kw_dim, n_texts)
+        self.aam = LogSoftmaxWrapper(AdditiveAngularMargin(margin=0.2, scale=30.0))
+
+    def losses(self, kw, spk, lengths, spk_id, text_id) -> tuple[torch.Tensor, torch.Tensor]:
+        cos = nn.functional.normalize(spk, dim=1) @ nn.functional.normalize(self.spk_w, dim=1).T
+        l_spk = self.aam(cos.unsqueeze(1), spk_id.unsqueeze(1))
+        mask = (torch.arange(kw.shape[1])[None, :] < lengths[:, None]).unsqueeze(2)
+        mean = (kw * mask).sum(1) / lengths[:, None]
+        mx = kw.masked_fill(~mask, -2.0).max(1).values
+        l_word = nn.functional.cross_entropy(self.word(torch.cat([mean, mx], 1)), text_id)
+        return l_spk, l_word
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--words", default="../shared/data/words")
+    ap.add_argument("--noise", default="../shared/data/noise")
+    ap.add_argument("--trainset", default=None, help="scripts/build_training_set.py output (synthetic speakers)")
+    ap.add_argument("--work", required=True, help="features cache and checkpoints")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--pairs", type=int, default=24, help="pairs per step and process (batch = 2 x pairs)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=2, help="feature extraction processes")
+    ap.add_argument("--ckpt-every", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
+    ap.add_argument("--out", default=str(PRETRAINED_DIR / ENCODER_FILE))
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if ddp:
+        dist.init_process_group("gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    torch.manual_seed(a.seed)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    work = Path(a.work)
+    items = load_items(Path(a.words), Path(a.trainset) if a.trainset else None)
+    cache = work / "features.npz"
+    if rank == 0:
+        z = build_cache(items, Path(a.noise), cache, a.jobs)
+    if ddp:
+        dist.barrier()
+    if rank != 0:
+        z = build_cache(items, Path(a.noise), cache, a.jobs)
+    data = Batches(items, z, a.seed * 1000 + rank)
+    shape = EncoderShape()
+    model, heads = MultiTaskEncoder(shape), Heads(shape, len(data.speakers), data.n_texts)
+    params = list(model.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.1)
+    step, ckpt = 0, work / "checkpoint.pt"
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)   # our own file, written below
+        model.load_state_dict(state["model"])
+        heads.load_state_dict(state["heads"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step = state["step"]
+        data.rng.bit_generator.state = state["rng"][rank] if rank < len(state["rng"]) else data.rng.bit_generator.state
+        log.info("resumed from %s at step %d", ckpt, step)
+    net = nn.parallel.DistributedDataParallel(model) if ddp else model
+    log.info("%d clips, %d speakers, %d words/phrases; %d params; %d processes", len(items), len(data.speakers),
+             data.n_texts, sum(p.numel() for p in model.parameters()), world)
+    from tqdm import tqdm
+    bar = tqdm(total=a.steps, initial=step, disable=rank != 0, desc="train", mininterval=10)
+    model.train()
+    history = []
+    while step < a.steps:
+        idx = data.sample(a.pairs)
+        crops = [data.crop(i) for i in idx]
+        lengths = torch.tensor([len(c[0]) for c in crops])
+        x = torch.zeros(len(idx), int(lengths.max()), shape.n_mels)
+        for k, (cx, _) in enumerate(crops):
+            x[k, :len(cx)] = torch.from_numpy(cx)
+        kw, spk = net(x, lengths)
+        l_spk, l_word = heads.losses(kw, spk, lengths, torch.from_numpy(data.spk_id[idx]),
+                                     torch.from_numpy(data.text_id[idx]))
+        l_frame = frame_loss(kw, lengths, [c[1] for c in crops], data.text_id[idx], data.rng)
+        loss = l_spk + l_word + l_frame
+        opt.zero_grad()
+        loss.backward()
+        if ddp:   # heads are outside DDP: average their gradients by hand
+            for p in heads.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
+        nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        sched.step()
+        step += 1
+        history.append([l_spk.item(), l_word.item(), l_frame.item()])
+        bar.update(1)
+        if step % 50 == 0:
+            h = np.mean(history[-50:], axis=0)
+            bar.set_postfix(spk=f"{h[0]:.2f}", word=f"{h[1]:.2f}", frame=f"{h[2]:.2f}")
+        if rank == 0 and (step % a.ckpt_every == 0 or step == a.steps):
+            rngs = [data.rng.bit_generator.state]
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "step": step, "rng": rngs}, tmp)
+            tmp.replace(ckpt)
+    bar.close()
+    if rank == 0:
+        model.eval()
+        arrays = export_arrays(model)
+        arrays["dilations"] = np.array(shape.dilations)
+        np.savez(a.out, **arrays)
+        last = np.mean(history[-200:], axis=0) if history else [float("nan")] * 3
+        meta = {"command": " ".join(["python", *sys.argv]), "steps": a.steps, "processes": world,
+                "clips": len(items), "speakers": len(data.speakers), "texts": data.n_texts,
+                "final_losses": {"speaker": round(float(last[0]), 3), "word": round(float(last[1]), 3),
+                                 "frame": round(float(last[2]), 3)}, "shape": shape.as_dict()}
+        Path(a.out).with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        log.info("wrote %s (%.1f MB): %s", a.out, Path(a.out).stat().st_size / 1e6, meta["final_losses"])
+    if ddp:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

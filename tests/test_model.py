@@ -1,0 +1,32 @@
+"""The numpy runtime of the multi-task encoder must compute what the torch module computes."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("speechbrain")
+
+from kws import encoder  # noqa: E402
+from kws.model import EncoderShape, MultiTaskEncoder, export_arrays  # noqa: E402
+
+
+def test_numpy_runtime_matches_torch(tmp_path):
+    torch.manual_seed(0)
+    model = MultiTaskEncoder(EncoderShape())
+    with torch.no_grad():   # non-trivial batch-norm statistics, so folding them is tested
+        for block in [*model.trunk, model.spk]:
+            block.norm.norm.running_mean.uniform_(-0.5, 0.5)
+            block.norm.norm.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    arrays = export_arrays(model)
+    arrays["dilations"] = np.array(EncoderShape().dilations)
+    path = tmp_path / "encoder.npz"
+    np.savez(path, **arrays)
+    m = encoder.load_multitask(str(path))
+    x = np.random.default_rng(1).standard_normal((87, 40)).astype(np.float32)
+    with torch.no_grad():
+        kw, spk = model(torch.from_numpy(x)[None], torch.tensor([87]))
+    trunk = encoder.multitask_trunk(m, x)
+    assert np.abs(encoder.multitask_keyword_frames(m, trunk) - kw[0].numpy()).max() < 1e-4
+    ref = spk[0].numpy() / np.linalg.norm(spk[0].numpy())
+    assert np.abs(encoder.multitask_voiceprint(m, trunk) - ref).max() < 1e-4
+    assert path.stat().st_size < 10e6
