@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,8 +50,9 @@ class FeatureConfig:
     # silence in every clip, which made DTW far more robust to the test set's 5-25 dB SNR noise.
     relative_floor: float = 1e-3
     # What DTW matches: "mfcc" (cepstra 1..n_ceps-1) or "encoder" (the keyword head of
-    # pretrained/encoder.npz over the same normalised log-mel). Each has its own cohort and calibrations.
-    frontend: str = "mfcc"
+    # pretrained/encoder.npz over the same normalised log-mel). Each has its own cohort and
+    # calibrations. KWS_FRONTEND overrides the default for experiments (ablations, benchmarks).
+    frontend: str = field(default_factory=lambda: os.environ.get("KWS_FRONTEND", "mfcc"))
 
     def fingerprint(self) -> str:
         # "mfcc" fingerprints omit the field, so artefacts built before it existed stay valid.
@@ -95,3 +97,9 @@ class Config:
 
 
 DEFAULT = Config()
+
+
+def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
+    """cfg with another keyword front end ("mfcc" or "encoder")."""
+    from dataclasses import replace
+    return replace(cfg, features=replace(cfg.features, frontend=frontend))

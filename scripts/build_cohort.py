@@ -18,9 +18,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kws.cohort import COHORT_FILE, Cohort  # noqa: E402
-from kws.config import DEFAULT, PRETRAINED_DIR  # noqa: E402
+from kws.config import PRETRAINED_DIR, with_frontend  # noqa: E402
 from kws.detect import prepare  # noqa: E402
-from kws.encoder import embed_speakers  # noqa: E402
+from kws.encoder import embed_speakers, frontend_fingerprint  # noqa: E402
 from kws.enroll import TEMPLATE_PAD_MS  # noqa: E402
 from scripts.kws_train import Words, augment, load_noise, split_speakers, utterance  # noqa: E402
 
@@ -34,8 +34,11 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=400)
     ap.add_argument("--templates", type=int, default=100)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--out", default=str(PRETRAINED_DIR / COHORT_FILE))
+    ap.add_argument("--frontend", default="mfcc", choices=["mfcc", "encoder"])
+    ap.add_argument("--out", default=None, help="default: pretrained/cohort.npz (mfcc) or cohort_encoder.npz")
     a = ap.parse_args()
+    cfg = with_frontend(a.frontend)
+    a.out = a.out or str(PRETRAINED_DIR / cfg.features.artefact(COHORT_FILE))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     words = Words(Path(a.words), "train")
     cohort_speakers, _ = split_speakers(words.speakers)
@@ -45,7 +48,7 @@ def main() -> None:
     for i in range(a.count):
         spk = cohort_speakers[i % len(cohort_speakers)]
         y = augment(rng, noise, utterance(rng, words, spk, int(rng.integers(1, 4))))
-        p = prepare(y, DEFAULT)
+        p = prepare(y, cfg)
         frames.append(p.frames)
         crops.append(p.audio)
         if (i + 1) % 100 == 0:
@@ -54,9 +57,9 @@ def main() -> None:
     for i in range(a.templates):
         spk = cohort_speakers[i % len(cohort_speakers)]
         y = words.load(words.clips[spk][int(rng.integers(len(words.clips[spk])))])
-        templates.append(prepare(augment(rng, [], y), DEFAULT, pad_ms=TEMPLATE_PAD_MS).frames)
+        templates.append(prepare(augment(rng, [], y), cfg, pad_ms=TEMPLATE_PAD_MS).frames)
     emb = embed_speakers(crops)
-    np.savez_compressed(a.out, **Cohort.pack(frames, templates, emb, DEFAULT.features.fingerprint()))
+    np.savez_compressed(a.out, **Cohort.pack(frames, templates, emb, frontend_fingerprint(cfg.features)))
     log.info("wrote %s: %d utterances from %d speakers, %d frames", a.out, len(frames), len(cohort_speakers),
              sum(len(f) for f in frames))
 

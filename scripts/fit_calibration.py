@@ -33,7 +33,8 @@ def main() -> None:
     ap.add_argument("--columns", default=",".join(n for n in SCORE_NAMES if n != "kw_raw"),
                     help="score columns to fuse")
     ap.add_argument("--l2", type=float, default=1e-2)
-    ap.add_argument("--out", default=str(PRETRAINED_DIR / CALIBRATION_FILE))
+    ap.add_argument("--out", default=str(PRETRAINED_DIR / CALIBRATION_FILE),
+                    help="calibration.json, calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rows = []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kws.audio import list_wavs  # noqa: E402
-from kws.config import DEFAULT  # noqa: E402
+from kws.config import with_frontend  # noqa: E402
 from kws.detect import SCORE_NAMES  # noqa: E402
 from kws.enroll import build_profile  # noqa: E402
 from kws.metrics import parse_labels  # noqa: E402
@@ -41,7 +41,9 @@ def main() -> None:
     ap.add_argument("--tasks", required=True, help="task set folder (data/, solution/, tasks.tsv)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--speakers-half", choices=["all", "calibration", "cohort"], default="all")
+    ap.add_argument("--frontend", default="mfcc", choices=["mfcc", "encoder"])
     a = ap.parse_args()
+    cfg = with_frontend(a.frontend)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)  # this script's progress; the library stays at WARNING
     tasks = Path(a.tasks)
@@ -52,9 +54,9 @@ def main() -> None:
         for n, t in enumerate(ids, 1):
             t0 = time.perf_counter()
             labels = parse_labels((tasks / "solution" / f"{t}_test_labels.txt").read_text())
-            profile = build_profile(list_wavs(tasks / "data" / t / "enroll"), DEFAULT)
+            profile = build_profile(list_wavs(tasks / "data" / t / "enroll"), cfg)
             paths = list_wavs(tasks / "data" / t / "test")
-            scores = score_files(profile, paths, DEFAULT)
+            scores = score_files(profile, paths, cfg)
             for i, p in enumerate(paths):
                 w.writerow([t, p.name, labels[p.name], *(f"{scores[k][i]:.5f}" for k in SCORE_NAMES)])
             f.flush()

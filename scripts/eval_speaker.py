@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Speaker verification equal error rate on dev speakers: GE2E vs the multi-task encoder's voiceprint.
+
+    python scripts/eval_speaker.py --words ../shared/data/words [--split dev] [--per-speaker 12]
+
+Each trial utterance is 1-3 words of one speaker (like a test clip's speech); every pair of
+utterances is a trial, a target when both come from the same speaker. Prints and returns EERs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kws.config import DEFAULT  # noqa: E402
+from kws.encoder import embed_speakers, load_multitask, multitask_trunk, multitask_voiceprint  # noqa: E402
+from kws.features import encoder_input  # noqa: E402
+from kws.voiceprint import unit  # noqa: E402
+from scripts.kws_train import Words, utterance  # noqa: E402
+
+log = logging.getLogger("eval_speaker")
+
+
+def eer(scores: np.ndarray, target: np.ndarray) -> float:
+    """Equal error rate: where the miss rate of targets meets the false-alarm rate of non-targets."""
+    order = np.argsort(-scores)
+    t = target[order]
+    fa = np.cumsum(~t) / max((~t).sum(), 1)
+    miss = 1 - np.cumsum(t) / max(t.sum(), 1)
+    k = int(np.argmin(np.abs(fa - miss)))
+    return float((fa[k] + miss[k]) / 2)
+
+
+def trials(emb: np.ndarray, speakers: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    e = unit(emb)
+    sim = e @ e.T
+    iu = np.triu_indices(len(e), 1)
+    spk = np.array(speakers)
+    return sim[iu], spk[iu[0]] == spk[iu[1]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--words", default="../shared/data/words")
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--per-speaker", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--out", default=None, help="also write the result as JSON here")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    words = Words(Path(a.words), a.split)
+    rng = np.random.default_rng(a.seed)
+    clips, owners = [], []
+    for spk in words.speakers:
+        for _ in range(a.per_speaker):
+            clips.append(utterance(rng, words, spk, int(rng.integers(1, 4))))
+            owners.append(spk)
+    m = load_multitask()
+    systems = {"ge2e": embed_speakers(clips),
+               "encoder": np.array([multitask_voiceprint(m, multitask_trunk(m, encoder_input(y, DEFAULT.features)))
+                                    for y in clips])}
+    systems["ge2e+encoder"] = np.concatenate([unit(systems["ge2e"]), unit(systems["encoder"])], axis=1)
+    result = {"split": a.split, "speakers": len(words.speakers), "utterances": len(clips), "encoder_sha": m.sha}
+    for name, emb in systems.items():
+        s, t = trials(emb, owners)
+        result[f"eer_{name}"] = round(eer(s, t), 4)
+    result["trials"] = int(len(s))
+    print(json.dumps(result))
+    if a.out:
+        Path(a.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
