@@ -34,8 +34,8 @@ class ClipQuality:
     level_dbfs: float           # RMS over speech frames
     peak_dbfs: float            # of the samples as recorded
     clipped_fraction: float     # of the samples as recorded
-    noise_dbfs: float           # median RMS of non-speech frames; NaN when the take has none
-    snr_db: float               # level minus noise; NaN when noise is NaN
+    noise_dbfs: float           # median RMS of non-speech frames (see measure)
+    snr_db: float               # level minus noise
     consistency: float = math.nan   # median DTW distance to the other takes; NaN with fewer than 3 usable
     problems: tuple[str, ...] = ()  # reasons to record the take again
     notes: tuple[str, ...] = ()     # worth knowing, no reason to redo
@@ -67,8 +67,11 @@ def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int =
     segs = speech_segments(y, replace(cfg.vad, pad_ms=0))
     speech_s = sum(b - a for a, b in segs) / SAMPLE_RATE
     level = _db(float(power[speech].mean())) if speech.any() else SILENCE_DB
-    # Median, not mean: onsets the VAD missed should not count as noise.
-    noise = _db(float(np.median(power[~speech]))) if (~speech).any() else math.nan
+    # Median, not mean: onsets the VAD missed should not count as noise. With hardly any pause (a tight
+    # cut, or noise loud enough for the VAD to call it speech) the quietest 5% of frames stand in for it.
+    paused = int((~speech).sum()) >= max(3, count // 10)
+    quiet = power[~speech] if paused else np.sort(power)[:max(1, count // 20)]
+    noise = _db(float(np.median(quiet))) if count else math.nan
     peak = raw_peak if raw_peak is not None else float(np.abs(y).max(initial=0.0))
     clipped = raw_clipped if raw_clipped is not None else float(np.mean(np.abs(y) >= FULL_SCALE))
     snr = level - noise if speech.any() and not math.isnan(noise) else math.nan
@@ -87,8 +90,9 @@ def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int =
             problems.append(f"noisy (speech {snr:.0f} dB above the background): record somewhere quieter")
     if clipped > q.max_clipped_fraction:
         problems.append(f"clipped ({100 * clipped:.2f}% of samples at full scale): lower the input gain")
-    if segs and math.isnan(noise):
-        notes.append("no pause around the phrase, so the noise was not measured; leave ~0.5 s before and after")
+    if segs and not paused:
+        notes.append("hardly any pause around the phrase: noise taken from its quietest moments; "
+                     "leave ~0.5 s before and after")
     if source_rate != SAMPLE_RATE or source_channels != 1:
         notes.append(f"converted from {source_rate} Hz, {source_channels} channel(s) to 16 kHz mono")
     if source_rate < SAMPLE_RATE:

@@ -36,3 +36,12 @@ def tiny_task(tmp_path_factory) -> Path:
     (root / "solution").mkdir()
     (root / "solution" / "S001_test_labels.txt").write_text("".join(labels))
     return root
+
+
+@pytest.fixture(scope="session")
+def personal_profile(tiny_task, tmp_path_factory) -> Path:
+    """A person's PROFILE_DIR with the phrase 'alpha-delta' enrolled from tiny_task's five takes."""
+    from kws.api import Profile
+    folder = tmp_path_factory.mktemp("profile") / "me"
+    Profile.enroll(folder, "alpha-delta", sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav")))
+    return folder
