@@ -66,6 +66,9 @@ class StreamConfig:
     block_s: float = 0.5               # audio read per step
     window_s: float = 4.0              # longest audio scored at once; platform test clips are ~3 s (median)
     window_overlap_s: float = 2.0      # long speech is scored in windows overlapping this much (> longest phrase)
+    # Pauses up to this join speech into one region (the VAD's merge_gap_ms is for single clips): a phrase
+    # said with pauses between its words stays whole in one window. Train-split takes: 0.9 s at the 99th pct.
+    join_gap_s: float = 1.0
     refractory_s: float = 1.5          # a match ending this soon after a detection is the same utterance
     # Windows wait up to this much stream time to be scored together: one DTW pass over a batch costs
     # little more than over one window. 0 scores each window as soon as its speech ends (live input).

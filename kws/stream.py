@@ -139,10 +139,11 @@ class Window:
 class SpeechWindows:
     """Webrtcvad frame by frame over a stream; returns padded speech windows of at most window_s.
 
-    vad.speech_segments' rules made causal: pauses up to merge_gap_ms join a region, regions shorter
-    than min_speech_ms are dropped, pad_ms of context either side, and the relative energy floor is
-    taken under the loudest frame of the last peak_window_s (not of the whole clip). A region longer
-    than window_s is cut into windows overlapping by window_overlap_s, so a phrase is whole in one.
+    vad.speech_segments' rules made causal: pauses up to join_gap_s join a region (so the words of a
+    phrase stay together), regions shorter than min_speech_ms are dropped, pad_ms of context either
+    side, and the relative energy floor is taken under the loudest frame of the last peak_window_s
+    (not of the whole clip). A region longer than window_s is cut into windows overlapping by
+    window_overlap_s, so a phrase is whole in at least one.
     """
 
     def __init__(self, cfg: Config = Config()):
@@ -152,7 +153,7 @@ class SpeechWindows:
         self.vad = webrtcvad.Vad(v.aggressiveness)
         self.recent_db: collections.deque[float] = collections.deque(maxlen=int(s.peak_window_s * 1000 / v.frame_ms))
         self.pad = SAMPLE_RATE * v.pad_ms // 1000
-        self.gap = v.merge_gap_ms // v.frame_ms
+        self.gap = int(max(v.merge_gap_ms, 1000 * s.join_gap_s)) // v.frame_ms
         self.min_frames = math.ceil(v.min_speech_ms / v.frame_ms)
         self.win = int(s.window_s * SAMPLE_RATE)
         self.hop = self.win - int(s.window_overlap_s * SAMPLE_RATE)

@@ -108,3 +108,22 @@ def test_sensitivity_maps_onto_the_threshold():
     for bad in ("loud", 1.5, "-0.1"):
         with pytest.raises(KwsError, match="sensitivity"):
             threshold_offset(bad)
+
+
+def test_words_apart_stay_one_phrase(tmp_path):
+    """Takes and stream both pause 0.6 s between the words: longer than the VAD's merge gap, so only
+    joining pauses in the stream (join_gap_s) keeps the phrase whole in one window."""
+    from synth import word
+    from kws.enroll import build_profile
+
+    def apart(seed, f0=120.0):
+        gap = np.zeros(int(0.6 * SR), np.float32)
+        y = np.concatenate([gap, word("alpha", f0, seed=seed), gap, word("delta", f0, seed=seed + 1), gap])
+        return y + 1e-4 * np.random.default_rng(seed).standard_normal(len(y)).astype(np.float32)
+
+    profile = build_profile([write(tmp_path / f"t{i}.wav", apart(10 * i)) for i in range(5)])
+    y = np.concatenate([utterance(["bravo", "omega"], seed=1), apart(77), utterance(["omega"], seed=2)])
+    for join, expected in ((StreamConfig().join_gap_s, 1), (0.3, 0)):
+        cfg = Config(stream=StreamConfig(join_gap_s=join))
+        found = list(detect_blocks(StreamDetector({"ad": profile}, Calibration.load(), cfg=cfg), blocks(y)))
+        assert len(found) == expected, (join, found)
