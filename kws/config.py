@@ -89,6 +89,7 @@ class QualityConfig:
     min_speech_s: float = 0.2
     max_speech_s: float = 3.0          # longer: more than the phrase was said
     outlier_ratio: float = 1.6         # DTW distance to the other takes over the median take: 1% of genuine train takes
+    max_set_distance: float = 0.45     # median distance between takes above this: a loose set (train 95th pct)
 
 
 @dataclass(frozen=True)

@@ -131,9 +131,13 @@ def assess(takes: list[tuple[ClipQuality, np.ndarray | None]], cfg: Config = Con
                     "a slip or a very different manner; record it again",))
             measured[i] = m
     usable = len(frames)
-    advice = []
+    advice: list[str] = []
     if usable < 5:
         advice.append(f"{usable} usable take(s); 5 are recommended: record {5 - usable} more and add them with --add")
+    if median > cfg.quality.max_set_distance:   # NaN compares False
+        advice.append(f"the takes differ from each other more than usual (median distance {median:.2f}, "
+                      f"limit {cfg.quality.max_set_distance:.2f}): say the phrase the same way each time; "
+                      "expect more misses until then")
     redo = [m.name for m in measured if m.redo]
     if redo:
         advice.append("record again: " + ", ".join(redo))

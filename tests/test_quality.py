@@ -56,3 +56,10 @@ def test_files_any_rate_unreadable_and_report(tmp_path):
     assert any("3 usable take(s)" in a for a in q.advice) and any("broken.wav" in a for a in q.advice)
     text = format_report(q)
     assert all(name in text for name in by) and "REDO" in text and "advice:" in text
+
+
+def test_loose_set_is_advised():
+    words = [["alpha", "delta"], ["bravo", "omega"], ["omega"], ["delta", "bravo"], ["alpha", "omega", "bravo"]]
+    ys = [utterance(w, seed=i) for i, w in enumerate(words)]
+    q = assess([(measure(y, f"t{i}.wav"), y) for i, y in enumerate(ys)])
+    assert q.median_consistency > 0.45 and any("differ from each other" in a for a in q.advice)
