@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--out PROFILE_DIR take1.wav ... take5.wav (any format soundfile reads), which "
                                    "prints a quality report of the takes.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="ENROLL_DIR WORK_DIR, or with --out: the take files")
-    p.add_argument("--out", default=None, metavar="PROFILE_DIR", help="a person's profile folder (one sub-folder per phrase)")
+    p.add_argument("--out", default=None, metavar="PROFILE_DIR",
+                   help="a person's profile folder (one sub-folder per phrase)")
     p.add_argument("--name", default=None, metavar="PHRASE", help="the phrase's name, e.g. hey-kws")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--add", action="store_true", help="add these takes to an enrolled phrase and rebuild it")
@@ -119,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="the --output_dir of run_local_test.py")
     p.add_argument("--solution_dir", required=True)
     p.add_argument("--test_meta", default=None, help="test_meta.tsv: score distributions per kind of negative")
-    p.add_argument("--dataset_dir", default=None, help="test audio for the alignment plot; default SOLUTION_DIR/../data")
+    p.add_argument("--dataset_dir", default=None,
+                   help="test audio for the alignment plot; default SOLUTION_DIR/../data")
     p.add_argument("--clip", default=None, metavar="SPK/FILE", help="clip to align; default: the worst error")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
     p.set_defaults(run=_report)

@@ -147,7 +147,7 @@ def plot_distributions(rows: list[Row], threshold: float, path: Path) -> None:
         ax.text(0.99, 0.8, f"n={len(f)}, {'missed' if positive else 'false alarms'}: {wrong}",
                 transform=ax.transAxes, ha="right", fontsize=9)
         ax.set_yticks([])
-    axes[-1, 0].set_xlabel(f"fused score (dashed: threshold {threshold:.2f}; values outside the axis are piled at its ends)")
+    axes[-1, 0].set_xlabel(f"fused score (dashed: threshold {threshold:.2f}; values beyond the axis piled at its ends)")
     fig.suptitle("fused score by kind of clip")
     fig.tight_layout()
     fig.savefig(path)
@@ -269,13 +269,14 @@ def write_report(run_dir: str | Path, solution_dir: str | Path, test_meta: str |
                     key=lambda r: -abs(np.nan_to_num(r.fused, nan=0.0) - threshold))
     parts.append(f"<h2>Errors ({len(errors)})</h2>")
     parts.append(_table(["clip", "label", "kind", "fused", "kw_z", "spk_seg_z"],
-                        [[f"{r.speaker}/{r.file}", r.label, r.kind, f"{r.fused:.2f}", f"{r.scores.get('kw_z', math.nan):.2f}",
-                          f"{r.scores.get('spk_seg_z', math.nan):.2f}"] for r in errors[:40]]))
+                        [[f"{r.speaker}/{r.file}", r.label, r.kind, f"{r.fused:.2f}",
+                          f"{r.scores.get('kw_z', math.nan):.2f}", f"{r.scores.get('spk_seg_z', math.nan):.2f}"]
+                         for r in errors[:40]]))
     if summary.get("speakers"):
         parts.append("<h2>Per speaker (report.json)</h2>")
         parts.append(_table(["speaker", "score", "MR", "FAR", "note"],
-                            [[s["speaker"], f"{s['score']:.3f}", f"{s['mr']:.3f}", f"{s['far']:.4f}", s.get("error", "")]
-                             for s in summary["speakers"]]))
+                            [[s["speaker"], f"{s['score']:.3f}", f"{s['mr']:.3f}", f"{s['far']:.4f}",
+                              s.get("error", "")] for s in summary["speakers"]]))
     page = out / "index.html"
     page.write_text("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kws report: "
                     f"{html.escape(run_dir.name)}</title><style>{CSS}</style></head><body>\n"

@@ -37,10 +37,10 @@ SENSITIVITY = {"fewest-false-alarms": 0.0, "balanced": 0.5, "fewest-misses": 1.0
 def threshold_offset(sensitivity: str | float, cfg: StreamConfig = StreamConfig()) -> float:
     """What --sensitivity adds to the calibrated threshold: +span (0, fewest false alarms), 0 (0.5,
     balanced: the calibrated threshold itself), -span (1, fewest misses); linear in between."""
-    s = SENSITIVITY.get(sensitivity) if isinstance(sensitivity, str) else sensitivity
+    s = SENSITIVITY.get(sensitivity, sensitivity) if isinstance(sensitivity, str) else sensitivity
     try:
-        s = float(sensitivity if s is None else s)
-    except ValueError:
+        s = float(s)
+    except (TypeError, ValueError):
         s = math.nan
     if not 0.0 <= s <= 1.0:
         raise KwsError(f"sensitivity {sensitivity!r}: use {', '.join(SENSITIVITY)} or a number from 0 to 1")
@@ -157,7 +157,7 @@ class SpeechWindows:
         self.min_frames = math.ceil(v.min_speech_ms / v.frame_ms)
         self.win = int(s.window_s * SAMPLE_RATE)
         self.hop = self.win - int(s.window_overlap_s * SAMPLE_RATE)
-        # A window ends at most gap + 1 frames behind the newest sample and spans at most win + pad.
+        # A window spans at most win + pad and ends at most gap + 2 frames, a pad and a block before the newest sample.
         lag = (self.gap + 2) * self.n + self.pad + int(s.block_s * SAMPLE_RATE)
         self.buffer = SampleBuffer(self.win + 2 * self.pad + lag)
         self.partial = np.zeros(0, np.float32)   # samples short of a whole VAD frame
@@ -177,6 +177,7 @@ class SpeechWindows:
         out: list[Window] = []
         for k in range(count):
             self.recent_db.append(db[k])
+            # as vad.frame_decisions: loud enough in absolute terms and within 40 dB of the (recent) peak
             loud = db[k] > self.cfg.energy_floor_db and db[k] > max(self.recent_db) - 40.0
             out += self._step(loud and self.vad.is_speech(pcm[k].tobytes(), SAMPLE_RATE))
             self.frame += 1
@@ -239,8 +240,10 @@ def clock(seconds: float) -> str:
 
 
 def format_detection(d: Detection) -> str:
+    """One line per detection: when, which phrase, the calibrated score and its two main parts."""
+    kw, spk = d.scores.get("kw_z", math.nan), d.scores.get("spk_seg_z", math.nan)
     return (f"{clock(d.start_s)} - {clock(d.end_s)}  {d.phrase}  fused {d.fused:.2f} (threshold {d.threshold:.2f})  "
-            f"keyword kw_z {d.scores.get('kw_z', math.nan):.2f}  speaker spk_seg_z {d.scores.get('spk_seg_z', math.nan):.2f}")
+            f"keyword kw_z {kw:.2f}  speaker spk_seg_z {spk:.2f}")
 
 
 class StreamDetector:
