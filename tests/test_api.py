@@ -38,6 +38,12 @@ def test_profile_layout_and_add(tiny_task, personal_profile, tmp_path):
     profile, _ = Profile.enroll(folder, "omega-bravo", takes)
     assert list(profile.phrases) == ["alpha-delta", "omega-bravo"]
     assert list(Profile.load(folder).phrases) == ["alpha-delta", "omega-bravo"]
+    # detection says which phrase fired
+    y, truth = stream([(["omega", "bravo"], 120, 1.0), (["delta"], 120, 1.0), (["alpha", "delta"], 120, 1.0)], seed=6)
+    write(tmp_path / "both.wav", y)
+    found = list(Detector(folder).detect(tmp_path / "both.wav"))
+    assert [d.phrase for d in found] == ["omega-bravo", "alpha-delta"], found
+    assert all(s - 1 <= d.start_s < d.end_s <= e + 1 for d, (s, e, _) in zip(found, [truth[0], truth[2]]))
 
 
 def test_enroll_refuses_clearly_and_writes_nothing(tiny_task, personal_profile, tmp_path):
