@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PRETRAINED_DIR
+from .config import PRETRAINED_DIR, FeatureConfig
 from .errors import WeightsError
 from .metrics import ALPHA
 
@@ -38,6 +38,11 @@ class Calibration:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def for_frontend(cls, features: FeatureConfig, name: str = CALIBRATION_FILE) -> "Calibration":
+        """The committed calibration fitted for this keyword front end (see FeatureConfig.artefact)."""
+        return cls.load(PRETRAINED_DIR / features.artefact(name))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Calibration":

@@ -1,6 +1,9 @@
 """Command line: argument parsing only; each command calls one function elsewhere.
 
     python -m kws enroll ENROLL_DIR WORK_DIR
+    python -m kws enroll --name PHRASE --out PROFILE_DIR take1.wav ... [--add | --replace]
+    python -m kws detect PROFILE_DIR LONG.wav [--sensitivity S] [--json] [--threads N]
+    python -m kws report RUN_DIR --solution_dir S [--test_meta M] [--clip SPK/FILE]
     python -m kws predict TEST_DIR WORK_DIR PREDICTION_FILE
     python -m kws evaluate --dataset_dir D --solution_dir S [--predictions_dir P] [--test_meta M]
     python -m kws bench [--dataset_dir D] [--output_dir O] [--speakers N]
@@ -16,8 +19,58 @@ log = logging.getLogger("kws")
 
 
 def _enroll(a: argparse.Namespace) -> int:
+    if a.out is not None:
+        return _enroll_takes(a)
+    if len(a.paths) != 2 or a.name or a.add or a.replace:
+        log.error("enroll takes ENROLL_DIR WORK_DIR, or --name PHRASE --out PROFILE_DIR with take files")
+        return 2
     from .pipeline import enroll_folder
-    enroll_folder(a.enroll_dir, a.work_dir)
+    enroll_folder(*a.paths)
+    return 0
+
+
+def _enroll_takes(a: argparse.Namespace) -> int:
+    from .api import Profile
+    from .quality import format_report
+    if not a.name:
+        log.error("--out needs --name PHRASE: the name of the phrase these takes say")
+        return 2
+    profile, quality = Profile.enroll(a.out, a.name, a.paths, add=a.add, replace=a.replace)
+    print(format_report(quality))
+    print(f"enrolled '{a.name}' from {len(profile.phrases[a.name].clips)} take(s) in {profile.folder / a.name}; "
+          f"phrases in {profile.folder}: {', '.join(profile.phrases)}")
+    return 0
+
+
+def _detect(a: argparse.Namespace) -> int:
+    import json
+    import os
+    import time
+    if a.threads < 1:
+        log.error("--threads must be 1 or more")
+        return 2
+    # One core by default: BLAS pools read these at import, so set them before numpy/torch load.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(a.threads)
+    import torch
+    torch.set_num_threads(a.threads)
+    from .api import Detector
+    from .stream import detect_blocks, format_detection, read_blocks
+    det = Detector(a.profile_dir, a.sensitivity)
+    t0, n, stream = time.perf_counter(), 0, det.stream()
+    for d in detect_blocks(stream, read_blocks(a.audio, det.cfg.stream.block_s)):
+        print(json.dumps(d.to_json(), ensure_ascii=False) if a.json else format_detection(d), flush=True)
+        n += 1
+    wall = time.perf_counter() - t0
+    log.info("%d detection(s) in %.1f s of audio; %.1f s wall, real-time factor %.4f (%d thread(s))",
+             n, stream.seconds, wall, wall / max(stream.seconds, 1e-9), a.threads)
+    return 0
+
+
+def _report(a: argparse.Namespace) -> int:
+    from .report import write_report
+    page = write_report(a.run_dir, a.solution_dir, a.test_meta, a.dataset_dir, a.clip, a.out)
+    print(page)
     return 0
 
 
@@ -54,10 +107,36 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m kws", description="Personalised wake-word spotting (Auto-KWS).")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("enroll", help="build a speaker profile from enrollment clips")
-    p.add_argument("enroll_dir")
-    p.add_argument("work_dir")
+    p = sub.add_parser("enroll", help="build a speaker profile from enrollment clips",
+                       description="Platform form: enroll ENROLL_DIR WORK_DIR. Personal form: enroll --name PHRASE "
+                                   "--out PROFILE_DIR take1.wav ... take5.wav (any format soundfile reads), which "
+                                   "prints a quality report of the takes.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="ENROLL_DIR WORK_DIR, or with --out: the take files")
+    p.add_argument("--out", default=None, metavar="PROFILE_DIR",
+                   help="a person's profile folder (one sub-folder per phrase)")
+    p.add_argument("--name", default=None, metavar="PHRASE", help="the phrase's name, e.g. hey-kws")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--add", action="store_true", help="add these takes to an enrolled phrase and rebuild it")
+    g.add_argument("--replace", action="store_true", help="enroll the phrase again from these takes only")
     p.set_defaults(run=_enroll)
+    p = sub.add_parser("detect", help="spot the enrolled phrases in a recording of any length, as it streams")
+    p.add_argument("profile_dir", help="from enroll --out (or a platform WORK_DIR)")
+    p.add_argument("audio", help="any length, any format soundfile reads")
+    p.add_argument("--sensitivity", default="balanced",
+                   help="fewest-false-alarms, balanced (default: the calibrated threshold) or fewest-misses; "
+                        "or a number from 0 (fewest false alarms) to 1 (fewest misses)")
+    p.add_argument("--json", action="store_true", help="one JSON object per detection (JSON Lines)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.set_defaults(run=_detect)
+    p = sub.add_parser("report", help="HTML page with DET curves, score distributions and a DTW alignment of a run")
+    p.add_argument("run_dir", help="the --output_dir of run_local_test.py")
+    p.add_argument("--solution_dir", required=True)
+    p.add_argument("--test_meta", default=None, help="test_meta.tsv: score distributions per kind of negative")
+    p.add_argument("--dataset_dir", default=None,
+                   help="test audio for the alignment plot; default SOLUTION_DIR/../data")
+    p.add_argument("--clip", default=None, metavar="SPK/FILE", help="clip to align; default: the worst error")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
+    p.set_defaults(run=_report)
     p = sub.add_parser("predict", help="write <file>\\t<0|1> for every test wav")
     p.add_argument("test_dir")
     p.add_argument("work_dir")

@@ -88,12 +88,46 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class StreamConfig:
+    """Streaming detection over long recordings (kws/stream.py)."""
+    block_s: float = 0.5               # audio read per step
+    window_s: float = 4.0              # longest audio scored at once; platform test clips are ~3 s (median)
+    window_overlap_s: float = 2.0      # long speech is scored in windows overlapping this much (> longest phrase)
+    # Pauses up to this join speech into one region (the VAD's merge_gap_ms is for single clips): a phrase
+    # said with pauses between its words stays whole in one window. Train-split takes: 0.9 s at the 99th pct.
+    join_gap_s: float = 1.0
+    refractory_s: float = 1.5          # a match ending this soon after a detection is the same utterance
+    # Windows wait up to this much stream time to be scored together: one DTW pass over a batch costs
+    # little more than over one window. 0 scores each window as soon as its speech ends (live input).
+    max_delay_s: float = 10.0
+    max_batch: int = 16                # windows scored together at most (bounds memory)
+    peak_window_s: float = 10.0        # VAD relative floor: 40 dB under the loudest frame of the last N s
+    # --sensitivity s in [0, 1] moves the calibrated threshold by sensitivity_span * (1 - 2 s):
+    # 0 "fewest-false-alarms" +span, 0.5 "balanced" (the calibrated threshold), 1 "fewest-misses" -span.
+    sensitivity_span: float = 1.0
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Enrollment take checks (kws/quality.py): above or below these, a take is flagged for redoing."""
+    min_level_dbfs: float = -40.0      # speech RMS: quieter than this is too far from the microphone
+    max_clipped_fraction: float = 1e-3 # samples at full scale
+    min_snr_db: float = 15.0           # speech RMS over the VAD's non-speech RMS
+    min_speech_s: float = 0.2
+    max_speech_s: float = 3.0          # longer: more than the phrase was said
+    outlier_ratio: float = 1.6         # DTW distance to the other takes over the median take: 1% of genuine train takes
+    max_set_distance: float = 0.45     # median distance between takes above this: a loose set (train 95th pct)
+
+
+@dataclass(frozen=True)
 class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
 
 DEFAULT = Config()

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .audio import audio_seconds, list_wavs, read_audio
-from .calibrate import CALIBRATION_FILE, KEYWORD_CALIBRATION_FILE, Calibration
+from .calibrate import KEYWORD_CALIBRATION_FILE, Calibration
 from .cohort import Cohort, load_cohort
-from .config import PRETRAINED_DIR, BudgetConfig, Config
+from .config import BudgetConfig, Config
 from .detect import SCORE_NAMES, Prepared, prepare, score_clips
 from .encoder import frontend_fingerprint, ge2e_weights_path, load_ge2e
 from .enroll import build_profile
@@ -59,9 +59,8 @@ class Tier:
 
 def load_tiers(cfg: Config = Config()) -> list[Tier]:
     """Scoring tiers, best (and slowest) first, with the calibrations of the configured front end."""
-    art = cfg.features.artefact
-    return [Tier("full", True, Calibration.load(PRETRAINED_DIR / art(CALIBRATION_FILE))),
-            Tier("keyword", False, Calibration.load(PRETRAINED_DIR / art(KEYWORD_CALIBRATION_FILE)))]
+    return [Tier("full", True, Calibration.for_frontend(cfg.features)),
+            Tier("keyword", False, Calibration.for_frontend(cfg.features, KEYWORD_CALIBRATION_FILE))]
 
 
 def batches(seconds: list[float], cfg: Config) -> list[list[int]]:

@@ -69,3 +69,12 @@ def predictions_for(test_dir: Path, work: Path, tmp_path: Path, **kw) -> tuple[d
     wavs = {p.name for p in test_dir.iterdir() if p.is_file() and p.suffix.lower() == ".wav"}
     assert set(preds) == wavs, "prediction file must have exactly one line per test wav"
     return preds, r
+
+
+@pytest.fixture(scope="session")
+def personal_profile(tiny_task, tmp_path_factory) -> Path:
+    """A person's PROFILE_DIR with the phrase 'alpha-delta' enrolled from tiny_task's five takes."""
+    from kws.api import Profile
+    folder = tmp_path_factory.mktemp("profile") / "me"
+    Profile.enroll(folder, "alpha-delta", sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav")))
+    return folder

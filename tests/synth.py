@@ -50,3 +50,21 @@ def utterance(names: list[str], f0: float = 120.0, scale: float = 1.0, seed: int
         parts.append(word(n, f0, scale, seed=seed * 31 + i))
     y = np.concatenate(parts + [gap(0.3)])
     return (y + 10 ** (noise_db / 20) * rng.standard_normal(len(y))).astype(np.float32)
+
+
+def stream(utterances: list[tuple[list[str], float, float]], seed: int = 0, pause: tuple[float, float] = (0.6, 2.0),
+           noise_db: float = -60.0) -> tuple[np.ndarray, list[tuple[float, float, list[str]]]]:
+    """Utterances (words, f0, vocal-tract scale) in a row with random pauses, over faint noise.
+
+    Returns the samples and, per utterance, (start s, end s, words): the truth a stream test checks against.
+    """
+    rng = np.random.default_rng(seed)
+    parts, truth, pos = [], [], 0
+    for k, (names, f0, scale) in enumerate(utterances):
+        parts.append(np.zeros(int(SR * rng.uniform(*pause)), np.float32))
+        pos += len(parts[-1])
+        parts.append(utterance(names, f0, scale, seed=seed * 97 + k, noise_db=-90.0))
+        truth.append((pos / SR, (pos + len(parts[-1])) / SR, names))
+        pos += len(parts[-1])
+    y = np.concatenate(parts + [np.zeros(SR, np.float32)])
+    return (y + 10 ** (noise_db / 20) * rng.standard_normal(len(y))).astype(np.float32), truth

@@ -1,0 +1,156 @@
+"""The Python API: a person's Profile of wake phrases, and a Detector over it.
+
+    from kws import Profile, Detector
+    profile, quality = Profile.enroll("me/", "hey-kws", ["t1.wav", "t2.wav", "t3.wav", "t4.wav", "t5.wav"])
+    for d in Detector("me/", sensitivity="balanced").detect("meeting.flac"):
+        print(d.phrase, d.start_s, d.fused)
+
+``kws enroll --name`` and ``kws detect`` are thin layers over these objects, and they stand on the
+platform's pieces: every phrase is a SpeakerProfile (profile.py) built by enroll.build_profile,
+scored by detect.score_clips and decided by the same Calibration as predict.sh.
+
+On disk a Profile is a folder with one sub-folder per phrase: PROFILE_DIR/<phrase>/ holds the
+SpeakerProfile (profile.json + profile.npz) and clips/, copies of the takes, so that takes can be
+added later and the phrase rebuilt. A platform WORK_DIR also loads, as one phrase.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .calibrate import Calibration
+from .config import DEFAULT, Config
+from .enroll import build_profile
+from .errors import EnrollmentError, ProfileError
+from .profile import JSON_NAME, SpeakerProfile
+from .quality import EnrollmentQuality, assess_files, format_report
+from .stream import Detection, StreamDetector, detect_blocks, read_blocks, threshold_offset
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Profile", "Detector", "Detection", "ClipScore"]
+
+CLIPS_DIR = "clips"
+PHRASE_NAME = re.compile(r"\w[\w .-]{0,63}")   # a folder name: no slashes, no leading dot
+
+
+@dataclass
+class Profile:
+    folder: Path
+    phrases: dict[str, SpeakerProfile]
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Profile":
+        folder = Path(folder)
+        if (folder / JSON_NAME).is_file():   # a platform WORK_DIR: one phrase, named after the folder
+            return cls(folder, {folder.name: SpeakerProfile.load(folder)})
+        found = sorted(p for p in folder.iterdir() if (p / JSON_NAME).is_file()) if folder.is_dir() else []
+        if not found:
+            raise ProfileError(f"{folder}: no enrolled phrase; create one with "
+                               f"kws enroll --name PHRASE --out {folder} take1.wav ... take5.wav")
+        return cls(folder, {p.name: SpeakerProfile.load(p) for p in found})
+
+    @classmethod
+    def enroll(cls, folder: str | Path, phrase: str, takes: list[str | Path], add: bool = False,
+               replace: bool = False, cfg: Config = DEFAULT) -> tuple["Profile", EnrollmentQuality]:
+        """Check the takes, build the phrase and save it with copies of the takes it used.
+
+        add: rebuild an enrolled phrase from its saved takes plus these; replace: start it over.
+        Nothing on disk changes when enrollment fails.
+        """
+        if not PHRASE_NAME.fullmatch(phrase):
+            raise EnrollmentError(f"phrase name {phrase!r}: use letters, digits, space, '.', '_' or '-' "
+                                  "(it becomes a folder name)")
+        if add and replace:
+            raise EnrollmentError("--add keeps the enrolled takes and --replace drops them: choose one")
+        folder = Path(folder)
+        target = folder / phrase
+        enrolled = (target / JSON_NAME).is_file()
+        if enrolled and not (add or replace):
+            raise EnrollmentError(f"{target}: '{phrase}' is already enrolled; --add adds these takes to it, "
+                                  "--replace starts it over")
+        if add and not enrolled:
+            raise EnrollmentError(f"{target}: no enrolled phrase '{phrase}' to add to; enroll it without --add")
+        old = sorted((target / CLIPS_DIR).iterdir()) if add and (target / CLIPS_DIR).is_dir() else []
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".enroll-", dir=folder))
+        try:
+            new = _stage(takes, staging, taken={p.name for p in old})
+            quality = assess_files(old + new, cfg)
+            try:
+                profile = build_profile(old + new, cfg)
+            except EnrollmentError as e:
+                raise EnrollmentError(f"{e}\n{format_report(quality)}") from e
+            if replace:
+                shutil.rmtree(target / CLIPS_DIR, ignore_errors=True)
+            (target / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
+            for p in new:   # keep the takes the profile was built from, for a later --add
+                if p.parent == staging and p.name in profile.clips:
+                    shutil.move(str(p), target / CLIPS_DIR / p.name)
+            profile.save(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        log.info("enrolled '%s' in %s from %d take(s)", phrase, target, len(profile.clips))
+        return cls.load(folder), quality
+
+
+def _stage(takes: list[str | Path], staging: Path, taken: set[str]) -> list[Path]:
+    """Copy the takes into staging under names unused so far; paths that are not files stay as they are
+    (the quality report and enrollment then say what is wrong with them)."""
+    out = []
+    for t in map(Path, takes):
+        if not t.is_file():
+            out.append(t)
+            continue
+        name, n = t.name, 1
+        while name in taken:
+            name, n = f"{t.stem}-{n}{t.suffix}", n + 1
+        taken.add(name)
+        out.append(Path(shutil.copy2(t, staging / name)))
+    return out
+
+
+@dataclass(frozen=True)
+class ClipScore:
+    file: str
+    phrase: str        # the best-scoring phrase
+    fused: float       # its calibrated score; NaN when the clip could not be scored
+    detected: bool
+
+
+class Detector:
+    """A Profile, the calibration and a sensitivity: detections in recordings of any length, or scores of clips."""
+
+    def __init__(self, profile: Profile | str | Path, sensitivity: str | float = "balanced",
+                 cfg: Config = DEFAULT, calibration: Calibration | None = None):
+        self.profile = profile if isinstance(profile, Profile) else Profile.load(profile)
+        self.calibration = calibration or Calibration.for_frontend(cfg.features)
+        self.offset = threshold_offset(sensitivity, cfg.stream)
+        self.threshold = self.calibration.threshold + self.offset
+        self.cfg = cfg
+
+    def stream(self) -> StreamDetector:
+        """A fresh streaming state, for audio that arrives in blocks (16 kHz mono float32): feed(), then flush()."""
+        return StreamDetector(self.profile.phrases, self.calibration, self.offset, self.cfg)
+
+    def detect(self, path: str | Path) -> Iterator[Detection]:
+        """Detections in a file of any length and format, as the file is read block by block."""
+        return detect_blocks(self.stream(), read_blocks(path, self.cfg.stream.block_s))
+
+    def score(self, paths: list[str | Path]) -> list[ClipScore]:
+        """Whole clips scored as predict.sh scores them; with the default sensitivity, the same decisions."""
+        from .pipeline import score_files   # the platform's batching and unreadable-file handling
+        paths = [Path(p) for p in paths]
+        names = list(self.profile.phrases)
+        fused = np.array([self.calibration.fuse(score_files(p, paths, self.cfg))
+                          for p in self.profile.phrases.values()])
+        best = np.argmax(np.nan_to_num(fused, nan=-np.inf), axis=0)
+        return [ClipScore(p.name, names[b], float(fused[b, i]), bool(fused[b, i] > self.threshold))
+                for i, (p, b) in enumerate(zip(paths, best))]

@@ -1,0 +1,100 @@
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, write
+from synth import SR, stream, utterance
+
+from kws.api import Detector, Profile
+from kws.errors import EnrollmentError, ProfileError
+from kws.pipeline import predict_folder
+from kws.profile import SpeakerProfile
+
+
+def test_import_kws_stays_light():
+    code = "import sys, kws; light = 'torch' not in sys.modules; from kws import Profile, Detector; " \
+           "print(light, 'torch' in sys.modules, Profile.__module__)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.stdout.split() == ["True", "False", "kws.api"], r.stderr   # the API runs on numpy alone
+
+
+def test_profile_layout_and_add(tiny_task, personal_profile, tmp_path):
+    folder = tmp_path / "me"
+    shutil.copytree(personal_profile, folder)
+    assert sorted(p.name for p in (folder / "alpha-delta" / "clips").iterdir()) == \
+        [f"S001E{i:03d}.wav" for i in range(1, 6)]
+    # a sixth take with a name already used is kept under a new name, and the phrase is rebuilt from six
+    extra = write(tmp_path / "new" / "S001E001.wav", utterance(["alpha", "delta"], seed=11))
+    profile, quality = Profile.enroll(folder, "alpha-delta", [extra], add=True)
+    assert len(profile.phrases["alpha-delta"].templates) == 6 and len(quality.clips) == 6
+    assert (folder / "alpha-delta" / "clips" / "S001E001-1.wav").is_file()
+    # a second phrase beside the first
+    takes = [write(tmp_path / "ob" / f"{i}.wav", utterance(["omega", "bravo"], seed=20 + i)) for i in range(5)]
+    profile, _ = Profile.enroll(folder, "omega-bravo", takes)
+    assert list(profile.phrases) == ["alpha-delta", "omega-bravo"]
+    assert list(Profile.load(folder).phrases) == ["alpha-delta", "omega-bravo"]
+    # detection says which phrase fired
+    y, truth = stream([(["omega", "bravo"], 120, 1.0), (["delta"], 120, 1.0), (["alpha", "delta"], 120, 1.0)], seed=6)
+    write(tmp_path / "both.wav", y)
+    found = list(Detector(folder).detect(tmp_path / "both.wav"))
+    assert [d.phrase for d in found] == ["omega-bravo", "alpha-delta"], found
+    assert all(s - 1 <= d.start_s < d.end_s <= e + 1 for d, (s, e, _) in zip(found, [truth[0], truth[2]]))
+
+
+def test_enroll_refuses_clearly_and_writes_nothing(tiny_task, personal_profile, tmp_path):
+    takes = sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav"))
+    with pytest.raises(EnrollmentError, match="already enrolled"):
+        Profile.enroll(personal_profile, "alpha-delta", takes)
+    with pytest.raises(EnrollmentError, match="no enrolled phrase"):
+        Profile.enroll(tmp_path / "x", "alpha-delta", takes, add=True)
+    with pytest.raises(EnrollmentError, match="phrase name"):
+        Profile.enroll(tmp_path / "x", "../evil", takes)
+    silent = write(tmp_path / "silent.wav", np.zeros(SR, np.float32))
+    with pytest.raises(EnrollmentError, match="no usable enrollment clip") as e:
+        Profile.enroll(tmp_path / "y", "hush", [silent])
+    assert "REDO" in str(e.value)                     # the quality report comes with the error
+    assert list((tmp_path / "y").iterdir()) == []     # no half-made phrase, no staging left behind
+    with pytest.raises(ProfileError, match="kws enroll --name"):
+        Profile.load(tmp_path / "y")
+
+
+def test_platform_work_dir_loads_as_one_phrase(tiny_task, tmp_path):
+    from kws.enroll import build_profile
+    work = tmp_path / "S001"
+    build_profile(sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav"))).save(work)
+    assert list(Profile.load(work).phrases) == ["S001"]
+    assert isinstance(Profile.load(work).phrases["S001"], SpeakerProfile)
+
+
+def test_detector_scores_clips_as_predict_does(tiny_task, personal_profile, tmp_path):
+    test_dir = tiny_task / "data" / "S001" / "test"
+    decisions = predict_folder(test_dir, personal_profile / "alpha-delta", tmp_path / "p.txt")
+    got = Detector(personal_profile).score(sorted(test_dir.glob("*.wav")))
+    assert [int(c.detected) for c in got] == decisions
+    assert all(c.phrase == "alpha-delta" for c in got)
+    lenient = Detector(personal_profile, sensitivity="fewest-misses")
+    assert lenient.threshold == Detector(personal_profile).threshold - 1.0
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Personal use"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_example_runs(tiny_task, tmp_path, monkeypatch):
+    """The README's API example, as written, on takes and a recording made here."""
+    for i, p in enumerate(sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav")), 1):
+        shutil.copy(p, tmp_path / f"take{i}.wav")
+    y, truth = stream([(["bravo"], 120, 1.0), (["alpha", "delta"], 120, 1.0), (["omega"], 120, 1.0)], seed=5)
+    write(tmp_path / "meeting.wav", y)
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    monkeypatch.setattr("builtins.print", lambda *a, **k: lines.append(" ".join(map(str, a))))
+    exec(compile(readme_example(), "README.md", "exec"), {})
+    assert any("hey-kws at" in line for line in lines), lines

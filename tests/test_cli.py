@@ -1,0 +1,61 @@
+"""The personal-use commands as a user runs them: fresh processes, stdout for results, exit code 2 for mistakes."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, write
+from scipy.signal import resample_poly
+from synth import stream
+
+
+def kws(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kws", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """A 44.1 kHz stereo FLAC with the phrase twice among other words, and where the phrase is."""
+    utts = [(["bravo"], 120, 1.0), (["alpha", "delta"], 120, 1.0), (["omega", "bravo"], 120, 1.0),
+            (["bravo", "alpha", "delta"], 120, 1.0), (["delta", "omega"], 120, 1.0)]
+    y, truth = stream(utts, seed=7)
+    y44 = resample_poly(y, 441, 160).astype(np.float32)
+    path = write(tmp_path_factory.mktemp("rec") / "talk.flac", np.stack([y44, y44], 1), sr=44100)
+    return path, [(s, e) for s, e, w in truth if "alpha" in w]
+
+
+def test_enroll_prints_quality_report(tiny_task, tmp_path):
+    takes = sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav"))
+    r = kws("enroll", "--name", "alpha-delta", "--out", tmp_path / "me", *takes)
+    assert r.returncode == 0, r.stderr
+    assert all(t.name in r.stdout for t in takes) and "advice: all takes look fine" in r.stdout
+    assert "enrolled 'alpha-delta' from 5 take(s)" in r.stdout
+    assert (tmp_path / "me" / "alpha-delta" / "profile.json").is_file()
+
+
+def test_detect_prints_time_stamps_and_json(personal_profile, recording):
+    path, wanted = recording
+    r = kws("detect", personal_profile, path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == len(wanted) and all("alpha-delta" in line and "fused" in line for line in lines)
+    assert lines[0].startswith("0:00:")
+    assert "real-time factor" in r.stderr
+    r = kws("detect", personal_profile, path, "--json", "--sensitivity", "0.5")
+    found = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(found) == len(wanted)
+    for d, (s, e) in zip(found, wanted):
+        assert d["phrase"] == "alpha-delta" and s - 1 <= d["start_s"] < d["end_s"] <= e + 1
+        assert d["fused"] > d["threshold"] and "kw_z" in d["scores"]
+
+
+def test_mistakes_exit_2_with_a_clear_message(personal_profile, recording, tmp_path):
+    r = kws("enroll", "a.wav", "b.wav", "c.wav")
+    assert r.returncode == 2 and "--name PHRASE --out PROFILE_DIR" in r.stderr
+    r = kws("detect", tmp_path / "nobody", recording[0])
+    assert r.returncode == 2 and "kws enroll --name" in r.stderr
+    r = kws("detect", personal_profile, recording[0], "--sensitivity", "loud")
+    assert r.returncode == 2 and "fewest-misses" in r.stderr
