@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> dict:
              len(real), sum(len(j.clips) for j in real), a.synthetic, ", ".join(sorted(engines)), len(noises), a.jobs)
 
     aug_cfg = AugmentConfig(fraction=a.augment_fraction)
+    if shutil.which("sox") is None:
+        log.warning("sox not installed (apt-get install sox): no pitch-shift augmentation, no flite/festival speakers")
+        aug_cfg = AugmentConfig(fraction=a.augment_fraction, p_pitch=0.0)
     ctx = multiprocessing.get_context("fork")
     rows: list[dict] = []
     seconds: dict[str, float] = {}
@@ -356,7 +359,8 @@ def main(argv: list[str] | None = None) -> dict:
     write_tsv(out / "speakers.tsv", spk_rows,
               ["speaker", "source", "lang", "voice", "wake", "keyword_files", "other_files", "seconds"])
     summary = summarise(rows, jobs)
-    info = dict(command="scripts/build_training_set.py", args={k: v for k, v in vars(a).items() if k != "force"},
+    # no paths of this run, --jobs or timings: two builds with the same inputs give the same bytes
+    info = dict(command="scripts/build_training_set.py", args={k: v for k, v in vars(a).items() if k not in ("out", "jobs", "force")},
                 engines={e: engine_version(e) for e in sorted(engines)}, augment=asdict(aug_cfg), **summary)
     (out / "build_info.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     log.info("done: %d speakers (%d real, %d synthetic), %d files (%d keyword, %d other, %d augmented), %.2f h "

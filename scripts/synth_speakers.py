@@ -76,8 +76,9 @@ class SynthError(RuntimeError):
 
 
 def available_engines() -> set[str]:
-    """The engines whose command is on PATH."""
-    return {e for e, cmd in ENGINE_COMMANDS.items() if shutil.which(cmd)}
+    """The engines whose command is on PATH (flite and festival also need sox, which shifts their pitch)."""
+    found = {e for e, cmd in ENGINE_COMMANDS.items() if shutil.which(cmd)}
+    return found if shutil.which("sox") else found & {"espeak-ng"}
 
 
 def engine_version(engine: str) -> str:
@@ -88,7 +89,8 @@ def engine_version(engine: str) -> str:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
-    return out.splitlines()[0] if out else ""
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    return next((ln for ln in lines if "version" in ln.lower()), lines[0] if lines else "")
 
 
 # ---------------------------------------------------------------- engines
