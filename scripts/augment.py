@@ -219,6 +219,7 @@ class AugmentConfig:
     fraction: float = 0.5                  # of takes augmented at all
     p_speed: float = 0.25                  # speed perturbation 0.9-1.1 (tempo and pitch)
     p_pitch: float = 0.15                  # pitch shift +-2 semitones (sox), when no speed change
+    p_tempo: float = 0.10                  # tempo 0.85-1.15 at the same pitch (sox), when neither
     p_reverb: float = 0.35
     p_noise: float = 0.6
     snr_db: tuple[float, float] = (5.0, 25.0)
@@ -248,6 +249,10 @@ class Augmenter:
             st = float(rng.uniform(-2, 2))
             y = pitch(y, st)
             steps.append(f"pitch{st:+.2f}st")
+        elif draws[0] < c.p_speed + c.p_pitch + c.p_tempo:
+            f = float(rng.uniform(0.85, 1.15))
+            y = tempo(y, f)
+            steps.append(f"tempo{f:.3f}")
         if draws[1] < c.p_reverb and self.rirs:
             rir, room = self.rirs[int(rng.integers(len(self.rirs)))]
             y = reverb(y, rir)

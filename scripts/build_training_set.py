@@ -118,15 +118,17 @@ def interleave_corpora(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]
     return sorted(rank, key=lambda k: (rank[k], k))
 
 
-def choose_keywords(clips: list[Clip], rng: np.random.Generator, n: int | None) -> tuple[str, ...]:
-    """2-3 of a speaker's words: drawn from the longer half (by mean take length; longer words have more
-    syllables and make better wake words)."""
-    words = sorted({c.word for c in clips})
+def choose_keywords(words: tuple[str, ...], mean_seconds: dict[str, float], rng: np.random.Generator,
+                    n: int | None) -> tuple[str, ...]:
+    """n (default 2 or 3) of a speaker's words as its wake words, drawn from the longer half by mean take
+    length: longer words have more syllables, and wake words are chosen for that."""
+    longer = sorted(words, key=lambda w: (-mean_seconds.get(w, 0.0), w))[:max(2, (len(words) + 1) // 2)]
     n = int(rng.integers(2, 4)) if n is None else n
-    return tuple(sorted(words[i] for i in rng.choice(len(words), size=min(n, len(words)), replace=False)))
+    return tuple(sorted(longer[i] for i in rng.choice(len(longer), size=min(n, len(longer)), replace=False)))
 
 
 def plan_real(folder: Path, seed: int, max_real: int | None, n_keywords: int | None) -> list[RealJob]:
+    """One job per real train speaker, corpora interleaved; the wake words are seeded by the speaker's position."""
     speakers = read_words(folder)
     durations = _mean_seconds(folder)
     jobs = []
@@ -135,9 +137,8 @@ def plan_real(folder: Path, seed: int, max_real: int | None, n_keywords: int | N
             break
         clips = speakers[(corpus, spk)]
         words = tuple(sorted({c.word for c in clips}))
-        longer = sorted(words, key=lambda w: (-durations.get((spk, w), 0.0), w))[:max(2, (len(words) + 1) // 2)]
         rng = np.random.default_rng([seed, SEED_REAL_SPEAKER, key])
-        kw = choose_keywords([c for c in clips if c.word in longer], rng, n_keywords)
+        kw = choose_keywords(words, {w: durations.get((spk, w), 0.0) for w in words}, rng, n_keywords)
         jobs.append(RealJob(key, "", corpus, spk, words, kw, tuple(clips)))
     return jobs
 
@@ -266,7 +267,8 @@ def summarise(rows: list[dict], jobs: list) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--words", default="../shared/data/words", help="words corpus folder (manifest.tsv); train split only")
+    ap.add_argument("--words", default="../shared/data/words",
+                    help="words corpus folder (manifest.tsv); its train split only is read")
     ap.add_argument("--noise", default="../shared/data/noise", help="folder of 16 kHz noise recordings")
     ap.add_argument("--out", required=True)
     ap.add_argument("--synthetic", type=int, default=120, help="number of synthetic speakers (0: none)")
@@ -303,8 +305,8 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit("espeak-ng is not installed: apt-get install espeak-ng (or pass --synthetic 0)")
         for e in ("flite", "festival"):
             if e not in engines:
-                log.warning("%s not installed (apt-get install %s): its English speakers use espeak-ng", e,
-                            "flite" if e == "flite" else "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts")
+                pkgs = "flite" if e == "flite" else "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+                log.warning("%s not usable (apt-get install %s sox): its English speakers use espeak-ng", e, pkgs)
     if not noise_dir.is_dir():
         raise SystemExit(f"noise folder {noise_dir} not found; pass --noise ../shared/data/noise")
     noises = load_noise_named(noise_dir)
@@ -323,8 +325,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     aug_cfg = AugmentConfig(fraction=a.augment_fraction)
     if shutil.which("sox") is None:
-        log.warning("sox not installed (apt-get install sox): no pitch-shift augmentation, no flite/festival speakers")
-        aug_cfg = AugmentConfig(fraction=a.augment_fraction, p_pitch=0.0)
+        log.warning("sox not installed (apt-get install sox): no pitch or tempo augmentation, "
+                    "no flite/festival speakers")
+        aug_cfg = AugmentConfig(fraction=a.augment_fraction, p_pitch=0.0, p_tempo=0.0)
     ctx = multiprocessing.get_context("fork")
     rows: list[dict] = []
     seconds: dict[str, float] = {}
@@ -360,7 +363,8 @@ def main(argv: list[str] | None = None) -> dict:
               ["speaker", "source", "lang", "voice", "wake", "keyword_files", "other_files", "seconds"])
     summary = summarise(rows, jobs)
     # no paths of this run, --jobs or timings: two builds with the same inputs give the same bytes
-    info = dict(command="scripts/build_training_set.py", args={k: v for k, v in vars(a).items() if k not in ("out", "jobs", "force")},
+    info = dict(command="scripts/build_training_set.py",
+                args={k: v for k, v in vars(a).items() if k not in ("out", "jobs", "force")},
                 engines={e: engine_version(e) for e in sorted(engines)}, augment=asdict(aug_cfg), **summary)
     (out / "build_info.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     log.info("done: %d speakers (%d real, %d synthetic), %d files (%d keyword, %d other, %d augmented), %.2f h "

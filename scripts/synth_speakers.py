@@ -141,8 +141,8 @@ def festival(text: str, voice: str, duration_stretch: float = 1.0) -> np.ndarray
     with tempfile.TemporaryDirectory(prefix="kws-festival-") as d:
         src, out = Path(d) / "in.txt", Path(d) / "out.wav"
         src.write_text(text + "\n", encoding="utf-8")
-        _run(["text2wave", "-eval", f"(voice_{voice})", "-eval", f"(Parameter.set 'Duration_Stretch {duration_stretch:.4f})",
-              "-o", str(out), str(src)], "festival", text)
+        stretch = f"(Parameter.set 'Duration_Stretch {duration_stretch:.4f})"
+        _run(["text2wave", "-eval", f"(voice_{voice})", "-eval", stretch, "-o", str(out), str(src)], "festival", text)
         return _decode(out.read_bytes(), "festival", text)
 
 

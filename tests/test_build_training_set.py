@@ -89,7 +89,7 @@ def test_gain_and_peak(speech):
 
 def test_augmenter_is_seeded_and_says_what_it_did(speech):
     noises = [("white", np.random.default_rng(0).standard_normal(SR).astype(np.float32))]
-    aug = A.Augmenter(noises, [], A.AugmentConfig(fraction=1.0, p_pitch=0.0))
+    aug = A.Augmenter(noises, [], A.AugmentConfig(fraction=1.0, p_pitch=0.0, p_tempo=0.0))
     outs = [aug(speech, np.random.default_rng([7, k])) for k in range(12)]
     assert all(d != "none" and d.endswith("dBFS") for _, d in outs)
     assert any("noise(white," in d for _, d in outs)
