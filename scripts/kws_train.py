@@ -1,4 +1,9 @@
-"""Helpers shared by the offline scripts: the word corpus, speaker halves, utterances, augmentation."""
+"""Helpers shared by the offline scripts: the word corpus, speaker halves, utterances, light augmentation.
+
+The augmentation primitives live in scripts/augment.py; `augment` here is the cohort and calibration
+recipe built from them (its random draws are kept in their original order, so the artefacts rebuild
+byte for byte).
+"""
 from __future__ import annotations
 
 import csv
@@ -7,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from scripts.augment import load_noise, mix_at_snr, noise_segment, peak_normalise  # noqa: F401 (load_noise re-exported)
 
 SR = 16000
 
@@ -48,24 +55,9 @@ def utterance(rng: np.random.Generator, words: Words, speaker: str, n_words: int
     return np.concatenate(pieces)
 
 
-def load_noise(folder: Path) -> list[np.ndarray]:
-    out = []
-    for p in sorted(folder.glob("*.flac")) + sorted(folder.glob("*.wav")):
-        y, sr = sf.read(p, dtype="float32", always_2d=True)
-        assert sr == SR, p
-        out.append(y.mean(axis=1))
-    return out
-
-
 def augment(rng: np.random.Generator, noise: list[np.ndarray], y: np.ndarray) -> np.ndarray:
     """Background noise at 5-25 dB SNR (60 % of the time) and a random peak level."""
-    y = y.copy()
     if noise and rng.random() < 0.6:
-        n = noise[int(rng.integers(len(noise)))]
-        if len(n) <= len(y):
-            n = np.tile(n, len(y) // len(n) + 1)
-        s = int(rng.integers(0, len(n) - len(y) + 1))
-        n = n[s:s + len(y)]
-        snr = rng.uniform(5, 25)
-        y = y + n * np.sqrt((np.mean(y ** 2) + 1e-10) / (np.mean(n ** 2) + 1e-10) / 10 ** (snr / 10))
-    return (y / (np.abs(y).max() + 1e-9) * 10 ** (rng.uniform(-14, -2) / 20)).astype(np.float32)
+        seg = noise_segment(noise[int(rng.integers(len(noise)))], len(y), rng)
+        y = mix_at_snr(y, seg, rng.uniform(5, 25))
+    return peak_normalise(y, rng.uniform(-14, -2))

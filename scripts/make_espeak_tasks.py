@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import shutil
-import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.augment import peak_normalise  # noqa: E402
+from scripts.synth_speakers import espeak  # noqa: E402
 
 SR = 16000
 VOICES = ["en+m1", "en+f3", "en+m3", "en+f2", "en+m7", "en+f4"]
@@ -30,11 +32,9 @@ OTHER = ["what time is it", "turn on the lights", "play some music", "how is the
 
 
 def say(text: str, voice: str, rng: np.random.Generator) -> np.ndarray:
-    cmd = ["espeak-ng", "-v", voice, "-s", str(int(rng.integers(135, 185))), "-p", str(int(rng.integers(30, 70))),
-           "--stdout", text]
-    wav = subprocess.run(cmd, check=True, capture_output=True).stdout
-    y, sr = sf.read(io.BytesIO(wav), dtype="float32")
-    return resample_poly(y, SR, sr).astype(np.float32) if sr != SR else y
+    """One take with jittered rate and pitch (the same settings would give the same audio every time)."""
+    wpm = int(rng.integers(135, 185))
+    return espeak(text, voice, wpm, int(rng.integers(30, 70)))
 
 
 def join(rng: np.random.Generator, pieces: list[np.ndarray]) -> np.ndarray:
@@ -50,7 +50,7 @@ def degrade(rng: np.random.Generator, y: np.ndarray, test: bool) -> np.ndarray:
         snr = rng.uniform(5, 25)
         n = rng.standard_normal(len(y)).astype(np.float32)
         y = y + n * np.sqrt(np.mean(y ** 2) / 10 ** (snr / 10))
-    return (y / (np.abs(y).max() + 1e-9) * 10 ** (rng.uniform(-14, -2) / 20)).astype(np.float32)
+    return peak_normalise(y, rng.uniform(-14, -2))
 
 
 def main() -> None:
