@@ -71,6 +71,8 @@ class DetectConfig:
     segment_pad_s: float = 0.25        # context added around the DTW match before the voiceprint
     batch_files: int = 64              # files scored per batch (bounds memory, enables partial writes)
     batch_seconds: float = 300.0       # ... and at most this much audio per batch (a long file goes alone)
+    # The learned matcher (kws/matcher.py) adds the kw_cnn score; its calibrations must include it.
+    matcher: bool = False
 
 
 @dataclass(frozen=True)

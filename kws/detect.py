@@ -14,13 +14,14 @@ from .cohort import Cohort
 from .config import SAMPLE_RATE, Config
 from .encoder import embed_speakers, keyword_frames
 from .features import frames_per_second
+from .matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
 from .profile import SpeakerProfile
 from .stages import stage
 from .vad import speech_segments
 from .voiceprint import cosine, unit
 
 SCORE_NAMES = ("kw_raw", "kw_z", "kw_t", "kw_rel", "kw_avg_rel", "kw_trel", "kw_rev", "kw_warp", "kw_half",
-               "spk_seg_z", "spk_all_z", "spk_seg_t", "spk_rel")
+               "kw_cnn", "spk_seg_z", "spk_all_z", "spk_seg_t", "spk_rel")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,16 @@ def speaker_scores(profile: SpeakerProfile, segment_emb: np.ndarray, all_emb: np
             "spk_rel": (seg - mu) / max(profile.spk_enroll_mean - mu, 1e-3)}
 
 
+def matcher_scores(profile: SpeakerProfile, frames: list[np.ndarray], dist: np.ndarray,
+                   matches: list[list[dtw.Match]], cfg: Config) -> np.ndarray:
+    """The learned matcher's mean logit over each clip's closest enrollment templates."""
+    k = min(TOP_TEMPLATES, len(profile.templates))
+    best = np.argsort(dist[:-1], axis=0)[:k]                      # (k, n_clips), the average excluded
+    mats = np.stack([match_matrix(profile.templates[t], f, matches[t][i])
+                     for i, f in enumerate(frames) for t in best[:, i]])
+    return matcher_logits(matcher_for(cfg.features), mats).reshape(len(frames), k).mean(axis=1)
+
+
 def matched_segment(p: Prepared, m: dtw.Match, cfg: Config) -> np.ndarray:
     """Samples of the best keyword match, with some context, for the speaker check."""
     step = SAMPLE_RATE / frames_per_second(cfg.features)
@@ -132,6 +143,9 @@ def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, 
         cohort_dist = keyword_distances(cohort.templates, frames)
         reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
         scores = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k)
+    if cfg.detect.matcher:
+        with stage("matcher"):
+            scores["kw_cnn"] = matcher_scores(profile, frames, dist, matches, cfg)
     if not speaker:
         return scores
     segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best_matches_of(dist, matches))]

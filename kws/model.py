@@ -69,3 +69,32 @@ def export_arrays(model: MultiTaskEncoder) -> dict:
     out.update(block(model.spk, "spk"))
     out.update(kw_w=model.kw.weight, kw_b=model.kw.bias, spk_out_w=model.spk_out.weight, spk_out_b=model.spk_out.bias)
     return {k: v.detach().cpu().numpy().astype("float32") for k, v in out.items()}
+
+
+class MatcherCNN(nn.Module):
+    """The learned matcher (kws/matcher.py holds its numpy runtime): 3 conv layers over the resampled
+    template-by-test distance matrix, global average pooling, one logit."""
+
+    def __init__(self, channels: tuple[int, ...] = (8, 16, 16)):
+        super().__init__()
+        convs, c_in = [], 1
+        for c in channels:
+            convs.append(nn.Conv2d(c_in, c, 3, padding=1))
+            c_in = c
+        self.convs = nn.ModuleList(convs)
+        self.out = nn.Linear(c_in, 1)
+
+    def forward(self, mats: torch.Tensor) -> torch.Tensor:
+        x = mats[:, None]
+        for i, conv in enumerate(self.convs):
+            x = torch.relu(conv(x))
+            if i < len(self.convs) - 1:
+                x = nn.functional.max_pool2d(x, 2)
+        return self.out(x.mean(dim=(2, 3)))[:, 0]
+
+    def export_arrays(self) -> dict:
+        out = {}
+        for i, conv in enumerate(self.convs):
+            out[f"conv{i}_w"], out[f"conv{i}_b"] = conv.weight, conv.bias
+        out["out_w"], out["out_b"] = self.out.weight, self.out.bias
+        return {k: v.detach().cpu().numpy().astype("float32") for k, v in out.items()}

@@ -21,6 +21,7 @@ from .detect import SCORE_NAMES, Prepared, prepare, score_clips
 from .encoder import frontend_fingerprint, ge2e_weights_path, load_ge2e
 from .enroll import build_profile
 from .errors import AudioError, ProfileError, WeightsError
+from .matcher import matcher_for
 from .profile import SpeakerProfile
 from .stages import stage
 
@@ -202,6 +203,12 @@ def check_pretrained(cfg: Config = Config()) -> None:
                                f"{sorted(names - set(SCORE_NAMES))}; refit it")
         if not tier.speaker and any(n.startswith("spk_") for n in names):
             raise WeightsError(f"the '{tier.name}' calibration uses speaker scores, which that tier skips; refit it")
+        if ("kw_cnn" in names) != cfg.detect.matcher:
+            raise WeightsError(f"the '{tier.name}' calibration {'uses' if 'kw_cnn' in names else 'lacks'} the "
+                               f"learned matcher's score but DetectConfig.matcher is {cfg.detect.matcher}; "
+                               "refit the calibration or switch the matcher")
+    if cfg.detect.matcher:
+        matcher_for(cfg.features)
     log.info("pretrained artefacts OK: front end %s, GE2E %s, cohort of %d utterances / %d templates, "
              "calibrations: %s", cfg.features.frontend, ge2e_weights_path().name, len(cohort.keyword_frames),
              len(cohort.templates), "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in tiers))

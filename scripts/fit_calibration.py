@@ -30,8 +30,8 @@ def main() -> None:
     ap.add_argument("--scores", required=True, nargs="+", help="TSVs from scripts/score_tasks.py on train-split tasks")
     # kw_raw is left out by default: a raw distance shifts with language, noise and microphone,
     # while every other column is normalised per speaker or per clip.
-    ap.add_argument("--columns", default=",".join(n for n in SCORE_NAMES if n != "kw_raw"),
-                    help="score columns to fuse")
+    ap.add_argument("--columns", default=",".join(n for n in SCORE_NAMES if n not in ("kw_raw", "kw_cnn")),
+                    help="score columns to fuse (add kw_cnn for the learned matcher)")
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--out", default=str(PRETRAINED_DIR / CALIBRATION_FILE),
                     help="calibration.json, calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")

@@ -12,6 +12,7 @@ import csv
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,8 +43,10 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--speakers-half", choices=["all", "calibration", "cohort"], default="all")
     ap.add_argument("--frontend", default="mfcc", choices=["mfcc", "encoder"])
+    ap.add_argument("--matcher", action="store_true", help="also the learned matcher's kw_cnn score")
     a = ap.parse_args()
     cfg = with_frontend(a.frontend)
+    cfg = replace(cfg, detect=replace(cfg.detect, matcher=a.matcher))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)  # this script's progress; the library stays at WARNING
     tasks = Path(a.tasks)

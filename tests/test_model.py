@@ -30,3 +30,28 @@ def test_numpy_runtime_matches_torch(tmp_path):
     ref = spk[0].numpy() / np.linalg.norm(spk[0].numpy())
     assert np.abs(encoder.multitask_voiceprint(m, trunk) - ref).max() < 1e-4
     assert path.stat().st_size < 10e6
+
+
+def test_matcher_numpy_matches_torch():
+    from kws.matcher import Matcher, matcher_logits
+    from kws.model import MatcherCNN
+    torch.manual_seed(0)
+    cnn = MatcherCNN().eval()
+    mats = np.random.default_rng(2).random((5, 24, 40)).astype(np.float32)
+    with torch.no_grad():
+        ref = cnn(torch.from_numpy(mats)).numpy()
+    assert np.abs(matcher_logits(Matcher(cnn.export_arrays()), mats) - ref).max() < 1e-4
+
+
+def test_match_matrix_shape_and_diagonal():
+    from kws import dtw
+    from kws.matcher import GRID, match_matrix
+    t = np.random.default_rng(3).standard_normal((30, 19)).astype(np.float32)
+    frames = np.concatenate([np.random.default_rng(4).standard_normal((20, 19)), t, np.random.default_rng(5)
+                             .standard_normal((20, 19))]).astype(np.float32)
+    m = dtw.best_matches(t, [frames])[0]
+    mat = match_matrix(t, frames, m)
+    assert mat.shape == GRID and 18 <= m.start <= 22
+    best = mat.argmin(axis=1)                       # the match: a low-cost diagonal, left to right
+    assert np.mean(np.diff(best) >= 0) > 0.85 and best[-1] - best[0] > GRID[1] // 2
+    assert mat.min(axis=1).mean() < 0.5 * mat.mean()
