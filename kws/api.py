@@ -131,7 +131,7 @@ class Detector:
     def __init__(self, profile: Profile | str | Path, sensitivity: str | float = "balanced",
                  cfg: Config = DEFAULT, calibration: Calibration | None = None):
         self.profile = profile if isinstance(profile, Profile) else Profile.load(profile)
-        self.calibration = calibration or Calibration.for_frontend(cfg.features)
+        self.calibration = calibration or Calibration.for_config(cfg)
         self.offset = threshold_offset(sensitivity, cfg.stream)
         self.threshold = self.calibration.threshold + self.offset
         self.cfg = cfg

@@ -11,12 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PRETRAINED_DIR, FeatureConfig
+from .config import PRETRAINED_DIR, Config
 from .errors import WeightsError
 from .metrics import ALPHA
 
-CALIBRATION_FILE = "calibration.json"                  # every score: keyword and speaker
-KEYWORD_CALIBRATION_FILE = "calibration_keyword.json"  # keyword scores only: predict's fallback when short of time
+CALIBRATION_FILE = "calibration.json"     # the default configuration, every score: keyword and speaker
+
+
+def calibration_name(cfg: Config, keyword_only: bool = False) -> str:
+    """calibration[_keyword][_<frontend>][_matcher].json: one fit per set of score columns.
+
+    keyword_only: without the speaker scores, predict's fallback tier when short of time."""
+    parts = ["calibration", *(["keyword"] if keyword_only else []),
+             *([cfg.features.frontend] if cfg.features.frontend != "mfcc" else []),
+             *(["matcher"] if cfg.detect.matcher else [])]
+    return "_".join(parts) + ".json"
 
 
 @dataclass(frozen=True)
@@ -40,9 +49,9 @@ class Calibration:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
 
     @classmethod
-    def for_frontend(cls, features: FeatureConfig, name: str = CALIBRATION_FILE) -> "Calibration":
-        """The committed calibration fitted for this keyword front end (see FeatureConfig.artefact)."""
-        return cls.load(PRETRAINED_DIR / features.artefact(name))
+    def for_config(cls, cfg: Config, keyword_only: bool = False) -> "Calibration":
+        """The committed calibration fitted for this configuration (see calibration_name)."""
+        return cls.load(PRETRAINED_DIR / calibration_name(cfg, keyword_only))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Calibration":

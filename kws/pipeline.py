@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import audio_seconds, list_wavs, read_audio
-from .calibrate import KEYWORD_CALIBRATION_FILE, Calibration
+from .calibrate import Calibration
 from .cohort import Cohort, load_cohort
 from .config import BudgetConfig, Config
 from .detect import SCORE_NAMES, Prepared, prepare, score_clips
@@ -60,8 +60,8 @@ class Tier:
 
 def load_tiers(cfg: Config = Config()) -> list[Tier]:
     """Scoring tiers, best (and slowest) first, with the calibrations of the configured front end."""
-    return [Tier("full", True, Calibration.for_frontend(cfg.features)),
-            Tier("keyword", False, Calibration.for_frontend(cfg.features, KEYWORD_CALIBRATION_FILE))]
+    return [Tier("full", True, Calibration.for_config(cfg)),
+            Tier("keyword", False, Calibration.for_config(cfg, keyword_only=True))]
 
 
 def batches(seconds: list[float], cfg: Config) -> list[list[int]]:

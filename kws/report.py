@@ -225,7 +225,7 @@ def write_report(run_dir: str | Path, solution_dir: str | Path, test_meta: str |
     out = Path(out) if out else run_dir / "report"
     dataset_dir = Path(dataset_dir) if dataset_dir else solution_dir.parent / "data"
     rows = load_rows(run_dir, solution_dir, test_meta)
-    threshold = Calibration.for_frontend(cfg.features).threshold
+    threshold = Calibration.for_config(cfg).threshold
     out.mkdir(parents=True, exist_ok=True)
     eers = plot_det(rows, threshold, out / "det.png")
     plot_distributions(rows, threshold, out / "scores.png")

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Ablation on a task set: each front end with and without the speaker check, errors by kind.
+"""Ablation on a task set: each front end, with and without the learned matcher and the speaker
+check, with errors by kind.
 
-    python scripts/score_tasks.py --tasks SCRATCH/kws-dev --frontend mfcc --out SCRATCH/dev_mfcc.tsv
+    python scripts/score_tasks.py --tasks SCRATCH/kws-dev --frontend mfcc --matcher --out SCRATCH/dev_mfcc.tsv
     python scripts/score_tasks.py --tasks SCRATCH/kws-dev --frontend encoder --out SCRATCH/dev_encoder.tsv
     python scripts/ablation.py --tasks SCRATCH/kws-dev --scores mfcc=SCRATCH/dev_mfcc.tsv \
         encoder=SCRATCH/dev_encoder.tsv [--out docs/ablation.md]
+
+A configuration is shown when its calibration is in pretrained/ and the scores hold its columns.
 
 Decisions use the committed, train-fitted calibrations of each front end (nothing is fitted
 here), so each row is what predict.sh would answer with that configuration.
@@ -15,12 +18,13 @@ import argparse
 import csv
 import sys
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.calibrate import CALIBRATION_FILE, KEYWORD_CALIBRATION_FILE, Calibration  # noqa: E402
+from kws.calibrate import Calibration, calibration_name  # noqa: E402
 from kws.config import PRETRAINED_DIR, with_frontend  # noqa: E402
 from kws.metrics import task_score  # noqa: E402
 
@@ -59,19 +63,23 @@ def main() -> None:
     if meta.is_file():   # the practice set has no kinds
         with open(meta, encoding="utf-8") as f:
             kinds = {(r["task"], r["file"]): r["kind"] for r in csv.DictReader(f, delimiter="\t")}
-    lines = ["| keyword frames | speaker check | score | MR | FAR | false alarms by kind | misses by kind |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| keyword frames | learned matcher | speaker check | score | MR | FAR | false alarms by kind "
+             "| misses by kind |", "|---|---|---|---|---|---|---|---|"]
     for spec in a.scores:
         frontend, path = spec.split("=", 1)
         rows = read_rows(Path(path))
-        art = with_frontend(frontend).features.artefact
-        for label, name in (("GE2E voiceprint", CALIBRATION_FILE), ("none (keyword scores only)",
-                                                                     KEYWORD_CALIBRATION_FILE)):
-            r = evaluate(rows, Calibration.load(PRETRAINED_DIR / art(name)), kinds)
-            fa = ", ".join(f"{k.removeprefix('neg_')} {v}" for k, v in sorted(r["fa"].items(), key=lambda kv: -kv[1]))
-            miss = ", ".join(f"{k.removeprefix('pos_')} {v}" for k, v in sorted(r["miss"].items()))
-            lines.append(f"| {frontend} DTW | {label} | {r['score']:.3f} | {r['mr']:.3f} | {r['far']:.4f} | "
-                         f"{fa or '-'} | {miss or '-'} |")
+        for matcher in (False, True):
+            cfg = with_frontend(frontend)
+            cfg = replace(cfg, detect=replace(cfg.detect, matcher=matcher))
+            for keyword_only, label in ((False, "GE2E voiceprint"), (True, "none (keyword scores only)")):
+                file = PRETRAINED_DIR / calibration_name(cfg, keyword_only)
+                if not file.is_file() or (matcher and "kw_cnn" not in rows[0]):
+                    continue
+                r = evaluate(rows, Calibration.load(file), kinds)
+                fa = ", ".join(f"{k.removeprefix('neg_')} {v}" for k, v in sorted(r["fa"].items(), key=lambda kv: -kv[1]))
+                miss = ", ".join(f"{k.removeprefix('pos_')} {v}" for k, v in sorted(r["miss"].items()))
+                lines.append(f"| {frontend} DTW | {'yes' if matcher else 'no'} | {label} | {r['score']:.3f} | "
+                             f"{r['mr']:.3f} | {r['far']:.4f} | {fa or '-'} | {miss or '-'} |")
     table = "\n".join(lines)
     print(table)
     if a.out:
