@@ -237,7 +237,7 @@ def main() -> None:
     params = list(model.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.1)
-    step, ckpt = 0, work / "checkpoint.pt"
+    step, ckpt, history = 0, work / "checkpoint.pt", []
     if ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)   # our own file, written below
         model.load_state_dict(state["model"])
@@ -245,6 +245,7 @@ def main() -> None:
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         step = state["step"]
+        history = state.get("history", [])
         data.rng.bit_generator.state = state["rng"][rank] if rank < len(state["rng"]) else data.rng.bit_generator.state
         log.info("resumed from %s at step %d", ckpt, step)
     net = nn.parallel.DistributedDataParallel(model) if ddp else model
@@ -253,7 +254,6 @@ def main() -> None:
     from tqdm import tqdm
     bar = tqdm(total=a.steps, initial=step, disable=rank != 0, desc="train", mininterval=10)
     model.train()
-    history = []
     while step < a.steps:
         idx = data.sample(a.pairs)
         crops = [data.crop(i) for i in idx]
@@ -286,7 +286,7 @@ def main() -> None:
             rngs = [data.rng.bit_generator.state]
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "step": step, "rng": rngs}, tmp)
+                        "sched": sched.state_dict(), "step": step, "rng": rngs, "history": history[-200:]}, tmp)
             tmp.replace(ckpt)
     bar.close()
     if rank == 0:
