@@ -1,0 +1,61 @@
+"""The offline training scripts' moving parts on tiny made-up data: sampling, losses, one step."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("speechbrain")
+
+from scripts import train_encoder as te  # noqa: E402
+from scripts.train_matcher import auc  # noqa: E402
+
+
+def tiny_data(n_speakers=3, texts=("zh:a", "zh:b", "en:c"), takes=2, seed=0):
+    rng = np.random.default_rng(seed)
+    items, x, a, lengths, owner = [], [], [], [], []
+    for s in range(n_speakers):
+        for t in texts:
+            for _ in range(takes):
+                items.append({"path": "-", "speaker": f"s{s}", "text": t, "crop": False})
+                n = int(rng.integers(30, 60))
+                x.append(rng.standard_normal((n, 40)))
+                a.append(rng.standard_normal((n, 19)))
+                lengths.append(n)
+                owner.append(len(items) - 1)
+    z = {"x": np.concatenate(x).astype(np.float16), "a": np.concatenate(a).astype(np.float16),
+         "lengths": np.array(lengths), "owner": np.array(owner)}
+    return items, z
+
+
+def test_pairs_share_text_and_prefer_other_speakers():
+    items, z = tiny_data()
+    data = te.Batches(items, z, seed=1)
+    idx = data.sample(50)
+    assert len(idx) == 100
+    pairs = list(zip(idx[0::2], idx[1::2]))
+    assert all(data.text_id[i] == data.text_id[j] and i != j for i, j in pairs)
+    assert np.mean([data.spk_id[i] != data.spk_id[j] for i, j in pairs]) > 0.6
+
+
+def test_one_training_step_has_finite_losses_and_gradients():
+    items, z = tiny_data()
+    data = te.Batches(items, z, seed=1)
+    shape = te.EncoderShape(channels=16, kw_dim=8, spk_channels=16, spk_dim=8)
+    model, heads = te.MultiTaskEncoder(shape), te.Heads(shape, len(data.speakers), data.n_texts)
+    idx = data.sample(4)
+    crops = [data.crop(i) for i in idx]
+    lengths = torch.tensor([len(c[0]) for c in crops])
+    x = torch.zeros(len(idx), int(lengths.max()), 40)
+    for k, (cx, _) in enumerate(crops):
+        x[k, :len(cx)] = torch.from_numpy(cx)
+    kw, spk = model(x, lengths)
+    l_spk, l_word = heads.losses(kw, spk, lengths, torch.from_numpy(data.spk_id[idx]),
+                                 torch.from_numpy(data.text_id[idx]))
+    l_frame = te.frame_loss(kw, lengths, [c[1] for c in crops], data.text_id[idx], data.rng)
+    loss = l_spk + l_word + l_frame
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_auc():
+    assert auc(np.array([3.0, 2.0, 1.0, 0.0]), np.array([1, 1, 0, 0])) == 1.0
+    assert auc(np.array([0.0, 1.0]), np.array([1, 0])) == 0.0
