@@ -27,6 +27,7 @@ import numpy as np
 
 from .calibrate import Calibration
 from .config import DEFAULT, Config
+from .detect import check_compatible
 from .enroll import build_profile
 from .errors import EnrollmentError, ProfileError
 from .profile import JSON_NAME, SpeakerProfile
@@ -131,6 +132,8 @@ class Detector:
     def __init__(self, profile: Profile | str | Path, sensitivity: str | float = "balanced",
                  cfg: Config = DEFAULT, calibration: Calibration | None = None):
         self.profile = profile if isinstance(profile, Profile) else Profile.load(profile)
+        for name, phrase in self.profile.phrases.items():
+            check_compatible(phrase, cfg, self.profile.folder / name)
         self.calibration = calibration or Calibration.for_config(cfg)
         self.offset = threshold_offset(sensitivity, cfg.stream)
         self.threshold = self.calibration.threshold + self.offset

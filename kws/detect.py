@@ -6,13 +6,15 @@ normalised scores (named columns) -> calibrate.Calibration turns those into 0/1.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from . import dtw
 from .cohort import Cohort
 from .config import SAMPLE_RATE, Config
-from .encoder import embed_speakers, keyword_frames
+from .encoder import embed_speakers, frontend_fingerprint, keyword_frames
+from .errors import ProfileError
 from .features import frames_per_second
 from .matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
 from .profile import SpeakerProfile
@@ -40,6 +42,14 @@ def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None) -> Prepared:
     with stage("features"):
         frames = keyword_frames(crop, cfg.features)
     return Prepared(crop, frames, bool(segs))
+
+
+def check_compatible(profile: SpeakerProfile, cfg: Config, where: str | Path) -> None:
+    """A profile's templates are frames of one front end; matching them against another's is noise."""
+    now = frontend_fingerprint(cfg.features)
+    if profile.feature_fingerprint != now:
+        raise ProfileError(f"{where}: enrolled with other feature settings or encoder weights "
+                           f"({profile.feature_fingerprint}, now {now}); enroll again")
 
 
 NO_MATCH = 2.0  # the largest cosine distance: what a template scores in a clip too short to hold it

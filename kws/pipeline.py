@@ -17,10 +17,10 @@ from .audio import audio_seconds, list_wavs, read_audio
 from .calibrate import Calibration
 from .cohort import Cohort, load_cohort
 from .config import BudgetConfig, Config
-from .detect import SCORE_NAMES, Prepared, prepare, score_clips
-from .encoder import frontend_fingerprint, ge2e_weights_path, load_ge2e
+from .detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
+from .encoder import ge2e_weights_path, load_ge2e
 from .enroll import build_profile
-from .errors import AudioError, ProfileError, WeightsError
+from .errors import AudioError, WeightsError
 from .matcher import matcher_for
 from .profile import SpeakerProfile
 from .stages import stage
@@ -138,9 +138,7 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
         log.warning("%s: no .wav files; wrote an empty prediction file", test_dir)
         return []
     profile = SpeakerProfile.load(work_dir)
-    if profile.feature_fingerprint != frontend_fingerprint(cfg.features):
-        raise ProfileError(f"{work_dir}: enrolled with other feature settings or encoder weights "
-                           f"({profile.feature_fingerprint}, now {frontend_fingerprint(cfg.features)}); enroll again")
+    check_compatible(profile, cfg, work_dir)
     tiers, cohort = load_tiers(cfg), load_cohort(cfg=cfg.features)
     seconds = [audio_seconds(p) for p in paths]
     b = cfg.budget

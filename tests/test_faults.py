@@ -251,3 +251,11 @@ def test_damaged_converted_weights_are_rebuilt(tmp_path, monkeypatch):
         assert model.proj_w.shape == (256, 256) and cache.stat().st_size > 1_000_000
     finally:
         encoder.load_ge2e.cache_clear()
+
+
+def test_profile_of_another_front_end_is_refused(enrolled, tiny_task, tmp_path):
+    """Templates of one front end matched against another's frames would be noise: enroll again."""
+    r = run("predict.sh", tiny_task / "data" / "S001" / "test", enrolled, tmp_path / "p.txt",
+            env={"KWS_FRONTEND": "encoder"})
+    assert r.returncode == 2 and "enroll again" in r.stderr
+    assert len(parse_predictions((tmp_path / "p.txt").read_text())) == 8     # still complete, all 0
