@@ -15,13 +15,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'kws' has no attribute {name!r}")
 
 
-def limit_blas_threads(n: int = 1) -> None:
+def limit_blas_threads(n: int = 1, force: bool = False) -> None:
     """Default numpy's BLAS to n threads; only effective before numpy is imported.
 
     The per-frame LSTM and DTW products are small, so a second thread gains little, and it stalls
     badly whenever the other core is busy (measured 3x slower under load); with one thread each,
-    `run_local_test.py --jobs 2` really runs two speakers at once. An explicit setting wins.
+    `run_local_test.py --jobs 2` really runs two speakers at once. An explicit setting in the
+    environment wins, unless force (a command-line option asked for n).
     """
     import os
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(n))
+        if force:
+            os.environ[var] = str(n)
+        else:
+            os.environ.setdefault(var, str(n))

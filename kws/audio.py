@@ -81,8 +81,8 @@ def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
 def audio_seconds(path: str | Path) -> float:
     """Duration from the file header (no decoding); 0 for anything unreadable."""
     try:
-        return float(sf.info(str(path)).duration)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
+        return probe(path).seconds
+    except (AudioError, OSError):
         return 0.0
 
 

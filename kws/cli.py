@@ -44,16 +44,13 @@ def _enroll_takes(a: argparse.Namespace) -> int:
 
 def _detect(a: argparse.Namespace) -> int:
     import json
-    import os
     import time
     if a.threads < 1:
         log.error("--threads must be 1 or more")
         return 2
-    # One core by default: BLAS pools read these at import, so set them before numpy/torch load.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(a.threads)
-    import torch
-    torch.set_num_threads(a.threads)
+    # BLAS pools read this at import, so it is set before numpy loads (everything runs on numpy).
+    from . import limit_blas_threads
+    limit_blas_threads(a.threads, force=True)
     from .api import Detector
     from .stream import detect_blocks, format_detection, read_blocks
     det = Detector(a.profile_dir, a.sensitivity)

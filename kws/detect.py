@@ -145,22 +145,31 @@ def matched_segment(p: Prepared, m: dtw.Match, cfg: Config) -> np.ndarray:
 def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config,
                 speaker: bool = True) -> dict[str, np.ndarray]:
     """Every named score for each prepared clip; speaker=False skips the speaker encoder (and its scores)."""
+    return score_and_locate(profile, clips, cohort, cfg, speaker)[0]
+
+
+def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config,
+                     speaker: bool = True) -> tuple[dict[str, np.ndarray], list[dtw.Match]]:
+    """score_clips, and where each clip's best match lies (its closest enrollment template's)."""
     if not clips:
-        return {name: np.zeros(0) for name in SCORE_NAMES if speaker or not name.startswith("spk_")}
+        names = [n for n in SCORE_NAMES
+                 if (speaker or not n.startswith("spk_")) and (cfg.detect.matcher or n != "kw_cnn")]
+        return {name: np.zeros(0) for name in names}, []
     frames = [c.frames for c in clips]
     with stage("dtw"):
         dist, matches = keyword_matches(profile.all_templates(), frames)
         cohort_dist = keyword_distances(cohort.templates, frames)
         reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
         scores = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k)
+    best = best_matches_of(dist, matches)
     if cfg.detect.matcher:
         with stage("matcher"):
             scores["kw_cnn"] = matcher_scores(profile, frames, dist, matches, cfg)
     if not speaker:
-        return scores
-    segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best_matches_of(dist, matches))]
+        return scores, best
+    segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best)]
     with stage("encoder"):
         emb = embed_speakers(segments + [c.audio for c in clips])
     with stage("voiceprint"):
         scores.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
-    return scores
+    return scores, best

@@ -43,6 +43,24 @@ class Match:
 MAX_CELLS = 1 << 22    # template-rows x test-columns held per DP pass (~16 MB per state array)
 
 
+def _longest_first(templates: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, lengths, padded): templates sorted longest first and zero-padded into one (K, n_max, dim)
+    array, so that the templates still running at row i are always a leading slice."""
+    order = np.argsort([-len(t) for t in templates], kind="stable")
+    lengths = np.array([len(templates[o]) for o in order])
+    padded = np.zeros((len(templates), int(lengths[0]), dim), np.float32)
+    for r, o in enumerate(order):
+        padded[r, :lengths[r]] = templates[o]
+    return order, lengths, padded
+
+
+def _cost_row(padded: np.ndarray, i: int, act: int, test_t: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    """(act, m) cosine distances of row i of the first `act` templates to every test frame; blocked columns inf."""
+    c = 1.0 - padded[:act, i] @ test_t
+    c[:, blocked] = np.inf
+    return c
+
+
 def _subsequence_many(templates: list[np.ndarray], test: np.ndarray, blocked: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Free-start, free-end DTW of several unit-row templates inside one unit-row test sequence.
@@ -55,18 +73,12 @@ def _subsequence_many(templates: list[np.ndarray], test: np.ndarray, blocked: np
     max(len) times instead of sum(len).
     """
     k, m = len(templates), len(test)
-    order = np.argsort([-len(t) for t in templates], kind="stable")
-    lengths = np.array([len(templates[o]) for o in order])
+    order, lengths, padded = _longest_first(templates, test.shape[1])
     n_max = int(lengths[0])
-    padded = np.zeros((k, n_max, test.shape[1]), np.float32)
-    for r, o in enumerate(order):
-        padded[r, :lengths[r]] = templates[o]
     halves = np.maximum(1, lengths // 2)[:, None]
 
     def cost(i: int, act: int) -> np.ndarray:
-        c = 1.0 - padded[:act, i] @ test.T
-        c[:, blocked] = np.inf
-        return c
+        return _cost_row(padded, i, act, test.T, blocked)
 
     score, start_out, worst = (np.full((k, m), np.inf, np.float32), np.zeros((k, m), np.int64),
                                np.full((k, m), np.inf, np.float32))
@@ -175,22 +187,16 @@ def template_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> 
 def _distances_many(templates: list[np.ndarray], test: np.ndarray, blocked: np.ndarray) -> np.ndarray:
     """(K, m) mean path cost ending at each column; _subsequence_many without paths."""
     k, m = len(templates), len(test)
-    order = np.argsort([-len(t) for t in templates], kind="stable")
-    lengths = np.array([len(templates[o]) for o in order])
-    padded = np.zeros((k, int(lengths[0]), test.shape[1]), np.float32)
-    for r, o in enumerate(order):
-        padded[r, :lengths[r]] = templates[o]
+    order, lengths, padded = _longest_first(templates, test.shape[1])
     test_t = np.ascontiguousarray(test.T)
     score = np.full((k, m), np.inf, np.float32)
-    prev = 1.0 - padded[:, 0] @ test_t
-    prev[:, blocked] = np.inf
+    prev = _cost_row(padded, 0, k, test_t, blocked)
     prev2 = np.full_like(prev, np.inf)
     c_prev = prev
     for i in range(int(lengths[0])):
         act = int(np.sum(lengths > i)) if i else k
         if i:
-            c_i = 1.0 - padded[:act, i] @ test_t
-            c_i[:, blocked] = np.inf
+            c_i = _cost_row(padded, i, act, test_t, blocked)
             best = np.full((act, m), np.inf, np.float32)
             np.minimum(prev[:act, :-1], prev2[:act, :-1] + c_prev[:act, 1:], out=best[:, 1:])
             np.minimum(best[:, 2:], prev[:act, :-2], out=best[:, 2:])

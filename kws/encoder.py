@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import logging
 import sys
 import zipfile
@@ -212,12 +213,13 @@ def load_multitask(path: str | None = None) -> MultiTask:
     if not p.is_file():
         raise WeightsError(f"{p} is missing; restore pretrained/ from git or train it with scripts/train_encoder.py")
     try:
-        with np.load(p, allow_pickle=False) as z:
+        data = p.read_bytes()   # read once: hashed for the fingerprint, then parsed
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         dilations = tuple(int(d) for d in arrays.pop("dilations"))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise WeightsError(f"{p}: damaged encoder weights ({e}); restore it from git") from e
-    return MultiTask(arrays, dilations, hashlib.sha1(p.read_bytes()).hexdigest()[:10])
+    return MultiTask(arrays, dilations, hashlib.sha1(data).hexdigest()[:10])
 
 
 def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int) -> np.ndarray:

@@ -16,11 +16,10 @@ import soundfile as sf
 from .audio import read_audio
 from .config import SAMPLE_RATE, Config
 from .detect import keyword_distances, prepare
-from .enroll import MIN_TEMPLATE_FRAMES, TEMPLATE_PAD_MS
+from .enroll import CLIP_PEAK, MIN_TEMPLATE_FRAMES, TEMPLATE_PAD_MS
 from .errors import AudioError
 from .vad import frame_decisions, speech_segments
 
-FULL_SCALE = 0.999   # as enroll.load_clips: a sample this close to 1.0 was clipped by the recorder
 SILENCE_DB = -120.0  # the level of digital silence (log of zero)
 
 
@@ -73,7 +72,7 @@ def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int =
     quiet = power[~speech] if paused else np.sort(power)[:max(1, count // 20)]
     noise = _db(float(np.median(quiet))) if count else math.nan
     peak = raw_peak if raw_peak is not None else float(np.abs(y).max(initial=0.0))
-    clipped = raw_clipped if raw_clipped is not None else float(np.mean(np.abs(y) >= FULL_SCALE))
+    clipped = raw_clipped if raw_clipped is not None else float(np.mean(np.abs(y) >= CLIP_PEAK))
     snr = level - noise if speech.any() and not math.isnan(noise) else math.nan
 
     problems, notes = [], []
@@ -155,7 +154,7 @@ def measure_file(path: Path, cfg: Config = Config()) -> tuple[ClipQuality, np.nd
         nan = math.nan
         return ClipQuality(path.name, 0, 0, 0.0, 0.0, nan, nan, 0.0, nan, nan, problems=(str(e),)), None
     peak = float(np.abs(raw).max(initial=0.0))
-    return measure(y, path.name, cfg, sr, raw.shape[1], peak, float(np.mean(np.abs(raw) >= FULL_SCALE))), y
+    return measure(y, path.name, cfg, sr, raw.shape[1], peak, float(np.mean(np.abs(raw) >= CLIP_PEAK))), y
 
 
 def assess_files(paths: list[Path], cfg: Config = Config()) -> EnrollmentQuality:

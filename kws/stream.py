@@ -2,7 +2,7 @@
 
     read_blocks     file -> 16 kHz mono blocks (never the whole file)
     SpeechWindows   webrtcvad frame by frame -> speech regions -> windows of at most window_s
-    StreamDetector  windows scored in small batches by detect.score_clips for each phrase,
+    StreamDetector  windows scored in small batches by detect.score_and_locate for each phrase,
                     fused and thresholded by the calibration, one detection per utterance
 
 Memory is bounded: the sample buffer holds the last few seconds, at most max_batch windows wait
@@ -24,7 +24,7 @@ import webrtcvad
 from .calibrate import Calibration
 from .cohort import load_cohort
 from .config import SAMPLE_RATE, Config, StreamConfig
-from .detect import Prepared, best_matches_of, keyword_matches, score_clips
+from .detect import Prepared, score_and_locate
 from .errors import AudioError, KwsError
 from .encoder import keyword_frames
 from .features import frames_per_second
@@ -285,11 +285,9 @@ class StreamDetector:
         clips = [Prepared(w.audio, keyword_frames(w.audio, self.cfg.features), True) for w in windows]
         best: list[Detection | None] = [None] * len(windows)
         for name, profile in self.phrases.items():
-            scores = score_clips(profile, clips, self.cohort, self.cfg)
+            scores, located = score_and_locate(profile, clips, self.cohort, self.cfg)
             fused = self.calibration.fuse(scores)
-            # The same DTW as inside score_clips, for where the match lies (score_clips keeps only scores).
-            dist, matches = keyword_matches(profile.all_templates(), [c.frames for c in clips])
-            for i, (w, m, f) in enumerate(zip(windows, best_matches_of(dist, matches), fused)):
+            for i, (w, m, f) in enumerate(zip(windows, located, fused)):
                 if f > self.threshold and (best[i] is None or f > best[i].fused):
                     best[i] = Detection(name, (w.start + m.start * self.step) / SAMPLE_RATE,
                                         (w.start + (m.end + 1) * self.step) / SAMPLE_RATE, float(f), self.threshold,
