@@ -2,6 +2,13 @@
 
 Applying a calibration is here; fitting (pure functions below) is driven offline by
 ``scripts/fit_calibration.py`` on train-split task sets, never on dev or practice.
+
+Test-set normalisation: a column named ``<score>@set`` is ``<score>`` standardised over the
+whole test folder being predicted (no labels, only the other clips' scores). A speaker whose
+templates sit far from everything (a long phrase, an odd microphone) then keeps the same scale
+as any other. It assumes what the platform promises, mostly negatives in a folder, so predict
+uses it only when the folder is large enough and the plain calibration finds few positives
+(DetectConfig.set_min_files, set_max_positive); otherwise the plain calibration decides.
 """
 from __future__ import annotations
 
@@ -11,20 +18,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PRETRAINED_DIR, Config
+from .config import PRETRAINED_DIR, Config, DetectConfig
 from .errors import WeightsError
 from .metrics import ALPHA
 
 CALIBRATION_FILE = "calibration.json"     # the default configuration, every score: keyword and speaker
+SET_SUFFIX = "@set"                       # a column standardised over the test folder (see above)
 
 
-def calibration_name(cfg: Config, keyword_only: bool = False) -> str:
-    """calibration[_keyword][_<frontend>][_matcher].json: one fit per set of score columns.
+def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False) -> str:
+    """calibration[_keyword][_<frontend>][_matcher][_voice-<voiceprint>][_set].json: one fit per set of scores.
 
-    keyword_only: without the speaker scores, predict's fallback tier when short of time."""
+    keyword_only: without the speaker scores, predict's fallback tier when short of time.
+    by_set: with test-set normalised columns as well."""
     parts = ["calibration", *(["keyword"] if keyword_only else []),
              *([cfg.features.frontend] if cfg.features.frontend != "mfcc" else []),
-             *(["matcher"] if cfg.detect.matcher else [])]
+             *(["matcher"] if cfg.detect.matcher else []),
+             *([f"voice-{cfg.detect.voiceprint}"] if cfg.detect.voiceprint != "ge2e" and not keyword_only else []),
+             *(["set"] if by_set else [])]
     return "_".join(parts) + ".json"
 
 
@@ -38,9 +49,16 @@ class Calibration:
     threshold: float                # fused score above this -> 1
     provenance: dict = field(default_factory=dict)
 
-    def fuse(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+    def fuse(self, scores: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Fused score of each row; `@set` columns are standardised over `reference` (default: these rows),
+        which must then be the whole test folder's scores."""
+        scores = with_set_columns(scores, self.names, reference)
         x = (np.column_stack([scores[n] for n in self.names]) - np.array(self.mean)) / np.array(self.std)
         return x @ np.array(self.weights) + self.bias
+
+    @property
+    def by_set(self) -> bool:
+        return any(n.endswith(SET_SUFFIX) for n in self.names)
 
     def decide(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         return (self.fuse(scores) > self.threshold).astype(int)
@@ -49,9 +67,9 @@ class Calibration:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
 
     @classmethod
-    def for_config(cls, cfg: Config, keyword_only: bool = False) -> "Calibration":
+    def for_config(cls, cfg: Config, keyword_only: bool = False, by_set: bool = False) -> "Calibration":
         """The committed calibration fitted for this configuration (see calibration_name)."""
-        return cls.load(PRETRAINED_DIR / calibration_name(cfg, keyword_only))
+        return cls.load(PRETRAINED_DIR / calibration_name(cfg, keyword_only, by_set))
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Calibration":
@@ -66,6 +84,27 @@ class Calibration:
         if not (len(cal.names) == len(cal.mean) == len(cal.std) == len(cal.weights)):
             raise WeightsError(f"{path}: calibration columns disagree in length; restore it from git")
         return cal
+
+
+def with_set_columns(scores: dict[str, np.ndarray], names: tuple[str, ...],
+                     reference: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """scores plus each `<score>@set` column in names: (x - mean) / std over reference's finite values."""
+    out = dict(scores)
+    for name in names:
+        if name.endswith(SET_SUFFIX) and name not in scores:
+            base = name[: -len(SET_SUFFIX)]
+            ref = np.asarray((reference or scores)[base], np.float64)
+            ref = ref[np.isfinite(ref)]
+            mu, sd = (ref.mean(), ref.std()) if len(ref) else (0.0, 1.0)
+            out[name] = (np.asarray(scores[base], np.float64) - mu) / (sd + 1e-3)
+    return out
+
+
+def use_set_norm(plain_margin: np.ndarray, cfg: DetectConfig) -> bool:
+    """Whether a folder looks like the platform's, so test-set normalisation may decide: enough
+    scored clips, and the plain calibration finds few positives among them."""
+    ok = plain_margin[np.isfinite(plain_margin)]
+    return cfg.set_norm and len(ok) >= cfg.set_min_files and float((ok > 0).mean()) <= cfg.set_max_positive
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:

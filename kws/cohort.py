@@ -5,17 +5,20 @@ Built offline by ``scripts/build_cohort.py`` from train-split speakers only.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .config import PRETRAINED_DIR, FeatureConfig
-from .encoder import frontend_fingerprint
+from .encoder import frontend_fingerprint, load_multitask
 from .errors import WeightsError
 
 COHORT_FILE = "cohort.npz"
+# The multi-task encoder's speaker embeddings of the same cohort utterances (same seed, same crops),
+# for the "encoder" and "both" voiceprints; GE2E's are inside every cohort file.
+ENCODER_VOICEPRINTS_FILE = "cohort_voiceprints_encoder.npz"
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,36 @@ class Cohort:
                     fingerprint=np.array(fingerprint))
 
 
-def load_cohort(path: str | Path | None = None, cfg: FeatureConfig = FeatureConfig()) -> Cohort:
+def load_cohort(path: str | Path | None = None, cfg: FeatureConfig = FeatureConfig(),
+                voiceprint: str = "ge2e") -> Cohort:
+    """The cohort of the configured front end, with speaker embeddings of the configured voiceprint."""
     path = Path(path) if path else PRETRAINED_DIR / cfg.artefact(COHORT_FILE)
-    return _load(str(path), frontend_fingerprint(cfg))
+    cohort = _load(str(path), frontend_fingerprint(cfg))
+    if voiceprint == "ge2e":
+        return cohort
+    enc = _load_encoder_voiceprints(str(PRETRAINED_DIR / ENCODER_VOICEPRINTS_FILE), load_multitask().sha)
+    if len(enc) != len(cohort.speaker_embeddings):
+        raise WeightsError(f"{ENCODER_VOICEPRINTS_FILE} holds {len(enc)} utterances, the cohort "
+                           f"{len(cohort.speaker_embeddings)}; rebuild it with scripts/build_cohort.py --voiceprints")
+    if voiceprint == "encoder":
+        return replace(cohort, speaker_embeddings=enc)
+    return replace(cohort, speaker_embeddings=np.concatenate([cohort.speaker_embeddings, enc], axis=1) / np.sqrt(2))
+
+
+@lru_cache(maxsize=1)
+def _load_encoder_voiceprints(path: str, encoder_sha: str) -> np.ndarray:
+    if not Path(path).is_file():
+        raise WeightsError(f"{path} is missing; restore pretrained/ from git or rebuild it with "
+                           "scripts/build_cohort.py --voiceprints")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            emb, sha = z["speaker_embeddings"].astype(np.float32), str(z["encoder_sha"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise WeightsError(f"{path}: damaged cohort voiceprints ({e}); restore it from git") from e
+    if sha != encoder_sha:
+        raise WeightsError(f"{path}: made with encoder weights {sha}, pretrained/encoder.npz is {encoder_sha}; "
+                           "rebuild with scripts/build_cohort.py --voiceprints")
+    return emb
 
 
 @lru_cache(maxsize=2)

@@ -13,7 +13,7 @@ import numpy as np
 from . import dtw
 from .cohort import Cohort
 from .config import SAMPLE_RATE, Config
-from .encoder import embed_speakers, frontend_fingerprint, keyword_frames
+from .encoder import frontend_fingerprint, keyword_frames, speaker_embeddings
 from .errors import ProfileError
 from .features import frames_per_second
 from .matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
@@ -50,6 +50,9 @@ def check_compatible(profile: SpeakerProfile, cfg: Config, where: str | Path) ->
     if profile.feature_fingerprint != now:
         raise ProfileError(f"{where}: enrolled with other feature settings or encoder weights "
                            f"({profile.feature_fingerprint}, now {now}); enroll again")
+    if profile.voiceprint_kind != cfg.detect.voiceprint:
+        raise ProfileError(f"{where}: enrolled with the {profile.voiceprint_kind} voiceprint, configured "
+                           f"{cfg.detect.voiceprint}; enroll again")
 
 
 NO_MATCH = 2.0  # the largest cosine distance: what a template scores in a clip too short to hold it
@@ -169,7 +172,7 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
         return scores, best
     segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best)]
     with stage("encoder"):
-        emb = embed_speakers(segments + [c.audio for c in clips])
+        emb = speaker_embeddings(segments + [c.audio for c in clips], cfg.detect.voiceprint, cfg.features)
     with stage("voiceprint"):
         scores.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
     return scores, best

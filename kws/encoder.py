@@ -272,6 +272,24 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.nd
     return stack(multitask_keyword_frames(m, multitask_trunk(m, encoder_input(y, cfg))), cfg.stack).astype(np.float32)
 
 
+VOICEPRINTS = ("ge2e", "encoder", "both")
+
+
+def speaker_embeddings(wavs: list[np.ndarray], kind: str = "ge2e", cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """(N, E) unit utterance embeddings of the configured voiceprint: GE2E, the multi-task encoder's
+    speaker head, or both concatenated (unit halves, so one cosine is the mean of the two)."""
+    if kind not in VOICEPRINTS:
+        raise ValueError(f"unknown voiceprint {kind!r}; use one of {', '.join(VOICEPRINTS)}")
+    if kind == "ge2e":
+        return embed_speakers(wavs)
+    m = load_multitask()
+    enc = np.array([multitask_voiceprint(m, multitask_trunk(m, encoder_input(y, cfg))) for y in wavs],
+                   np.float32).reshape(len(wavs), -1)
+    if kind == "encoder":
+        return enc
+    return (np.concatenate([embed_speakers(wavs), enc], axis=1) / np.sqrt(2)).astype(np.float32)
+
+
 def frontend_fingerprint(cfg: FeatureConfig = FeatureConfig()) -> str:
     """Feature settings, and the encoder weights when they make the frames: profiles and cohorts
     made under another fingerprint do not match these frames."""

@@ -12,7 +12,7 @@ from .audio import probe, read_audio
 from .cohort import Cohort, load_cohort
 from .config import SAMPLE_RATE, Config
 from .detect import Prepared, keyword_distances, prepare, top_k_mean
-from .encoder import embed_speakers, frontend_fingerprint
+from .encoder import frontend_fingerprint, speaker_embeddings
 from .errors import AudioError, EnrollmentError
 from .profile import SpeakerProfile
 from .voiceprint import cosine, leave_one_out, voiceprint
@@ -82,7 +82,7 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
     clips, names, problems = load_clips(paths, cfg)
     if not clips:
         raise EnrollmentError("no usable enrollment clip:\n  " + "\n  ".join(problems or ["no .wav files"]))
-    cohort = cohort or load_cohort(cfg=cfg.features)
+    cohort = cohort or load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     templates = [c.frames for c in clips]
     average = dtw.average_template(templates)
     all_t = [*templates, average]
@@ -95,7 +95,7 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
     loo = [top_k_mean(self_dist[~np.isnan(self_dist[:, i]), i], cfg.detect.top_k, largest=False)
            for i in range(len(templates))] if len(templates) > 1 else [0.0]
 
-    emb = embed_speakers([c.audio for c in clips])
+    emb = speaker_embeddings([c.audio for c in clips], cfg.detect.voiceprint, cfg.features)
     vp = voiceprint(emb)
     coh_cos = cosine(cohort.speaker_embeddings, vp)
     profile = SpeakerProfile(
@@ -104,7 +104,7 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
         kw_enroll_mean=float(np.mean(loo)),
         spk_cohort_mean=float(coh_cos.mean()), spk_cohort_std=float(coh_cos.std()),
         spk_enroll_mean=float(leave_one_out(emb).mean()),
-        feature_fingerprint=frontend_fingerprint(cfg.features),
+        feature_fingerprint=frontend_fingerprint(cfg.features), voiceprint_kind=cfg.detect.voiceprint,
         clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems)
     log.info("enrolled %d clip(s): LOO keyword distance %.3f (cohort %.3f), LOO speaker cosine %.3f (cohort %.3f)",
              len(clips), profile.kw_enroll_mean, float(profile.kw_cohort_mean[:-1].mean()),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import audio_seconds, list_wavs, read_audio
-from .calibrate import Calibration
+from .calibrate import SET_SUFFIX, Calibration, use_set_norm
 from .cohort import Cohort, load_cohort
 from .config import BudgetConfig, Config
 from .detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
@@ -56,12 +56,39 @@ class Tier:
     name: str
     speaker: bool                  # run the speaker encoder
     calibration: Calibration
+    by_set: Calibration | None     # the same with test-set normalised columns (None: switched off)
 
 
 def load_tiers(cfg: Config = Config()) -> list[Tier]:
     """Scoring tiers, best (and slowest) first, with the calibrations of the configured front end."""
-    return [Tier("full", True, Calibration.for_config(cfg)),
-            Tier("keyword", False, Calibration.for_config(cfg, keyword_only=True))]
+    def tier(name: str, speaker: bool) -> Tier:
+        return Tier(name, speaker, Calibration.for_config(cfg, keyword_only=not speaker),
+                    Calibration.for_config(cfg, not speaker, by_set=True) if cfg.detect.set_norm else None)
+    return [tier("full", True), tier("keyword", False)]
+
+
+def _rows(scores: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {n: v[rows] for n, v in scores.items()}
+
+
+def fused_margins(tiers: list[Tier], scores: dict[str, np.ndarray], row_tier: np.ndarray,
+                  cfg: Config) -> tuple[np.ndarray, bool]:
+    """Each clip's fused score minus its threshold (NaN: not scored; row_tier -1), each clip by the
+    calibration of the tier that scored it, and whether test-set normalisation decided.
+
+    Computed over every clip scored so far, so the @set columns see as much of the folder as there is."""
+    margin = np.full(len(row_tier), np.nan)
+    used = [k for k in range(len(tiers)) if (row_tier == k).any()]
+    for k in used:
+        cal = tiers[k].calibration
+        margin[row_tier == k] = cal.fuse(_rows(scores, row_tier == k)) - cal.threshold
+    if not use_set_norm(margin, cfg.detect) or any(tiers[k].by_set is None for k in used):
+        return margin, False
+    folder = _rows(scores, row_tier >= 0)
+    for k in used:
+        cal = tiers[k].by_set
+        margin[row_tier == k] = cal.fuse(_rows(scores, row_tier == k), folder) - cal.threshold
+    return margin, True
 
 
 def batches(seconds: list[float], cfg: Config) -> list[list[int]]:
@@ -100,7 +127,7 @@ def score_paths(profile: SpeakerProfile, paths: list[Path], cohort: Cohort, cfg:
 def score_files(profile: SpeakerProfile, paths: list[Path], cfg: Config) -> dict[str, np.ndarray]:
     """Named scores for every path (full tier, no deadline); NaN where a file could not be scored."""
     scores = {n: np.full(len(paths), np.nan) for n in SCORE_NAMES}
-    cohort = load_cohort(cfg=cfg.features)
+    cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     for batch in batches([audio_seconds(p) for p in paths], cfg):
         idx, values = score_paths(profile, [paths[i] for i in batch], cohort, cfg)
         for name, v in values.items():
@@ -139,13 +166,15 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
         return []
     profile = SpeakerProfile.load(work_dir)
     check_compatible(profile, cfg, work_dir)
-    tiers, cohort = load_tiers(cfg), load_cohort(cfg=cfg.features)
+    tiers, cohort = load_tiers(cfg), load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     seconds = [audio_seconds(p) for p in paths]
     b = cfg.budget
     deadline = deadline or caller_deadline(b) or start + b.predict_base_s + b.predict_per_audio_s * sum(seconds)
     rate = dict(b.prior_rate)                       # wall seconds per audio second, per tier
     decisions = [0] * len(paths)
-    scores = {n: np.full(len(paths), np.nan) for n in (*SCORE_NAMES, "fused")}
+    scores = {n: np.full(len(paths), np.nan) for n in SCORE_NAMES}
+    row_tier = np.full(len(paths), -1)            # which tier scored each file (-1: not scored)
+    margin, by_set = np.full(len(paths), np.nan), False
     tier, todo = 0, batches(seconds, cfg)
     for n, batch in enumerate(todo):
         left = deadline - b.margin_s - time.time()
@@ -161,16 +190,19 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
         t = time.time()
         idx, values = score_paths(profile, [paths[i] for i in batch], cohort, cfg, tiers[tier].speaker)
         rate[tiers[tier].name] = (time.time() - t) / max(batch_s, 1.0)
-        fused = tiers[tier].calibration.fuse(values)
         rows = [batch[i] for i in idx]
-        for name, v in (*values.items(), ("fused", fused)):
+        for name, v in values.items():
             scores[name][rows] = v
-        for i, f in zip(rows, fused):
-            decisions[i] = int(f > tiers[tier].calibration.threshold)
+        row_tier[rows] = tier
+        # Every decision so far is revisited: the @set columns change as more of the folder is scored.
+        margin, by_set = fused_margins(tiers, scores, row_tier, cfg)
+        decisions = [int(m > 0) for m in np.nan_to_num(margin, nan=-1.0)]
         write_predictions(out_file, names, decisions)
+    # "fused" on the full tier's plain scale, whichever calibration decided: fused > its threshold <=> 1
+    scores["fused"] = margin + tiers[0].calibration.threshold
     write_scores(Path(work_dir) / SCORES_FILE, names, scores, decisions)
-    log.info("%d files, %d positive, %.1f s (tier %s)", len(paths), sum(decisions), time.time() - start,
-             tiers[tier].name)
+    log.info("%d files, %d positive, %.1f s (tier %s%s)", len(paths), sum(decisions), time.time() - start,
+             tiers[tier].name, ", test-set normalised" if by_set else "")
     return decisions
 
 
@@ -192,10 +224,10 @@ def write_scores(path: Path, names: list[str], scores: dict[str, np.ndarray], de
 def check_pretrained(cfg: Config = Config()) -> None:
     """Load every artefact predict needs, so that set-up fails loudly instead of predict failing later."""
     load_ge2e()
-    cohort = load_cohort(cfg=cfg.features)
+    cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     tiers = load_tiers(cfg)
     for tier in tiers:
-        names = set(tier.calibration.names)
+        names = {n.removesuffix(SET_SUFFIX) for c in (tier.calibration, tier.by_set) if c for n in c.names}
         if names - set(SCORE_NAMES):
             raise WeightsError(f"the '{tier.name}' calibration uses unknown score columns "
                                f"{sorted(names - set(SCORE_NAMES))}; refit it")

@@ -257,7 +257,7 @@ class StreamDetector:
         self.phrases, self.calibration, self.cfg = phrases, calibration, cfg
         self.threshold = calibration.threshold + offset
         self.windows = SpeechWindows(cfg)
-        self.cohort = load_cohort(cfg=cfg.features)
+        self.cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
         self.pending: list[Window] = []
         self.last_end_s = -math.inf
         self.step = SAMPLE_RATE / frames_per_second(cfg.features)   # samples per keyword frame

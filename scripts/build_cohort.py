@@ -2,6 +2,7 @@
 """Build pretrained/cohort.npz: impostor utterances every profile is normalised against.
 
     python scripts/build_cohort.py --words ../shared/data/words --noise ../shared/data/noise
+    python scripts/build_cohort.py --voiceprints     # pretrained/cohort_voiceprints_encoder.npz only
 
 Uses the train split only, and only its cohort half of the speakers (see kws_train.split_speakers),
 so calibration tasks built from the other half stay unseen. Utterances are 1-3 words of one
@@ -17,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.cohort import COHORT_FILE, Cohort  # noqa: E402
+from kws.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort  # noqa: E402
 from kws.config import PRETRAINED_DIR, with_frontend  # noqa: E402
 from kws.detect import prepare  # noqa: E402
-from kws.encoder import embed_speakers, frontend_fingerprint  # noqa: E402
+from kws.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings  # noqa: E402
 from kws.enroll import TEMPLATE_PAD_MS  # noqa: E402
 from scripts.kws_train import Words, augment, load_noise, split_speakers, utterance  # noqa: E402
 
@@ -35,10 +36,14 @@ def main() -> None:
     ap.add_argument("--templates", type=int, default=100)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--frontend", default="mfcc", choices=["mfcc", "encoder"])
+    ap.add_argument("--voiceprints", action="store_true",
+                    help=f"write only pretrained/{ENCODER_VOICEPRINTS_FILE}: the multi-task encoder's speaker "
+                    "embeddings of the same utterances")
     ap.add_argument("--out", default=None, help="default: pretrained/cohort.npz (mfcc) or cohort_encoder.npz")
     a = ap.parse_args()
     cfg = with_frontend(a.frontend)
-    a.out = a.out or str(PRETRAINED_DIR / cfg.features.artefact(COHORT_FILE))
+    a.out = a.out or str(PRETRAINED_DIR / (ENCODER_VOICEPRINTS_FILE if a.voiceprints
+                                           else cfg.features.artefact(COHORT_FILE)))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     words = Words(Path(a.words), "train")
     cohort_speakers, _ = split_speakers(words.speakers)
@@ -53,6 +58,11 @@ def main() -> None:
         crops.append(p.audio)
         if (i + 1) % 100 == 0:
             log.info("%d/%d utterances", i + 1, a.count)
+    if a.voiceprints:   # the utterances above are the cohort's (same seed, drawn before the templates)
+        emb = speaker_embeddings(crops, "encoder", cfg.features)
+        np.savez_compressed(a.out, speaker_embeddings=emb.astype(np.float16), encoder_sha=np.array(load_multitask().sha))
+        log.info("wrote %s: %d encoder voiceprints", a.out, len(emb))
+        return
     templates = []
     for i in range(a.templates):
         spk = cohort_speakers[i % len(cohort_speakers)]

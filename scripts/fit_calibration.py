@@ -3,6 +3,7 @@
 
     python scripts/score_tasks.py --tasks SCRATCH/kws-train --speakers-half calibration --out SCRATCH/train_scores.tsv
     python scripts/fit_calibration.py --scores SCRATCH/train_scores.tsv [SCRATCH/train2_scores.tsv ...]
+    python scripts/fit_calibration.py --scores ... --set-columns kw_z,kw_t,... --out pretrained/calibration_set.json
 
 Only ever pass scores of train-split tasks: a calibration fitted on dev or practice makes
 their numbers meaningless.
@@ -18,11 +19,37 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.calibrate import CALIBRATION_FILE, Calibration, fit_logistic, fit_threshold  # noqa: E402
+from kws.calibrate import CALIBRATION_FILE, SET_SUFFIX, Calibration, fit_logistic, fit_threshold, with_set_columns  # noqa: E402
 from kws.config import PRETRAINED_DIR  # noqa: E402
 from kws.detect import SCORE_NAMES  # noqa: E402
 
 log = logging.getLogger("fit_calibration")
+
+
+def task_matrix(rows: list[dict], names: tuple[str, ...], set_names: tuple[str, ...], positives: list[int],
+                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, labels, task of each row) of the scored clips. With set_names, each task appears once
+    per count in `positives`, with a random subset of its positives, its @set columns computed on that subset."""
+    by_task: dict[str, list[dict]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append(r)
+    rng = np.random.default_rng(seed)
+    xs, ys, gs = [], [], []
+    for task, rs in by_task.items():
+        cols = {n: np.array([float(r[n]) for r in rs]) for n in {*names, *(s.removesuffix(SET_SUFFIX) for s in set_names)}}
+        label = np.array([int(r["label"]) for r in rs])
+        scored = np.isfinite(np.column_stack([cols[n] for n in cols])).all(axis=1)  # unscored clips are predicted 0 anyway
+        versions = [(task, scored)]
+        if set_names:
+            pos = np.flatnonzero(label == 1)
+            versions = [(f"{task}/{k}", scored & ((label == 0) | np.isin(np.arange(len(rs)),
+                         rng.choice(pos, min(k, len(pos)), replace=False)))) for k in positives]
+        for group, keep in versions:
+            sub = with_set_columns({n: v[keep] for n, v in cols.items()}, set_names)
+            xs.append(np.column_stack([sub[n] for n in (*names, *set_names)]))
+            ys.append(label[keep])
+            gs += [group] * int(keep.sum())
+    return np.concatenate(xs), np.concatenate(ys), np.array(gs)
 
 
 def main() -> None:
@@ -32,6 +59,12 @@ def main() -> None:
     # while every other column is normalised per speaker or per clip.
     ap.add_argument("--columns", default=",".join(n for n in SCORE_NAMES if n not in ("kw_raw", "kw_cnn")),
                     help="score columns to fuse (add kw_cnn for the learned matcher)")
+    ap.add_argument("--set-columns", default="",
+                    help="also fuse these columns standardised over each task (<name>@set): the *_set calibrations")
+    ap.add_argument("--positives", default="0,1,3,5",
+                    help="with --set-columns, each task is fitted once per count here, keeping only that many of "
+                         "its positives: the fit then holds for folders with fewer positives than the platform's 5")
+    ap.add_argument("--seed", type=int, default=1, help="which positives are kept (--positives)")
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--out", default=str(PRETRAINED_DIR / CALIBRATION_FILE),
                     help="calibration.json, calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
@@ -45,10 +78,9 @@ def main() -> None:
     if any(r["task"].split(":", 1)[1].startswith(("D", "P")) for r in rows):
         raise SystemExit("these look like dev (D...) or practice (P...) tasks; fit on train-split tasks only")
     names = tuple(a.columns.split(","))
-    x = np.array([[float(r[n]) for n in names] for r in rows])
-    keep = np.isfinite(x).all(axis=1)  # unscored clips (no speech) are predicted 0 anyway
-    x, y = x[keep], np.array([int(r["label"]) for r in rows])[keep]
-    groups = np.array([r["task"] for r in rows])[keep]
+    set_names = tuple(f"{n}{SET_SUFFIX}" for n in a.set_columns.split(",") if n)
+    x, y, groups = task_matrix(rows, names, set_names, [int(k) for k in a.positives.split(",")], a.seed)
+    names += set_names
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
     w, b = fit_logistic((x - mean) / std, y, a.l2)
     fused = (x - mean) / std @ w + b

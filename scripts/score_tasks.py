@@ -44,9 +44,11 @@ def main() -> None:
     ap.add_argument("--speakers-half", choices=["all", "calibration", "cohort"], default="all")
     ap.add_argument("--frontend", default="mfcc", choices=["mfcc", "encoder"])
     ap.add_argument("--matcher", action="store_true", help="also the learned matcher's kw_cnn score")
+    ap.add_argument("--voiceprint", default="ge2e", choices=["ge2e", "encoder", "both"],
+                    help="whose speaker embedding the spk_* scores use")
     a = ap.parse_args()
     cfg = with_frontend(a.frontend)
-    cfg = replace(cfg, detect=replace(cfg.detect, matcher=a.matcher))
+    cfg = replace(cfg, detect=replace(cfg.detect, matcher=a.matcher, voiceprint=a.voiceprint))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)  # this script's progress; the library stays at WARNING
     tasks = Path(a.tasks)
