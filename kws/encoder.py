@@ -284,7 +284,7 @@ def speaker_embeddings(wavs: list[np.ndarray], kind: str = "ge2e", cfg: FeatureC
         return embed_speakers(wavs)
     m = load_multitask()
     enc = np.array([multitask_voiceprint(m, multitask_trunk(m, encoder_input(y, cfg))) for y in wavs],
-                   np.float32).reshape(len(wavs), -1)
+                   np.float32).reshape(len(wavs), m.arrays["spk_out_w"].shape[0])
     if kind == "encoder":
         return enc
     return (np.concatenate([embed_speakers(wavs), enc], axis=1) / np.sqrt(2)).astype(np.float32)

@@ -37,3 +37,47 @@ def test_roundtrip_and_damage(tmp_path):
         Calibration.load(tmp_path / "d.json")
     with pytest.raises(WeightsError, match="missing"):
         Calibration.load(tmp_path / "none.json")
+
+
+def test_set_columns_standardise_over_the_folder():
+    from kws.calibrate import with_set_columns
+    scores = {"a": np.array([1.0, 2.0, 3.0, np.nan]), "b": np.array([5.0, 5.0, 5.0, 5.0])}
+    out = with_set_columns(scores, ("a", "a@set"))
+    assert np.allclose(out["a@set"][:3], np.array([-1.0, 0.0, 1.0]) * np.sqrt(1.5) / (1 + 1e-3 * np.sqrt(1.5)))
+    assert np.isnan(out["a@set"][3]) and "b@set" not in out and out["a"] is scores["a"]
+    # against a reference folder: the same clip is judged by the folder it sits in
+    low = with_set_columns({"a": np.array([2.0])}, ("a@set",), {"a": np.array([0.0, 0.0, 1.0, 1.0])})
+    high = with_set_columns({"a": np.array([2.0])}, ("a@set",), {"a": np.array([3.0, 3.0, 4.0, 4.0])})
+    assert low["a@set"][0] > 2 and high["a@set"][0] < -2
+
+
+def test_set_norm_gate():
+    from kws.calibrate import use_set_norm
+    from kws.config import DetectConfig
+    cfg = DetectConfig()
+    platform_like = np.array([1.0] * 5 + [-1.0] * 45)
+    assert use_set_norm(platform_like, cfg)
+    assert not use_set_norm(platform_like, DetectConfig(set_norm=False))
+    assert not use_set_norm(platform_like[:cfg.set_min_files - 1], cfg)                 # too few clips
+    assert not use_set_norm(np.array([1.0] * 25 + [-1.0] * 25), cfg)                 # too many positives
+    assert use_set_norm(np.append(platform_like, [np.nan] * 10), cfg)                # unscored clips do not count
+    assert not use_set_norm(np.append(platform_like[:25], [np.nan] * 30), cfg)
+
+
+def test_fit_rows_per_positive_count():
+    """fit_calibration's --positives: each task again with fewer positives, @set columns on that subset."""
+    import sys
+
+    from conftest import ROOT
+    sys.path.insert(0, str(ROOT))
+    from scripts.fit_calibration import task_matrix
+    rows = [{"task": "0:T1", "label": str(int(i < 5)), "kw_z": str(10.0 if i < 5 else i % 3)} for i in range(50)]
+    rows.append({"task": "0:T1", "label": "0", "kw_z": "nan"})         # unscored: left out
+    x, y, g = task_matrix(rows, ("kw_z",), ("kw_z@set",), [0, 1, 5], seed=0)
+    assert sorted(set(g)) == ["0:T1/0", "0:T1/1", "0:T1/5"]
+    assert [int(y[g == k].sum()) for k in ("0:T1/0", "0:T1/1", "0:T1/5")] == [0, 1, 5]
+    assert [(g == k).sum() for k in ("0:T1/0", "0:T1/1", "0:T1/5")] == [45, 46, 50]
+    neg = x[(g == "0:T1/0"), 1]
+    assert abs(neg.mean()) < 1e-9                                       # standardised within its own subset
+    plain_x, _, plain_g = task_matrix(rows, ("kw_z",), (), [0, 1, 5], seed=0)
+    assert plain_x.shape == (50, 1) and set(plain_g) == {"0:T1"}

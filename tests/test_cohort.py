@@ -23,3 +23,29 @@ def test_damaged_and_mismatched_cohorts(tmp_path):
     np.savez(tmp_path / "old.npz", **Cohort.pack(f, f, np.ones((1, 256)), "other-settings"))
     with pytest.raises(WeightsError, match="rebuild"):
         load_cohort(tmp_path / "old.npz")
+
+
+def test_cohort_voiceprints_of_each_kind(tmp_path, monkeypatch):
+    from kws import cohort as cohort_mod
+    g = load_cohort()
+    e = load_cohort(voiceprint="encoder")
+    b = load_cohort(voiceprint="both")
+    assert len(e.speaker_embeddings) == len(b.speaker_embeddings) == len(g.speaker_embeddings)
+    assert b.speaker_embeddings.shape[1] == 256 + e.speaker_embeddings.shape[1]
+    assert e.keyword_frames is g.keyword_frames          # only the voiceprints differ
+    # a damaged or missing file, or one made with other encoder weights, is refused with what to do
+    shipped = cohort_mod.PRETRAINED_DIR / cohort_mod.COHORT_FILE
+    monkeypatch.setattr(cohort_mod, "PRETRAINED_DIR", tmp_path)
+    vp_file = tmp_path / cohort_mod.ENCODER_VOICEPRINTS_FILE
+    try:
+        for content, error in ((None, "missing"), (b"garbage", "damaged"), ("other-weights", "rebuild")):
+            cohort_mod._load_encoder_voiceprints.cache_clear()
+            if isinstance(content, bytes):
+                vp_file.write_bytes(content)
+            elif content:
+                with open(vp_file, "wb") as f:
+                    np.savez(f, speaker_embeddings=np.ones((3, 4)), encoder_sha=np.array(content))
+            with pytest.raises(WeightsError, match=error):
+                load_cohort(shipped, voiceprint="encoder")
+    finally:
+        cohort_mod._load_encoder_voiceprints.cache_clear()

@@ -259,3 +259,16 @@ def test_profile_of_another_front_end_is_refused(enrolled, tiny_task, tmp_path):
             env={"KWS_FRONTEND": "encoder"})
     assert r.returncode == 2 and "enroll again" in r.stderr
     assert len(parse_predictions((tmp_path / "p.txt").read_text())) == 8     # still complete, all 0
+
+
+def test_profile_of_another_voiceprint_is_refused(enrolled):
+    from dataclasses import replace
+
+    from kws.config import DEFAULT
+    from kws.detect import check_compatible
+    from kws.errors import ProfileError
+    from kws.profile import SpeakerProfile
+    profile = SpeakerProfile.load(enrolled)
+    check_compatible(profile, DEFAULT, enrolled)
+    with pytest.raises(ProfileError, match="ge2e voiceprint.*enroll again"):
+        check_compatible(profile, replace(DEFAULT, detect=replace(DEFAULT.detect, voiceprint="both")), enrolled)

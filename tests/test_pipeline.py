@@ -1,0 +1,40 @@
+"""pipeline.fused_margins: each clip by its tier's calibration, test-set normalised when the folder allows."""
+import numpy as np
+
+from kws.calibrate import Calibration
+from kws.config import Config
+from kws.pipeline import Tier, fused_margins
+
+PLAIN = Calibration(("kw_z",), (0.0,), (1.0,), (1.0,), 0.0, 3.0)            # kw_z > 3
+BY_SET = Calibration(("kw_z@set",), (0.0,), (1.0,), (1.0,), 0.0, 2.0)       # 2 sd above the folder's mean
+KEYWORD = Calibration(("kw_t",), (0.0,), (1.0,), (1.0,), 0.0, 1.0)
+
+
+def folder(z: list[float]) -> dict[str, np.ndarray]:
+    return {"kw_z": np.array(z), "kw_t": np.array(z) / 2}
+
+
+def test_plain_calibration_on_a_small_folder():
+    tiers = [Tier("full", True, PLAIN, BY_SET)]
+    margin, by_set = fused_margins(tiers, folder([4.0, 2.5, 0.0]), np.zeros(3, int), Config())
+    assert not by_set and np.allclose(margin, [1.0, -0.5, -3.0])
+
+
+def test_set_normalisation_judges_a_clip_by_its_folder():
+    quiet = [0.0, 0.2] * 22 + [2.5]          # 45 clips; 2.5 stands out although under the plain threshold
+    margin, by_set = fused_margins([Tier("full", True, PLAIN, BY_SET)], folder(quiet), np.zeros(45, int), Config())
+    assert by_set and margin[-1] > 0 and (margin[:-1] < 0).all()
+    # switched off, or no set calibration: the plain threshold decides
+    off = Config()
+    off = type(off)(detect=type(off.detect)(set_norm=False))
+    margin, by_set = fused_margins([Tier("full", True, PLAIN, BY_SET)], folder(quiet), np.zeros(45, int), off)
+    assert not by_set and margin[-1] < 0
+    margin, by_set = fused_margins([Tier("full", True, PLAIN, None)], folder(quiet), np.zeros(45, int), Config())
+    assert not by_set and margin[-1] < 0
+
+
+def test_each_clip_uses_its_own_tier_and_unscored_clips_stay_nan():
+    tiers = [Tier("full", True, PLAIN, None), Tier("keyword", False, KEYWORD, None)]
+    row_tier = np.array([0, 1, -1])
+    margin, _ = fused_margins(tiers, folder([3.5, 3.5, 9.0]), row_tier, Config())
+    assert np.allclose(margin[:2], [0.5, 0.75]) and np.isnan(margin[2])
