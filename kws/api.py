@@ -148,7 +148,8 @@ class Detector:
         return detect_blocks(self.stream(), read_blocks(path, self.cfg.stream.block_s))
 
     def score(self, paths: list[str | Path]) -> list[ClipScore]:
-        """Whole clips scored as predict.sh scores them; with the default sensitivity, the same decisions."""
+        """Whole clips scored as predict.sh scores them, each on its own: with the default sensitivity, the
+        same decisions as predict.sh on a folder it does not test-set normalise (DetectConfig.set_norm)."""
         from .pipeline import score_files   # the platform's batching and unreadable-file handling
         paths = [Path(p) for p in paths]
         names = list(self.profile.phrases)

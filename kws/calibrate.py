@@ -24,6 +24,7 @@ from .metrics import ALPHA
 
 CALIBRATION_FILE = "calibration.json"     # the default configuration, every score: keyword and speaker
 SET_SUFFIX = "@set"                       # a column standardised over the test folder (see above)
+RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range of its training values
 
 
 def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False) -> str:
@@ -48,17 +49,20 @@ class Calibration:
     bias: float
     threshold: float                # fused score above this -> 1
     provenance: dict = field(default_factory=dict)
+    # Each column is clipped to the range the fit saw (RANGE_PERCENTILES of the training rows): a
+    # score far outside it (an identical synthetic voice, a freak distance) is not extrapolated, so
+    # one column cannot carry a clip on its own. Empty: no clipping.
+    lo: tuple[float, ...] = ()
+    hi: tuple[float, ...] = ()
 
     def fuse(self, scores: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Fused score of each row; `@set` columns are standardised over `reference` (default: these rows),
         which must then be the whole test folder's scores."""
         scores = with_set_columns(scores, self.names, reference)
-        x = (np.column_stack([scores[n] for n in self.names]) - np.array(self.mean)) / np.array(self.std)
-        return x @ np.array(self.weights) + self.bias
-
-    @property
-    def by_set(self) -> bool:
-        return any(n.endswith(SET_SUFFIX) for n in self.names)
+        x = np.column_stack([scores[n] for n in self.names])
+        if self.lo:
+            x = np.clip(x, self.lo, self.hi)
+        return (x - np.array(self.mean)) / np.array(self.std) @ np.array(self.weights) + self.bias
 
     def decide(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         return (self.fuse(scores) > self.threshold).astype(int)
@@ -76,12 +80,13 @@ class Calibration:
         path = Path(path) if path else PRETRAINED_DIR / CALIBRATION_FILE
         try:
             d = json.loads(Path(path).read_text(encoding="utf-8"))
-            cal = cls(**{**d, **{k: tuple(d[k]) for k in ("names", "mean", "std", "weights")}})
+            cal = cls(**{**d, **{k: tuple(d[k]) for k in ("names", "mean", "std", "weights", "lo", "hi") if k in d}})
         except FileNotFoundError as e:
             raise WeightsError(f"{path} is missing; restore pretrained/ or run scripts/fit_calibration.py") from e
         except (ValueError, TypeError, KeyError) as e:
             raise WeightsError(f"{path}: damaged calibration ({e}); restore it from git") from e
-        if not (len(cal.names) == len(cal.mean) == len(cal.std) == len(cal.weights)):
+        if not (len(cal.names) == len(cal.mean) == len(cal.std) == len(cal.weights)) or \
+                (cal.lo and not len(cal.lo) == len(cal.hi) == len(cal.names)):
             raise WeightsError(f"{path}: calibration columns disagree in length; restore it from git")
         return cal
 

@@ -73,9 +73,10 @@ class DetectConfig:
     batch_seconds: float = 300.0       # ... and at most this much audio per batch (a long file goes alone)
     # The learned matcher (kws/matcher.py) adds the kw_cnn score; its calibrations must include it.
     matcher: bool = False
-    # Whose speaker embedding the voiceprint scores use: "ge2e" (Resemblyzer's weights), "encoder"
-    # (the multi-task encoder's speaker head) or "both" (concatenated). Each has its own calibration.
-    voiceprint: str = "ge2e"
+    # Whose speaker embedding the voiceprint scores use: "encoder" (the multi-task encoder's speaker
+    # head), "ge2e" (Resemblyzer's weights) or "both" (concatenated). Each has its own calibration.
+    # "encoder" measured as well as the best alternatives on dev (docs/results.md) and costs least.
+    voiceprint: str = "encoder"
     # Test-set normalisation (kws/calibrate.py): predict may also judge each clip's keyword scores
     # against the rest of its folder, when the folder has at least set_min_files scored clips and
     # the plain calibration accepts at most set_max_positive of them (the platform: 5 of 50).

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.calibrate import CALIBRATION_FILE, SET_SUFFIX, Calibration, fit_logistic, fit_threshold, with_set_columns  # noqa: E402
+from kws.calibrate import (CALIBRATION_FILE, RANGE_PERCENTILES, SET_SUFFIX, Calibration, fit_logistic,  # noqa: E402
+                           fit_threshold, with_set_columns)
 from kws.config import PRETRAINED_DIR  # noqa: E402
 from kws.detect import SCORE_NAMES  # noqa: E402
 
@@ -81,6 +82,8 @@ def main() -> None:
     set_names = tuple(f"{n}{SET_SUFFIX}" for n in a.set_columns.split(",") if n)
     x, y, groups = task_matrix(rows, names, set_names, [int(k) for k in a.positives.split(",")], a.seed)
     names += set_names
+    lo, hi = np.percentile(x, RANGE_PERCENTILES, axis=0)
+    x = np.clip(x, lo, hi)                      # as Calibration.fuse will clip
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
     w, b = fit_logistic((x - mean) / std, y, a.l2)
     fused = (x - mean) / std @ w + b
@@ -88,7 +91,8 @@ def main() -> None:
     cal = Calibration(names, tuple(mean.round(6)), tuple(std.round(6)), tuple(w.round(6)), round(b, 6),
                       round(threshold, 6), provenance={
                           "command": " ".join(["python", *sys.argv]), "tasks": len(set(groups)),
-                          "clips": int(len(y)), "train_score": round(score, 4)})
+                          "clips": int(len(y)), "train_score": round(score, 4)},
+                      lo=tuple(lo.round(6)), hi=tuple(hi.round(6)))
     cal.save(a.out)
     log.info("wrote %s: %d tasks, train score %.3f, weights %s", a.out, len(set(groups)), score,
              dict(zip(names, w.round(2))))

@@ -81,3 +81,17 @@ def test_fit_rows_per_positive_count():
     assert abs(neg.mean()) < 1e-9                                       # standardised within its own subset
     plain_x, _, plain_g = task_matrix(rows, ("kw_z",), (), [0, 1, 5], seed=0)
     assert plain_x.shape == (50, 1) and set(plain_g) == {"0:T1"}
+
+
+def test_scores_outside_the_training_range_are_not_extrapolated(tmp_path):
+    cal = Calibration(("kw", "spk"), (0.0, 0.0), (1.0, 1.0), (1.0, 1.0), 0.0, 2.5, lo=(-3.0, -2.0), hi=(3.0, 2.0))
+    weak_keyword = {"kw": np.array([0.2, 0.2]), "spk": np.array([2.0, 9.0])}    # an extreme voice match
+    assert np.allclose(cal.fuse(weak_keyword), [2.2, 2.2]) and list(cal.decide(weak_keyword)) == [0, 0]
+    assert np.allclose(cal.fuse({"kw": np.array([-50.0]), "spk": np.array([0.0])}), [-3.0])
+    cal.save(tmp_path / "c.json")
+    assert Calibration.load(tmp_path / "c.json") == cal
+    old = Calibration(("kw", "spk"), (0.0, 0.0), (1.0, 1.0), (1.0, 1.0), 0.0, 2.5)   # fitted before ranges
+    assert np.allclose(old.fuse(weak_keyword), [2.2, 9.2])
+    (tmp_path / "bad.json").write_text((tmp_path / "c.json").read_text().replace('"hi": [\n  3.0,\n  2.0\n ]', '"hi": [3.0]'))
+    with pytest.raises(WeightsError, match="disagree"):
+        Calibration.load(tmp_path / "bad.json")

@@ -15,6 +15,8 @@ import soundfile as sf
 from conftest import ROOT, predictions_for, run, write
 from synth import SR, utterance, word
 
+from kws.calibrate import calibration_name
+from kws.config import DEFAULT
 from kws.metrics import parse_predictions
 from kws.pipeline import SCORES_FILE
 
@@ -226,11 +228,17 @@ def test_parallel_enrollments_do_not_interfere(tiny_task, tmp_path):
     assert not np.array_equal(a["average"], np.load(tmp_path / "work0" / "profile.npz")["average"])
 
 
+FULL, FULL_SET = calibration_name(DEFAULT), calibration_name(DEFAULT, by_set=True)   # the default's fits
+
+
 @pytest.mark.parametrize("damage, expect", [
     (lambda p: (p / "cohort.npz").write_bytes(b"PK\x03\x04 broken"), "cohort.npz: damaged"),
     (lambda p: (p / "cohort.npz").unlink(), "cohort.npz is missing"),
-    (lambda p: (p / "calibration.json").write_text("{not json"), "calibration.json: damaged"),
+    (lambda p: (p / FULL).write_text("{not json"), f"{FULL}: damaged"),
     (lambda p: (p / "calibration_keyword.json").unlink(), "calibration_keyword.json is missing"),
+    (lambda p: (p / FULL_SET).write_text('{"names": []}'), f"{FULL_SET}: damaged"),
+    (lambda p: (p / "cohort_voiceprints_encoder.npz").write_bytes(b"x"), "cohort_voiceprints_encoder.npz: damaged"),
+    (lambda p: (p / "encoder.npz").unlink(), "encoder.npz is missing"),
 ])
 def test_damaged_pretrained_fails_at_initialize(tmp_path, damage, expect):
     code = copy_code(tmp_path / "code")
@@ -270,5 +278,5 @@ def test_profile_of_another_voiceprint_is_refused(enrolled):
     from kws.profile import SpeakerProfile
     profile = SpeakerProfile.load(enrolled)
     check_compatible(profile, DEFAULT, enrolled)
-    with pytest.raises(ProfileError, match="ge2e voiceprint.*enroll again"):
+    with pytest.raises(ProfileError, match="encoder voiceprint.*enroll again"):
         check_compatible(profile, replace(DEFAULT, detect=replace(DEFAULT.detect, voiceprint="both")), enrolled)

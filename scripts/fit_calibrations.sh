@@ -1,0 +1,35 @@
+#!/bin/bash
+# Refit every calibration in pretrained/ from train-split score tables.
+#
+#   scripts/fit_calibrations.sh DIR
+#
+# DIR holds, for each of the three train task sets k = 1 2 3 (make_tasks.py --split train, seeds 7 8 9;
+# pretrained/README.md), tables from scripts/score_tasks.py --speakers-half calibration:
+#   ge2e-k.tsv      --matcher                          (GE2E voiceprint; kw_cnn for the matcher fits)
+#   encoder-k.tsv   --matcher --voiceprint encoder     (the default voiceprint)
+#   both-k.tsv      --voiceprint both
+#   frames-k.tsv    --frontend encoder                 (the encoder keyword front end)
+# Only train-split tables: fit_calibration.py refuses dev (D...) and practice (P...) tasks.
+set -euo pipefail
+dir=${1:?usage: scripts/fit_calibrations.sh DIR}
+cd "$(dirname "$0")/.."
+py=${PYTHON:-.venv/bin/python}
+kw=kw_z,kw_t,kw_rel,kw_avg_rel,kw_trel,kw_rev,kw_warp,kw_half
+spk=spk_seg_z,spk_all_z,spk_seg_t,spk_rel
+fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
+  local out=$1 table=$2 cols=$3 set=${4:-}
+  "$py" scripts/fit_calibration.py --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols" --out "pretrained/$out.json"
+  if [ -n "$set" ]; then
+    "$py" scripts/fit_calibration.py --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols" --set-columns "$set" \
+        --out "pretrained/${out}_set.json"
+  fi
+}
+fit calibration_keyword                ge2e    "$kw"              "$kw"
+fit calibration                        ge2e    "$kw,$spk"         "$kw"
+fit calibration_voice-encoder          encoder "$kw,$spk"         "$kw"
+fit calibration_voice-both             both    "$kw,$spk"         "$kw"
+fit calibration_keyword_matcher        ge2e    "$kw,kw_cnn"       "$kw,kw_cnn"
+fit calibration_matcher                ge2e    "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
+fit calibration_matcher_voice-encoder  encoder "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
+fit calibration_keyword_encoder        frames  "$kw"              "$kw"
+fit calibration_encoder                frames  "$kw,$spk"         "$kw"
