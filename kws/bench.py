@@ -3,7 +3,7 @@
 1. Processes: enrollment.sh and predict.sh per speaker, fresh processes as on the platform:
    wall seconds (process start included), peak RSS and CPU of each; predict real-time factor.
 2. Start-up: predict.sh on an empty folder (interpreter, imports, nothing to score).
-3. Model load, in this process: imports, GE2E weights, impostor cohort, calibrations.
+3. Model load, in this process: imports, speaker-encoder weights, impostor cohort, calibrations.
 4. Stages, in this process: CPU seconds per stage over every test clip, as audio seconds per
    CPU second (audio read, VAD, features, DTW, speaker encoder, voiceprint scoring).
 Writes everything to OUTPUT_DIR/bench.json and prints a table.
@@ -69,18 +69,22 @@ def model_load() -> dict:
     t = time.perf_counter()
     from . import pipeline
     from .cohort import load_cohort
-    from .encoder import load_ge2e
+    from .config import DEFAULT
+    from .encoder import load_ge2e, load_multitask
     t_import = time.perf_counter() - t
     t = time.perf_counter()
-    load_ge2e()
-    t_ge2e = time.perf_counter() - t
+    if DEFAULT.detect.voiceprint != "encoder":
+        load_ge2e()
+    if DEFAULT.detect.voiceprint != "ge2e" or DEFAULT.features.frontend == "encoder":
+        load_multitask()
+    t_models = time.perf_counter() - t
     t = time.perf_counter()
-    load_cohort()
+    load_cohort(cfg=DEFAULT.features, voiceprint=DEFAULT.detect.voiceprint)
     t_cohort = time.perf_counter() - t
     t = time.perf_counter()
     pipeline.load_tiers()
     t_cal = time.perf_counter() - t
-    return {"imports_s": round(t_import, 3), "ge2e_s": round(t_ge2e, 3), "cohort_s": round(t_cohort, 3),
+    return {"imports_s": round(t_import, 3), "speaker_encoder_s": round(t_models, 3), "cohort_s": round(t_cohort, 3),
             "calibrations_s": round(t_cal, 3), "rss_after_load_mb": round(_self_rss_mb(), 1)}
 
 
@@ -151,7 +155,7 @@ def format_bench(r: dict) -> str:
              f"  process start (predict.sh, empty folder)           {p['process_start_s']:.2f} s",
              f"  peak RSS: enrollment / predict                     {p['peak_rss_mb']['enroll']:.0f} / "
              f"{p['peak_rss_mb']['predict']:.0f} MB",
-             f"  model load: imports {m['imports_s']:.2f} s, GE2E {m['ge2e_s']:.2f} s, cohort {m['cohort_s']:.2f} s, "
+             f"  model load: imports {m['imports_s']:.2f} s, speaker encoder {m['speaker_encoder_s']:.2f} s, cohort {m['cohort_s']:.2f} s, "
              f"calibrations {m['calibrations_s']:.3f} s",
              "  stage        CPU s   audio s per CPU s"]
     for k in ("audio", "vad", "features", "dtw", "encoder", "voiceprint"):
