@@ -8,7 +8,8 @@
 #   ge2e-k.tsv      --matcher                          (GE2E voiceprint; kw_cnn for the matcher fits)
 #   encoder-k.tsv   --matcher --voiceprint encoder     (the default voiceprint)
 #   both-k.tsv      --voiceprint both
-#   frames-k.tsv    --frontend encoder                 (the encoder keyword front end)
+#   frames-k.tsv    --frontend encoder                 (the encoder keyword front end, GE2E voiceprint)
+#   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
 # Only train-split tables: fit_calibration.py refuses dev (D...) and practice (P...) tasks.
 set -euo pipefail
 dir=${1:?usage: scripts/fit_calibrations.sh DIR}
@@ -33,3 +34,4 @@ fit calibration_matcher                ge2e    "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
 fit calibration_matcher_voice-encoder  encoder "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
 fit calibration_keyword_encoder        frames  "$kw"              "$kw"
 fit calibration_encoder                frames  "$kw,$spk"         "$kw"
+fit calibration_encoder_voice-encoder  frames-encoder "$kw,$spk"  "$kw"

@@ -38,3 +38,22 @@ def test_each_clip_uses_its_own_tier_and_unscored_clips_stay_nan():
     row_tier = np.array([0, 1, -1])
     margin, _ = fused_margins(tiers, folder([3.5, 3.5, 9.0]), row_tier, Config())
     assert np.allclose(margin[:2], [0.5, 0.75]) and np.isnan(margin[2])
+
+
+SUPPORTED = [("mfcc", False, "encoder"), ("mfcc", False, "ge2e"), ("mfcc", False, "both"),
+             ("mfcc", True, "ge2e"), ("mfcc", True, "encoder"), ("encoder", False, "encoder"),
+             ("encoder", False, "ge2e")]
+
+
+def test_every_supported_configuration_has_its_artefacts():
+    """The switch combinations README.md lists load, with and without test-set normalisation."""
+    from dataclasses import replace
+
+    from kws.config import with_frontend
+    from kws.pipeline import check_pretrained, load_tiers
+    for frontend, matcher, voiceprint in SUPPORTED:
+        cfg = with_frontend(frontend)
+        cfg = replace(cfg, detect=replace(cfg.detect, matcher=matcher, voiceprint=voiceprint))
+        check_pretrained(cfg)
+        assert all(t.by_set is not None for t in load_tiers(cfg))
+        assert all(t.by_set is None for t in load_tiers(replace(cfg, detect=replace(cfg.detect, set_norm=False))))
