@@ -56,14 +56,9 @@ def load_cohort(path: str | Path | None = None, cfg: FeatureConfig = FeatureConf
 
 @lru_cache(maxsize=1)
 def _load_encoder_voiceprints(path: str, encoder_sha: str) -> np.ndarray:
-    if not Path(path).is_file():
-        raise WeightsError(f"{path} is missing; restore pretrained/ from git or rebuild it with "
-                           "scripts/build_cohort.py --voiceprints")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            emb, sha = z["speaker_embeddings"].astype(np.float32), str(z["encoder_sha"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise WeightsError(f"{path}: damaged cohort voiceprints ({e}); restore it from git") from e
+    z = _read_arrays(path, "cohort voiceprints", "scripts/build_cohort.py --voiceprints",
+                     ("speaker_embeddings", "encoder_sha"))
+    emb, sha = z["speaker_embeddings"].astype(np.float32), str(z["encoder_sha"])
     if sha != encoder_sha:
         raise WeightsError(f"{path}: made with encoder weights {sha}, pretrained/encoder.npz is {encoder_sha}; "
                            "rebuild with scripts/build_cohort.py --voiceprints")
@@ -72,18 +67,25 @@ def _load_encoder_voiceprints(path: str, encoder_sha: str) -> np.ndarray:
 
 @lru_cache(maxsize=2)
 def _load(path: str, fingerprint: str) -> Cohort:
-    if not Path(path).is_file():
-        raise WeightsError(f"{path} is missing; restore pretrained/ from git or rebuild it with scripts/build_cohort.py")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            frames, lengths = z["frames"].astype(np.float32), z["lengths"]
-            templates, t_lengths = z["templates"].astype(np.float32), z["template_lengths"]
-            emb, fp = z["speaker_embeddings"].astype(np.float32), str(z["fingerprint"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise WeightsError(f"{path}: damaged cohort file ({e}); restore it from git") from e
+    z = _read_arrays(path, "cohort file", "scripts/build_cohort.py",
+                     ("frames", "lengths", "templates", "template_lengths", "speaker_embeddings", "fingerprint"))
+    frames, lengths = z["frames"].astype(np.float32), z["lengths"]
+    templates, t_lengths = z["templates"].astype(np.float32), z["template_lengths"]
+    emb, fp = z["speaker_embeddings"].astype(np.float32), str(z["fingerprint"])
     if fp != fingerprint:
         raise WeightsError(f"{path}: built for feature settings {fp}, code uses {fingerprint}; "
                            "rebuild with scripts/build_cohort.py")
     if lengths.sum() != len(frames) or t_lengths.sum() != len(templates) or len(emb) == 0:
         raise WeightsError(f"{path}: inconsistent cohort file; restore it from git")
     return Cohort(np.split(frames, np.cumsum(lengths)[:-1]), np.split(templates, np.cumsum(t_lengths)[:-1]), emb)
+
+
+def _read_arrays(path: str, what: str, script: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The named arrays of a cohort .npz (no pickle); a missing, damaged or incomplete file is a WeightsError."""
+    if not Path(path).is_file():
+        raise WeightsError(f"{path} is missing; restore pretrained/ from git or rebuild it with {script}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in keys}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise WeightsError(f"{path}: damaged {what} ({e}); restore it from git") from e
