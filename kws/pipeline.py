@@ -226,8 +226,8 @@ def check_pretrained(cfg: Config = Config()) -> None:
     load_ge2e()
     cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     tiers = load_tiers(cfg)
-    for tier in tiers:
-        names = {n.removesuffix(SET_SUFFIX) for c in (tier.calibration, tier.by_set) if c for n in c.names}
+    for tier, cal in ((t, c) for t in tiers for c in (t.calibration, t.by_set) if c):
+        names = {n.removesuffix(SET_SUFFIX) for n in cal.names}
         if names - set(SCORE_NAMES):
             raise WeightsError(f"the '{tier.name}' calibration uses unknown score columns "
                                f"{sorted(names - set(SCORE_NAMES))}; refit it")
@@ -239,6 +239,8 @@ def check_pretrained(cfg: Config = Config()) -> None:
                                "refit the calibration or switch the matcher")
     if cfg.detect.matcher:
         matcher_for(cfg.features)
-    log.info("pretrained artefacts OK: front end %s, GE2E %s, cohort of %d utterances / %d templates, "
-             "calibrations: %s", cfg.features.frontend, ge2e_weights_path().name, len(cohort.keyword_frames),
-             len(cohort.templates), "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in tiers))
+    log.info("pretrained artefacts OK: front end %s, voiceprint %s, GE2E %s, cohort of %d utterances / %d templates, "
+             "calibrations: %s; test-set normalisation %s", cfg.features.frontend, cfg.detect.voiceprint,
+             ge2e_weights_path().name, len(cohort.keyword_frames), len(cohort.templates),
+             "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in tiers),
+             "on" if cfg.detect.set_norm else "off")
