@@ -101,8 +101,8 @@ def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list
     coh = float(np.mean(profile.kw_cohort_mean[:-1]))
     span = max(coh - profile.kw_enroll_mean, 1e-3)
     halves = np.array([[m.worst_half for m in row] for row in matches[:-1]])
-    warp = [abs(np.log((m.end - m.start + 1) / len(profile.templates[t])))
-            for m, t in zip(best_matches_of(dist, matches), np.argmin(dist[:-1], axis=0))]
+    warp = [abs(np.log((matches[t][i].end - matches[t][i].start + 1) / len(profile.templates[t])))
+            for i, t in enumerate(np.argmin(dist[:-1], axis=0))]
     return {"kw_raw": raw, "kw_z": top_k_mean(z[:-1], k), "kw_t": (t_mu - raw) / t_sd,
             "kw_rel": (coh - raw) / span, "kw_avg_rel": (profile.kw_cohort_mean[-1] - dist[-1]) / span,
             "kw_trel": (t_mu - raw) / np.maximum(t_mu - profile.kw_enroll_mean, 1e-3),

@@ -24,7 +24,7 @@ JSON_NAME, NPZ_NAME = "profile.json", "profile.npz"
 class SpeakerProfile:
     templates: list[np.ndarray]         # keyword frames of each usable enrollment clip (T_i x D)
     average: np.ndarray                 # DTW-averaged template (T x D)
-    voiceprint: np.ndarray              # unit speaker embedding (GE2E by default), mean of the clips
+    voiceprint: np.ndarray              # unit speaker embedding of voiceprint_kind, mean of the clips
     # Statistics that turn raw scores into per-speaker normalised ones (see detect.py).
     kw_cohort_mean: np.ndarray          # per template (+ average last): mean distance to impostor speech
     kw_cohort_std: np.ndarray
@@ -33,7 +33,8 @@ class SpeakerProfile:
     spk_cohort_std: float
     spk_enroll_mean: float              # leave-one-out cosine of each clip to the others' voiceprint
     feature_fingerprint: str
-    voiceprint_kind: str = "ge2e"       # whose embedding `voiceprint` is (DetectConfig.voiceprint)
+    # Whose embedding `voiceprint` is (DetectConfig.voiceprint); profiles saved before the switch are GE2E's.
+    voiceprint_kind: str = "ge2e"
     clips: list[str] = field(default_factory=list)
     clip_seconds: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -18,8 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kws.config import DEFAULT  # noqa: E402
-from kws.encoder import embed_speakers, load_multitask, multitask_trunk, multitask_voiceprint  # noqa: E402
-from kws.features import encoder_input  # noqa: E402
+from kws.encoder import load_multitask, speaker_embeddings  # noqa: E402
 from kws.voiceprint import unit  # noqa: E402
 from scripts.kws_train import Words, utterance  # noqa: E402
 
@@ -60,12 +59,11 @@ def main() -> None:
         for _ in range(a.per_speaker):
             clips.append(utterance(rng, words, spk, int(rng.integers(1, 4))))
             owners.append(spk)
-    m = load_multitask()
-    systems = {"ge2e": embed_speakers(clips),
-               "encoder": np.array([multitask_voiceprint(m, multitask_trunk(m, encoder_input(y, DEFAULT.features)))
-                                    for y in clips])}
-    systems["ge2e+encoder"] = np.concatenate([unit(systems["ge2e"]), unit(systems["encoder"])], axis=1)
-    result = {"split": a.split, "speakers": len(words.speakers), "utterances": len(clips), "encoder_sha": m.sha}
+    # the detector's own voiceprints (DetectConfig.voiceprint); "both" is reported as ge2e+encoder
+    systems = {name: speaker_embeddings(clips, kind, DEFAULT.features)
+               for name, kind in (("ge2e", "ge2e"), ("encoder", "encoder"), ("ge2e+encoder", "both"))}
+    result = {"split": a.split, "speakers": len(words.speakers), "utterances": len(clips),
+              "encoder_sha": load_multitask().sha}
     for name, emb in systems.items():
         s, t = trials(emb, owners)
         result[f"eer_{name}"] = round(eer(s, t), 4)
