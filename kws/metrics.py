@@ -72,6 +72,31 @@ def average(results: list[SpeakerResult]) -> float:
     return sum(r.score for r in results) / len(results) if results else float("nan")
 
 
+SNR_BUCKETS = (("clean", None), (">=20 dB", 20.0), ("10-20 dB", 10.0), ("<10 dB", float("-inf")))
+
+
+def snr_bucket(snr: float | None) -> str:
+    """The bucket of a test clip by the SNR of the noise added to it (None: no noise added)."""
+    if snr is None:
+        return "clean"
+    return next(name for name, lo in SNR_BUCKETS[1:] if snr >= lo)
+
+
+def misses_by_snr(results: list[SpeakerResult], positive_snr: dict[tuple[str, str], float | None]) -> dict[str, dict]:
+    """Per SNR bucket: positives, misses and miss rate; positive_snr: (task, file) -> SNR of every positive."""
+    missed = {(r.speaker, f) for r in results for f in r.misses}
+    speakers = {r.speaker for r in results}
+    out = {name: {"positives": 0, "misses": 0} for name, _ in SNR_BUCKETS}
+    for key, snr in positive_snr.items():
+        if key[0] in speakers:
+            b = out[snr_bucket(snr)]
+            b["positives"] += 1
+            b["misses"] += key in missed
+    for b in out.values():
+        b["miss_rate"] = round(b["misses"] / b["positives"], 4) if b["positives"] else None
+    return out
+
+
 def errors_by_kind(results: list[SpeakerResult], kinds: dict[tuple[str, str], str]) -> dict[str, Counter]:
     """Misses and false alarms counted by the clip kind of test_meta.tsv ((task, file) -> kind)."""
     out = {"misses": Counter(), "false_alarms": Counter()}

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import BudgetConfig
-from .metrics import SpeakerResult, average, errors_by_kind, parse_labels, parse_predictions, score_speaker
+from .metrics import (SpeakerResult, average, errors_by_kind, misses_by_snr, parse_labels, parse_predictions,
+                      score_speaker)
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,27 @@ def read_predictions(path: Path) -> dict[str, int] | None:
         return None
 
 
-def read_kinds(test_meta: str | Path | None) -> dict[tuple[str, str], str]:
-    if not test_meta:
-        return {}
+def read_meta(test_meta: str | Path) -> list[dict]:
     with open(test_meta, encoding="utf-8") as f:
-        return {(r["task"], r["file"]): r["kind"] for r in csv.DictReader(f, delimiter="\t")}
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def read_kinds(test_meta: str | Path | None) -> dict[tuple[str, str], str]:
+    return {(r["task"], r["file"]): r["kind"] for r in read_meta(test_meta)} if test_meta else {}
+
+
+def break_down(report: "Report", results: list[SpeakerResult], test_meta: str | Path | None) -> None:
+    """Errors by clip kind, and misses by SNR bucket, from test_meta.tsv (kind, label, snr per clip)."""
+    if not test_meta:
+        return
+    rows = read_meta(test_meta)
+    report.errors_by_kind = {k: dict(v) for k, v in errors_by_kind(results, read_kinds(test_meta)).items()}
+    print_kinds(report.errors_by_kind)
+    if rows and "snr" in rows[0]:
+        snr = {(r["task"], r["file"]): float(r["snr"]) if r["snr"] else None for r in rows if r["label"] == "1"}
+        report.misses_by_snr = misses_by_snr(results, snr)
+        print("misses by SNR: " + ", ".join(f"{k} {v['misses']}/{v['positives']}"
+                                             for k, v in report.misses_by_snr.items()))
 
 
 @dataclass
@@ -109,6 +126,7 @@ class Report:
     predict_rtf: float | None = None
     budgets: dict = field(default_factory=dict)
     errors_by_kind: dict = field(default_factory=dict)
+    misses_by_snr: dict = field(default_factory=dict)  # SNR bucket -> positives, misses, miss_rate
     processes: dict = field(default_factory=dict)     # per speaker and stage: seconds, peak RSS, CPU
     peak_rss_mb: dict = field(default_factory=dict)
     jobs: int = 1
@@ -153,9 +171,7 @@ def evaluate_folder(dataset_dir: str | Path, solution_dir: str | Path, predictio
     results = score_all(speakers, solution_dir, {s: predictions_dir / f"{s}.txt" for s in speakers})
     report = Report(average(results), [asdict(r) for r in results])
     print(format_table(results))
-    if test_meta:
-        report.errors_by_kind = {k: dict(v) for k, v in errors_by_kind(results, read_kinds(test_meta)).items()}
-        print_kinds(report.errors_by_kind)
+    break_down(report, results, test_meta)
     if output_dir:
         write_report(report, Path(output_dir))
     return report
@@ -240,9 +256,7 @@ def run_platform(dataset_dir: str | Path, solution_dir: str | Path, code_dir: st
                           for stage in ("initialize", "enrollment", "predict")}
     report.jobs = jobs
     print(format_table(results))
-    if test_meta:
-        report.errors_by_kind = {k: dict(v) for k, v in errors_by_kind(results, read_kinds(test_meta)).items()}
-        print_kinds(report.errors_by_kind)
+    break_down(report, results, test_meta)
     print(f"time: initialize {spent['initialize']:.1f} s, enrollment {spent['enrollment']:.1f} s "
           f"({spent['enrollment'] / len(speakers):.2f} s/speaker), predict {spent['predict']:.1f} s "
           f"for {test_seconds:.0f} s of audio (real-time factor {report.predict_rtf}); peak RSS "
