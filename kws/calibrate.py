@@ -24,6 +24,7 @@ from .metrics import ALPHA
 
 CALIBRATION_FILE = "calibration.json"     # the default configuration, every score: keyword and speaker
 SET_SUFFIX = "@set"                       # a column standardised over the test folder (see above)
+PRODUCT = "*"                             # a column that is the product of two others: a*b
 RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range of its training values
 
 
@@ -93,16 +94,27 @@ class Calibration:
 
 def with_set_columns(scores: dict[str, np.ndarray], names: tuple[str, ...],
                      reference: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """scores plus each `<score>@set` column in names: (x - mean) / std over reference's finite values."""
+    """scores plus the derived columns in names: each `<score>@set`, (x - mean) / std over reference's
+    finite values, and each product `<a>*<b>` (an interaction: a score whose weight depends on a
+    condition, such as kw_z*cond_snr)."""
     out = dict(scores)
-    for name in names:
+    factors = [f for n in names for f in n.split(PRODUCT)]
+    for name in dict.fromkeys(factors):
         if name.endswith(SET_SUFFIX) and name not in scores:
             base = name[: -len(SET_SUFFIX)]
             ref = np.asarray((reference or scores)[base], np.float64)
             ref = ref[np.isfinite(ref)]
             mu, sd = (ref.mean(), ref.std()) if len(ref) else (0.0, 1.0)
             out[name] = (np.asarray(scores[base], np.float64) - mu) / (sd + 1e-3)
+    for name in names:
+        if PRODUCT in name and name not in out:
+            out[name] = np.prod([np.asarray(out[f], np.float64) for f in name.split(PRODUCT)], axis=0)
     return out
+
+
+def base_columns(names: tuple[str, ...]) -> set[str]:
+    """The score columns that names are derived from (products split, @set removed)."""
+    return {f.removesuffix(SET_SUFFIX) for n in names for f in n.split(PRODUCT)}
 
 
 def use_set_norm(plain_margin: np.ndarray, cfg: DetectConfig) -> bool:

@@ -80,6 +80,13 @@ class DetectConfig:
     # Test-set normalisation (kws/calibrate.py): predict may also judge each clip's keyword scores
     # against the rest of its folder, when the folder has at least set_min_files scored clips and
     # the plain calibration accepts at most set_max_positive of them (the platform: 5 of 50).
+    # Noise-matched templates (detect.noise_matched_distances): a test clip whose estimated SNR is below
+    # noise_match_max_snr_db is also matched against the enrollment takes mixed with its own noise (its
+    # non-speech samples, at least noise_match_min_s of them) at its SNR: the kw_nm_* scores.
+    noise_match: bool = True
+    noise_match_max_snr_db: float = 30.0
+    noise_match_min_s: float = 0.1
+    noise_match_max_s: float = 2.0     # of the clip's non-speech samples kept as its noise
     set_norm: bool = True
     set_min_files: int = 30
     set_max_positive: float = 0.2

@@ -5,25 +5,27 @@ normalised scores (named columns) -> calibrate.Calibration turns those into 0/1.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import dtw
+from . import conditions, dtw
 from .cohort import Cohort
 from .config import SAMPLE_RATE, Config
 from .encoder import frontend_fingerprint, keyword_frames, speaker_embeddings
 from .errors import ProfileError
-from .features import frames_per_second
+from .features import frames_per_second, mel_frames
 from .matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
 from .profile import SpeakerProfile
 from .stages import stage
-from .vad import speech_segments
+from .conditions import Conditions
+from .vad import frame_decisions, segments_of
 from .voiceprint import cosine, unit
 
+CONDITION_NAMES = ("cond_snr", "cond_noise", "cond_speech_s", "cond_clipped")
 SCORE_NAMES = ("kw_raw", "kw_z", "kw_t", "kw_rel", "kw_avg_rel", "kw_trel", "kw_rev", "kw_warp", "kw_half",
-               "kw_cnn", "spk_seg_z", "spk_all_z", "spk_seg_t", "spk_rel")
+               "kw_nm_rel", "kw_nm_t", "kw_nm_gain", "kw_cnn", "spk_seg_z", "spk_all_z", "spk_seg_t", "spk_rel", *CONDITION_NAMES)
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,78 @@ class Prepared:
     audio: np.ndarray      # the cropped samples
     frames: np.ndarray     # keyword frames of the crop
     has_speech: bool
+    conditions: Conditions | None = None   # of the whole clip; None: measured on the crop when scored
+    noise: np.ndarray | None = None        # the clip's non-speech samples (None: not known, as in streams)
 
 
 def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None) -> Prepared:
-    """Crop to the speech span (first onset to last offset, padded) and compute keyword frames."""
-    vad = cfg.vad if pad_ms is None else replace(cfg.vad, pad_ms=pad_ms)
+    """Crop to the speech span (first onset to last offset, padded), compute keyword frames, and
+    measure the clip's conditions (noise, SNR) on the whole clip, pauses included."""
     with stage("vad"):
-        segs = speech_segments(y, vad)
+        speech = frame_decisions(y, cfg.vad)
+        segs = segments_of(speech, cfg.vad, len(y), pad_ms)
+        cond = conditions.measure(y, cfg.vad, speech)
+        noise = non_speech(y, segs if pad_ms is None else segments_of(speech, cfg.vad, len(y)), cfg)
     crop = y[segs[0][0]:segs[-1][1]] if segs else y
     with stage("features"):
         frames = keyword_frames(crop, cfg.features)
-    return Prepared(crop, frames, bool(segs))
+    return Prepared(crop, frames, bool(segs), cond, noise)
+
+
+def non_speech(y: np.ndarray, segs: list[tuple[int, int]], cfg: Config) -> np.ndarray:
+    """The samples outside the (padded) speech segments, at most noise_match_max_s of them. Where there are
+    too few (noise loud enough for the VAD to call it all speech), the quietest fifth of the frames."""
+    keep = np.ones(len(y), bool)
+    for a, b in segs:
+        keep[a:b] = False
+    if keep.sum() < cfg.detect.noise_match_min_s * SAMPLE_RATE:
+        n = SAMPLE_RATE * cfg.vad.frame_ms // 1000
+        frames = y[: len(y) // n * n].reshape(-1, n)
+        quiet = np.sort(np.argsort(frames.var(axis=1))[: max(1, len(frames) // 5)])
+        return frames[quiet].reshape(-1)[: int(cfg.detect.noise_match_max_s * SAMPLE_RATE)]
+    return y[keep][: int(cfg.detect.noise_match_max_s * SAMPLE_RATE)]
+
+
+def noise_matched_distances(profile: SpeakerProfile, clips: list[Prepared], cfg: Config) -> np.ndarray:
+    """(n_templates, n_clips) distances of each enrollment take, mixed with a noisy clip's own noise at the
+    clip's SNR, to that clip; NaN for clips that are clean (DetectConfig.noise_match_max_snr_db) or whose
+    noise is not known. Templates and clip then meet in the same conditions."""
+    d = cfg.detect
+    out = np.full((len(profile.templates), len(clips)), np.nan)
+    if not d.noise_match or len(profile.template_audio) != len(profile.templates):
+        return out
+    levels = None
+    for j, c in enumerate(clips):
+        cond = c.conditions
+        if c.noise is None or cond is None or not cond.snr_db < d.noise_match_max_snr_db \
+                or len(c.noise) < d.noise_match_min_s * SAMPLE_RATE:
+            continue
+        # The clip's speech power without its noise, and its noise's mel spectrum
+        p_speech = 10 ** (cond.level_dbfs / 10) - 10 ** (cond.noise_dbfs / 10)
+        if p_speech <= 0:
+            continue
+        noise_mel = mel_frames(c.noise - c.noise.mean(), cfg.features).mean(axis=0)
+        if levels is None:   # speech power of each take, measured as the clip's was
+            levels = [10 ** (conditions.measure(a, cfg.vad).level_dbfs / 10) for a in profile.template_audio]
+        # Each take gets the noise's expected power at the clip's own ratio of noise to speech.
+        noisy = [keyword_frames(a, cfg.features, added=noise_mel * (lvl / p_speech))
+                 for a, lvl in zip(profile.template_audio, levels)]
+        out[:, j] = _capped(dtw.template_distances(noisy, [c.frames])[:, 0])
+    return out
+
+
+SNR_RANGE_DB = (-5.0, 40.0)   # beyond these an SNR estimate says nothing more (40: digital silence around speech)
+
+
+def condition_scores(clips: list[Prepared], cfg: Config) -> dict[str, np.ndarray]:
+    """The clips' conditions as score columns, for a fusion that judges each clip in its conditions."""
+    cond = [c.conditions or conditions.measure(c.audio, cfg.vad) for c in clips]
+    snr = np.array([c.snr_db for c in cond], np.float64)
+    return {"cond_snr": np.clip(np.nan_to_num(snr, nan=SNR_RANGE_DB[1]), *SNR_RANGE_DB),
+            "cond_noise": np.array([max(c.noise_dbfs, conditions.SILENCE_DB) if np.isfinite(c.noise_dbfs)
+                                    else conditions.SILENCE_DB for c in cond]),
+            "cond_speech_s": np.array([c.speech_s for c in cond]),
+            "cond_clipped": np.array([c.clipped_fraction for c in cond])}
 
 
 def check_compatible(profile: SpeakerProfile, cfg: Config, where: str | Path) -> None:
@@ -84,7 +147,7 @@ def top_k_mean(values: np.ndarray, k: int, axis: int = 0, largest: bool = True) 
 
 
 def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list[dtw.Match]], cohort_dist: np.ndarray,
-                   reversed_dist: np.ndarray, k: int) -> dict[str, np.ndarray]:
+                   reversed_dist: np.ndarray, k: int, nm_dist: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Normalise raw distances (templates + average last) per speaker and per test clip.
 
     z: against the profile's impostor statistics (how easily each template matches anything);
@@ -93,7 +156,8 @@ def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list
     rev: against the speaker's own templates played backwards in the same clip, an impostor with
          the same voice, channel, length and spectrum but not the same word;
     half: how much worse the worse template half matches than the whole (only part of the phrase there);
-    warp: how far the best match had to stretch or squeeze its template (genuine matches stay near 1).
+    warp: how far the best match had to stretch or squeeze its template (genuine matches stay near 1);
+    nm_*: rel, t and the gain over raw of the noise-matched templates (nm_dist, NaN columns: the plain raw).
     """
     raw = top_k_mean(dist[:-1], k, largest=False)
     z = (profile.kw_cohort_mean[:, None] - dist) / (profile.kw_cohort_std[:, None] + 1e-6)
@@ -103,7 +167,12 @@ def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list
     halves = np.array([[m.worst_half for m in row] for row in matches[:-1]])
     warp = [abs(np.log((matches[t][i].end - matches[t][i].start + 1) / len(profile.templates[t])))
             for i, t in enumerate(np.argmin(dist[:-1], axis=0))]
-    return {"kw_raw": raw, "kw_z": top_k_mean(z[:-1], k), "kw_t": (t_mu - raw) / t_sd,
+    nm_raw = raw
+    if nm_dist is not None:
+        done = np.isfinite(nm_dist).all(axis=0)
+        nm_raw = np.where(done, top_k_mean(np.where(done, nm_dist, NO_MATCH), k, largest=False), raw)
+    return {"kw_nm_rel": (coh - nm_raw) / span, "kw_nm_t": (t_mu - nm_raw) / t_sd, "kw_nm_gain": raw - nm_raw,
+            "kw_raw": raw, "kw_z": top_k_mean(z[:-1], k), "kw_t": (t_mu - raw) / t_sd,
             "kw_rel": (coh - raw) / span, "kw_avg_rel": (profile.kw_cohort_mean[-1] - dist[-1]) / span,
             "kw_trel": (t_mu - raw) / np.maximum(t_mu - profile.kw_enroll_mean, 1e-3),
             "kw_rev": top_k_mean(reversed_dist, k, largest=False) - raw,
@@ -163,7 +232,9 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
         dist, matches = keyword_matches(profile.all_templates(), frames)
         cohort_dist = keyword_distances(cohort.templates, frames)
         reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
-        scores = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k)
+        nm_dist = noise_matched_distances(profile, clips, cfg)
+        scores = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k, nm_dist)
+    scores.update(condition_scores(clips, cfg))
     best = best_matches_of(dist, matches)
     if cfg.detect.matcher:
         with stage("matcher"):

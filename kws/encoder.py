@@ -262,14 +262,16 @@ def multitask_voiceprint(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
     return (e / (np.linalg.norm(e) + 1e-8)).astype(np.float32)
 
 
-def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """The frames DTW matches, from the configured front end."""
+def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+    """The frames DTW matches, from the configured front end; added: a mel power spectrum added to every
+    frame first (features.logmel), the expected effect of a noise."""
     if cfg.frontend == "mfcc":
-        return mfcc_frames(y, cfg)
+        return mfcc_frames(y, cfg, added)
     if cfg.frontend != "encoder":
         raise ValueError(f"unknown front end {cfg.frontend!r}; use 'mfcc' or 'encoder'")
     m = load_multitask()
-    return stack(multitask_keyword_frames(m, multitask_trunk(m, encoder_input(y, cfg))), cfg.stack).astype(np.float32)
+    return stack(multitask_keyword_frames(m, multitask_trunk(m, encoder_input(y, cfg, added))),
+                 cfg.stack).astype(np.float32)
 
 
 VOICEPRINTS = ("ge2e", "encoder", "both")

@@ -10,6 +10,7 @@ import numpy as np
 from . import dtw
 from .audio import probe, read_audio
 from .cohort import Cohort, load_cohort
+from .conditions import CLIP_PEAK
 from .config import SAMPLE_RATE, Config
 from .detect import Prepared, keyword_distances, prepare, top_k_mean
 from .encoder import frontend_fingerprint, speaker_embeddings
@@ -21,7 +22,6 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_PAD_MS = 30    # templates are cut tight: padding would demand silence around the phrase
 MIN_TEMPLATE_FRAMES = 12  # 0.24 s with the padding: shorter is no distinctive phrase
-CLIP_PEAK = 0.999       # a peak at full scale: the recording was clipped
 QUIET_DBFS = -35.0      # a peak below this: the phrase sits near the noise floor
 LONG_PHRASE_S = 4.0     # wake phrases are short; longer speech suggests a sentence around it
 EXPECTED_CLIPS = 5
@@ -105,7 +105,7 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
         spk_cohort_mean=float(coh_cos.mean()), spk_cohort_std=float(coh_cos.std()),
         spk_enroll_mean=float(leave_one_out(emb).mean()),
         feature_fingerprint=frontend_fingerprint(cfg.features), voiceprint_kind=cfg.detect.voiceprint,
-        clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems)
+        template_audio=[c.audio for c in clips], clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems)
     log.info("enrolled %d clip(s): LOO keyword distance %.3f (cohort %.3f), LOO speaker cosine %.3f (cohort %.3f)",
              len(clips), profile.kw_enroll_mean, float(profile.kw_cohort_mean[:-1].mean()),
              profile.spk_enroll_mean, profile.spk_cohort_mean)

@@ -66,11 +66,21 @@ def mel_power(y: np.ndarray, n_mels: int, win: int, hop: int, f_min: float = 0.0
     return power_spectrogram(y, win, hop) @ mel_filterbank(win, n_mels, float(f_min), float(f_max), slaney)
 
 
-def logmel(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """(T, n_mels) log-mel frames at cfg.hop_ms, floored relative to the clip's loudest band energy."""
+def mel_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """(T, n_mels) mel power frames at cfg.hop_ms: what logmel takes the log of."""
     win, hop = int(SAMPLE_RATE * cfg.win_ms / 1000), int(SAMPLE_RATE * cfg.hop_ms / 1000)
-    m = mel_power(y, cfg.n_mels, win, hop, cfg.f_min, cfg.f_max)
-    return np.log(m + float(m.max()) * cfg.relative_floor + 1e-10).astype(np.float32)
+    return mel_power(y, cfg.n_mels, win, hop, cfg.f_min, cfg.f_max)
+
+
+def logmel(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+    """(T, n_mels) log-mel frames at cfg.hop_ms, floored relative to the clip's loudest band energy.
+
+    added: a mel power spectrum (n_mels,) added to every frame first, the expected power of a noise
+    mixed in (|S + N|^2 averages |S|^2 + |N|^2) without the randomness of one noise recording."""
+    m = mel_frames(y, cfg)
+    if added is not None:
+        m = m + added[None, :].astype(np.float32)
+    return np.log(m + float(m.max(initial=0.0)) * cfg.relative_floor + 1e-10).astype(np.float32)
 
 
 @lru_cache(maxsize=4)
@@ -112,16 +122,16 @@ def frames_per_second(cfg: FeatureConfig = FeatureConfig()) -> float:
     return 1000.0 / (cfg.hop_ms * cfg.stack)
 
 
-def mfcc(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """(T, n_ceps - 1) cepstra 1.. of the floored log-mel (c0, the level, dropped)."""
-    return logmel(y, cfg) @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:]
+def mfcc(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+    """(T, n_ceps - 1) cepstra 1.. of the floored log-mel (c0, the level, dropped); added: see logmel."""
+    return logmel(y, cfg, added) @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:]
 
 
-def encoder_input(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """(T, n_mels) log-mel with sliding CMVN: what the multi-task encoder reads."""
-    return cmvn(logmel(y, cfg), cfg.cmvn_frames)
+def encoder_input(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+    """(T, n_mels) log-mel with sliding CMVN: what the multi-task encoder reads; added: see logmel."""
+    return cmvn(logmel(y, cfg, added), cfg.cmvn_frames)
 
 
-def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
     """MFCC template-matching frames of a speech crop: sliding CMVN, stacked (the "mfcc" front end)."""
-    return stack(cmvn(mfcc(y, cfg), cfg.cmvn_frames), cfg.stack).astype(np.float32)
+    return stack(cmvn(mfcc(y, cfg, added), cfg.cmvn_frames), cfg.stack).astype(np.float32)

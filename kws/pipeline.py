@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import audio_seconds, list_wavs, read_audio
-from .calibrate import SET_SUFFIX, Calibration, use_set_norm
+from .calibrate import Calibration, base_columns, use_set_norm
 from .cohort import Cohort, load_cohort
 from .config import BudgetConfig, Config
 from .detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
@@ -227,7 +227,7 @@ def check_pretrained(cfg: Config = Config()) -> None:
     cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     tiers = load_tiers(cfg)
     for tier, cal in ((t, c) for t in tiers for c in (t.calibration, t.by_set) if c):
-        names = {n.removesuffix(SET_SUFFIX) for n in cal.names}
+        names = base_columns(cal.names)
         if names - set(SCORE_NAMES):
             raise WeightsError(f"the '{tier.name}' calibration uses unknown score columns "
                                f"{sorted(names - set(SCORE_NAMES))}; refit it")

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import ProfileError
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2   # 2: template_audio (noise-matched templates)
 JSON_NAME, NPZ_NAME = "profile.json", "profile.npz"
 
 
@@ -39,6 +39,9 @@ class SpeakerProfile:
     clip_seconds: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     version: int = PROFILE_VERSION
+    # The enrollment takes as cut for the templates (16 kHz samples): detect.py mixes a noisy test
+    # clip's own noise into them, so that templates and clip meet in the same conditions.
+    template_audio: list[np.ndarray] = field(default_factory=list)
 
     def all_templates(self) -> list[np.ndarray]:
         return [*self.templates, self.average]
@@ -47,9 +50,11 @@ class SpeakerProfile:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {f"template_{i}": t for i, t in enumerate(self.templates)}
+        arrays.update({f"audio_{i}": np.round(np.clip(a, -1, 1) * 32767).astype(np.int16)
+                       for i, a in enumerate(self.template_audio)})
         arrays.update(average=self.average, voiceprint=self.voiceprint,
                       kw_cohort_mean=self.kw_cohort_mean, kw_cohort_std=self.kw_cohort_std)
-        meta = {k: v for k, v in asdict(self).items() if k not in {"templates", *arrays}}
+        meta = {k: v for k, v in asdict(self).items() if k not in {"templates", "template_audio", *arrays}}
         meta["n_templates"] = len(self.templates)
         # Write both files under temporary names, then rename: a killed enrollment never leaves half a profile.
         _atomic(folder / NPZ_NAME, lambda f: np.savez(f, **arrays), binary=True)
@@ -73,7 +78,8 @@ class SpeakerProfile:
         n = meta.pop("n_templates")
         try:
             templates = [arrays.pop(f"template_{i}") for i in range(n)]
-            return cls(templates=templates, **arrays, **meta)
+            audio = [arrays.pop(f"audio_{i}").astype(np.float32) / 32767 for i in range(n)]
+            return cls(templates=templates, template_audio=audio, **arrays, **meta)
         except (KeyError, TypeError) as e:
             raise ProfileError(f"{folder}: incomplete speaker profile ({e}); enroll again") from e
 

@@ -16,11 +16,10 @@ import soundfile as sf
 from .audio import read_audio
 from .config import SAMPLE_RATE, Config
 from .detect import keyword_distances, prepare
-from .enroll import CLIP_PEAK, MIN_TEMPLATE_FRAMES, TEMPLATE_PAD_MS
+from .conditions import CLIP_PEAK
+from .enroll import MIN_TEMPLATE_FRAMES, TEMPLATE_PAD_MS
 from .errors import AudioError
-from .vad import frame_decisions, speech_segments
-
-SILENCE_DB = -120.0  # the level of digital silence (log of zero)
+from . import conditions
 
 
 @dataclass(frozen=True)
@@ -51,29 +50,14 @@ class EnrollmentQuality:
     advice: tuple[str, ...]     # about the set as a whole
 
 
-def _db(power: float) -> float:
-    return 10 * math.log10(power) if power > 0 else SILENCE_DB
-
-
 def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int = SAMPLE_RATE,
             source_channels: int = 1, raw_peak: float | None = None, raw_clipped: float | None = None) -> ClipQuality:
     """Level, noise and length of one take (16 kHz mono samples); raw_* are from the file as recorded."""
     q = cfg.quality
-    n = SAMPLE_RATE * cfg.vad.frame_ms // 1000
-    count = len(y) // n
-    power = np.mean(y[:count * n].astype(np.float64).reshape(count, n) ** 2, axis=1) if count else np.zeros(0)
-    speech = frame_decisions(y, cfg.vad)
-    segs = speech_segments(y, replace(cfg.vad, pad_ms=0))
-    speech_s = sum(b - a for a, b in segs) / SAMPLE_RATE
-    level = _db(float(power[speech].mean())) if speech.any() else SILENCE_DB
-    # Median, not mean: onsets the VAD missed should not count as noise. With hardly any pause (a tight
-    # cut, or noise loud enough for the VAD to call it speech) the quietest 5% of frames stand in for it.
-    paused = int((~speech).sum()) >= max(3, count // 10)
-    quiet = power[~speech] if paused else np.sort(power)[:max(1, count // 20)]
-    noise = _db(float(np.median(quiet))) if count else math.nan
+    c = conditions.measure(y, cfg.vad)
+    speech_s, level, noise, snr, paused, segs = c.speech_s, c.level_dbfs, c.noise_dbfs, c.snr_db, c.paused, c.speech_s > 0
     peak = raw_peak if raw_peak is not None else float(np.abs(y).max(initial=0.0))
-    clipped = raw_clipped if raw_clipped is not None else float(np.mean(np.abs(y) >= CLIP_PEAK))
-    snr = level - noise if speech.any() and not math.isnan(noise) else math.nan
+    clipped = raw_clipped if raw_clipped is not None else c.clipped_fraction
 
     problems, notes = [], []
     if not segs:
@@ -97,7 +81,7 @@ def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int =
     if source_rate < SAMPLE_RATE:
         notes.append(f"recorded at {source_rate} Hz: the top of the speech band is missing; 16 kHz or more is better")
     return ClipQuality(name, source_rate, source_channels, round(len(y) / SAMPLE_RATE, 3), round(speech_s, 3),
-                       level, _db(peak ** 2), clipped, noise, snr, problems=tuple(problems), notes=tuple(notes))
+                       level, conditions.db(peak ** 2), clipped, noise, snr, problems=tuple(problems), notes=tuple(notes))
 
 
 def consistency(templates: list[np.ndarray]) -> np.ndarray:

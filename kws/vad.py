@@ -28,7 +28,12 @@ def frame_decisions(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPL
 
 def speech_segments(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPLE_RATE) -> list[Segment]:
     """Speech runs, short gaps bridged, blips dropped, padded, in samples."""
-    dec = frame_decisions(y, cfg, sr)
+    return segments_of(frame_decisions(y, cfg, sr), cfg, len(y), sr=sr)
+
+
+def segments_of(dec: np.ndarray, cfg: VadConfig, n_samples: int, pad_ms: int | None = None,
+                sr: int = SAMPLE_RATE) -> list[Segment]:
+    """speech_segments from frame decisions already made (pad_ms: instead of cfg.pad_ms)."""
     n = sr * cfg.frame_ms // 1000
     runs: list[list[int]] = []
     for i in np.flatnonzero(dec):
@@ -36,10 +41,10 @@ def speech_segments(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPL
             runs[-1][1] = i + 1
         else:
             runs.append([i, i + 1])
-    pad = sr * cfg.pad_ms // 1000
+    pad = sr * (cfg.pad_ms if pad_ms is None else pad_ms) // 1000
     out = []
     for a, b in runs:
         if (b - a) * cfg.frame_ms >= cfg.min_speech_ms:
-            out.append((max(0, a * n - pad), min(len(y), b * n + pad)))
+            out.append((max(0, a * n - pad), min(n_samples, b * n + pad)))
     return out
 

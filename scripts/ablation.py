@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.calibrate import calibration_name  # noqa: E402
+from kws.calibrate import base_columns, calibration_name  # noqa: E402
 from kws.config import PRETRAINED_DIR, Config, with_frontend  # noqa: E402
 from kws.detect import SCORE_NAMES  # noqa: E402
 from kws.metrics import task_score  # noqa: E402
@@ -48,7 +48,8 @@ def decide(rows: list[dict], cfg: Config, keyword_only: bool) -> np.ndarray:
     tiers = load_tiers(cfg)
     scores = {n: np.array([float(r[n]) for r in rows]) for n in SCORE_NAMES if n in rows[0]}
     tier = 1 if keyword_only else 0
-    scored = np.isfinite(np.column_stack([scores[n] for n in tiers[tier].calibration.names])).all(axis=1)
+    cols = sorted(base_columns(tiers[tier].calibration.names))
+    scored = np.isfinite(np.column_stack([scores[n] for n in cols])).all(axis=1)
     margin, _ = fused_margins(tiers, scores, np.where(scored, tier, -1), cfg)
     return (np.nan_to_num(margin, nan=-1.0) > 0).astype(int)
 

@@ -222,7 +222,7 @@ class AugmentConfig:
     p_tempo: float = 0.10                  # tempo 0.85-1.15 at the same pitch (sox), when neither
     p_reverb: float = 0.35
     p_noise: float = 0.6
-    snr_db: tuple[float, float] = (5.0, 25.0)
+    snr_db: tuple[float, float] = (0.0, 25.0)     # the noise rule: down to 0 dB
     p_band: float = 0.25                   # telephone, 8 kHz round trip, or a cheap-mic band
     peak_dbfs: tuple[float, float] = (-25.0, -1.0)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build pretrained/cohort.npz: impostor utterances every profile is normalised against.
 
-    python scripts/build_cohort.py --words ../shared/data/words --noise ../shared/data/noise
+    python scripts/build_cohort.py --words ../shared/data/words --noise build/train-noise
     python scripts/build_cohort.py --voiceprints     # pretrained/cohort_voiceprints_encoder.npz only
 
 Uses the train split only, and only its cohort half of the speakers (see kws_train.split_speakers),
@@ -23,6 +23,7 @@ from kws.config import PRETRAINED_DIR, with_frontend  # noqa: E402
 from kws.detect import prepare  # noqa: E402
 from kws.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings  # noqa: E402
 from kws.enroll import TEMPLATE_PAD_MS  # noqa: E402
+from scripts.noise_rule import TRAIN_NOISE_DIR, check_training_noise  # noqa: E402
 from scripts.kws_train import Words, augment, load_noise, split_speakers, utterance  # noqa: E402
 
 log = logging.getLogger("build_cohort")
@@ -31,7 +32,7 @@ log = logging.getLogger("build_cohort")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--words", default="../shared/data/words")
-    ap.add_argument("--noise", default="../shared/data/noise")
+    ap.add_argument("--noise", default=TRAIN_NOISE_DIR, help="training noise (never the dev noise)")
     ap.add_argument("--count", type=int, default=400)
     ap.add_argument("--templates", type=int, default=100)
     ap.add_argument("--seed", type=int, default=11)
@@ -47,7 +48,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     words = Words(Path(a.words), "train")
     cohort_speakers, _ = split_speakers(words.speakers)
-    noise = load_noise(Path(a.noise))
+    noise = load_noise(check_training_noise(a.noise))
     rng = np.random.default_rng(a.seed)
     frames, crops = [], []
     for i in range(a.count):

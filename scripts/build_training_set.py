@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the wake-word training set in the official training layout: real speakers, synthetic speakers, augmentation.
 
-    python scripts/build_training_set.py --words ../shared/data/words --noise ../shared/data/noise \\
+    python scripts/build_training_set.py --words ../shared/data/words --noise build/train-noise \\
         --out SCRATCH/kws-trainset [--synthetic 120] [--jobs 2] [--seed 1]
 
 Writes OUT/T###/keywords/*.wav and OUT/T###/others/*.wav (16 kHz mono 16-bit), one T### per speaker:
@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from kws.audio import to_mono_16k, write_wav  # noqa: E402
+from scripts.noise_rule import TRAIN_NOISE_DIR, check_training_noise  # noqa: E402
 from scripts.augment import AugmentConfig, Augmenter, Room, load_noise_named, make_rir  # noqa: E402
 from scripts.synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_engines,  # noqa: E402
                                     engine_version, make_speaker, render_take)
@@ -269,7 +270,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--words", default="../shared/data/words",
                     help="words corpus folder (manifest.tsv); its train split only is read")
-    ap.add_argument("--noise", default="../shared/data/noise", help="folder of 16 kHz noise recordings")
+    ap.add_argument("--noise", default=TRAIN_NOISE_DIR, help="folder of 16 kHz noise recordings (never the dev noise)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--synthetic", type=int, default=120, help="number of synthetic speakers (0: none)")
     ap.add_argument("--max-real", type=int, default=None, help="use only the first N real speakers (default: all)")
@@ -307,8 +308,7 @@ def main(argv: list[str] | None = None) -> dict:
             if e not in engines:
                 pkgs = "flite" if e == "flite" else "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
                 log.warning("%s not usable (apt-get install %s sox): its English speakers use espeak-ng", e, pkgs)
-    if not noise_dir.is_dir():
-        raise SystemExit(f"noise folder {noise_dir} not found; pass --noise ../shared/data/noise")
+    check_training_noise(noise_dir)
     noises = load_noise_named(noise_dir)
     if not noises:
         raise SystemExit(f"{noise_dir} has no .flac or .wav noise recordings")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.calibrate import (CALIBRATION_FILE, RANGE_PERCENTILES, SET_SUFFIX, Calibration, fit_logistic,  # noqa: E402
+from kws.calibrate import (CALIBRATION_FILE, RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns, fit_logistic,  # noqa: E402
                            fit_threshold, with_set_columns)
 from kws.config import PRETRAINED_DIR  # noqa: E402
 from kws.detect import SCORE_NAMES  # noqa: E402
@@ -37,7 +37,7 @@ def task_matrix(rows: list[dict], names: tuple[str, ...], set_names: tuple[str, 
     rng = np.random.default_rng(seed)
     xs, ys, gs = [], [], []
     for task, rs in by_task.items():
-        cols = {n: np.array([float(r[n]) for r in rs]) for n in {*names, *(s.removesuffix(SET_SUFFIX) for s in set_names)}}
+        cols = {n: np.array([float(r[n]) for r in rs]) for n in sorted(base_columns((*names, *set_names)))}
         label = np.array([int(r["label"]) for r in rs])
         scored = np.isfinite(np.column_stack([cols[n] for n in cols])).all(axis=1)  # unscored clips are predicted 0 anyway
         versions = [(task, scored)]
@@ -46,7 +46,7 @@ def task_matrix(rows: list[dict], names: tuple[str, ...], set_names: tuple[str, 
             versions = [(f"{task}/{k}", scored & ((label == 0) | np.isin(np.arange(len(rs)),
                          rng.choice(pos, min(k, len(pos)), replace=False)))) for k in positives]
         for group, keep in versions:
-            sub = with_set_columns({n: v[keep] for n, v in cols.items()}, set_names)
+            sub = with_set_columns({n: v[keep] for n, v in cols.items()}, (*names, *set_names))
             xs.append(np.column_stack([sub[n] for n in (*names, *set_names)]))
             ys.append(label[keep])
             gs += [group] * int(keep.sum())
@@ -80,22 +80,29 @@ def main() -> None:
         raise SystemExit("these look like dev (D...) or practice (P...) tasks; fit on train-split tasks only")
     names = tuple(a.columns.split(","))
     set_names = tuple(f"{n}{SET_SUFFIX}" for n in a.set_columns.split(",") if n)
-    x, y, groups = task_matrix(rows, names, set_names, [int(k) for k in a.positives.split(",")], a.seed)
+    cal = fit(rows, names, set_names, [int(k) for k in a.positives.split(",")], a.seed, a.l2,
+              " ".join(["python", *sys.argv]))
+    cal.save(a.out)
+    log.info("wrote %s: %d tasks, train score %.3f, weights %s", a.out, cal.provenance["tasks"],
+             cal.provenance["train_score"], dict(zip(cal.names, np.round(cal.weights, 2))))
+
+
+def fit(rows: list[dict], names: tuple[str, ...], set_names: tuple[str, ...], positives: list[int], seed: int,
+        l2: float, command: str = "") -> Calibration:
+    """The calibration of score table rows: logistic fusion of the columns, then the global threshold."""
+    x, y, groups = task_matrix(rows, names, set_names, positives, seed)
     names += set_names
     lo, hi = np.percentile(x, RANGE_PERCENTILES, axis=0)
     x = np.clip(x, lo, hi)                      # as Calibration.fuse will clip
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
-    w, b = fit_logistic((x - mean) / std, y, a.l2)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std = np.where(std < 1e-6, 1.0, std)        # a column constant over its training range adds nothing
+    w, b = fit_logistic((x - mean) / std, y, l2)
     fused = (x - mean) / std @ w + b
     threshold, score = fit_threshold(fused, y, groups)
-    cal = Calibration(names, tuple(mean.round(6)), tuple(std.round(6)), tuple(w.round(6)), round(b, 6),
-                      round(threshold, 6), provenance={
-                          "command": " ".join(["python", *sys.argv]), "tasks": len(set(groups)),
-                          "clips": int(len(y)), "train_score": round(score, 4)},
-                      lo=tuple(lo.round(6)), hi=tuple(hi.round(6)))
-    cal.save(a.out)
-    log.info("wrote %s: %d tasks, train score %.3f, weights %s", a.out, len(set(groups)), score,
-             dict(zip(names, w.round(2))))
+    return Calibration(names, tuple(mean.round(6)), tuple(std.round(6)), tuple(w.round(6)), round(b, 6),
+                       round(threshold, 6), provenance={"command": command, "tasks": len(set(groups)),
+                                                        "clips": int(len(y)), "train_score": round(score, 4)},
+                       lo=tuple(lo.round(6)), hi=tuple(hi.round(6)))
 
 
 if __name__ == "__main__":

@@ -15,13 +15,16 @@ set -euo pipefail
 dir=${1:?usage: scripts/fit_calibrations.sh DIR}
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
-kw=kw_z,kw_t,kw_rel,kw_avg_rel,kw_trel,kw_rev,kw_warp,kw_half
+# keyword scores (with the noise-matched templates' kw_nm_*), then the clip's conditions, which every
+# fit takes: a noisy clip is judged in its conditions (docs/results.md, v4).
+kw=kw_z,kw_t,kw_rel,kw_avg_rel,kw_trel,kw_rev,kw_warp,kw_half,kw_nm_rel,kw_nm_t,kw_nm_gain
 spk=spk_seg_z,spk_all_z,spk_seg_t,spk_rel
+cond=cond_snr,cond_noise,cond_speech_s,cond_clipped
 fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
   local out=$1 table=$2 cols=$3 set=${4:-}
-  "$py" scripts/fit_calibration.py --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols" --out "pretrained/$out.json"
+  "$py" -m scripts.fit_calibration --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols,$cond" --out "pretrained/$out.json"
   if [ -n "$set" ]; then
-    "$py" scripts/fit_calibration.py --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols" --set-columns "$set" \
+    "$py" -m scripts.fit_calibration --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols,$cond" --set-columns "$set" \
         --out "pretrained/${out}_set.json"
   fi
 }

@@ -56,8 +56,8 @@ def utterance(rng: np.random.Generator, words: Words, speaker: str, n_words: int
 
 
 def augment(rng: np.random.Generator, noise: list[np.ndarray], y: np.ndarray) -> np.ndarray:
-    """Background noise at 5-25 dB SNR (60 % of the time) and a random peak level."""
+    """Background noise at 0-25 dB SNR (60 % of the time) and a random peak level."""
     if noise and rng.random() < 0.6:
         seg = noise_segment(noise[int(rng.integers(len(noise)))], len(y), rng)
-        y = mix_at_snr(y, seg, rng.uniform(5, 25))
+        y = mix_at_snr(y, seg, rng.uniform(0, 25))
     return peak_normalise(y, rng.uniform(-14, -2))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train the multi-task encoder (kws/model.py) and export pretrained/encoder.npz.
 
-    python scripts/train_encoder.py --words ../shared/data/words --noise ../shared/data/noise \
+    python scripts/train_encoder.py --words ../shared/data/words --noise build/train-noise \
         [--trainset SCRATCH/kws-trainset] --work SCRATCH/encoder-run [--steps 3000]
     torchrun --nproc_per_node 4 scripts/train_encoder.py ...     # the same script, DDP on gloo
 
@@ -35,6 +35,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kws import dtw  # noqa: E402
+from scripts.noise_rule import TRAIN_NOISE_DIR, check_training_noise  # noqa: E402
 from kws.config import DEFAULT, PRETRAINED_DIR  # noqa: E402
 from kws.encoder import ENCODER_FILE  # noqa: E402
 from kws.features import cmvn, encoder_input, mfcc  # noqa: E402
@@ -47,16 +48,26 @@ REAL_CORPORA = ("dsp20", "asc")
 MAX_FRAMES = 200          # 2 s: longer clips are cut at a random offset
 
 
-def load_items(words_dir: Path, trainset: Path | None) -> list[dict]:
-    """(path, loader key, speaker, text) for every training clip, in a fixed order."""
+def load_items(words_dir: Path, trainset: Path | None, phrases_dir: Path | None = None) -> list[dict]:
+    """(path, loader key, speaker, text) for every training clip, in a fixed order.
+
+    Real speech: the cohort half of the words corpus's train speakers, every Speech Commands (gsc)
+    train speaker (one take per word: they never make a calibration task, so the calibration half of
+    the task speakers stays unseen), and the phrases corpus (no speaker ids: speaker=None, keyword
+    losses only)."""
     words = Words(words_dir, "train")
     keep = set(split_speakers(words.speakers)[0])
     items = []
     with open(words_dir / "manifest.tsv", encoding="utf-8") as f:
         for r in csv.DictReader(f, delimiter="\t"):
-            if r["split"] == "train" and r["speaker"] in keep:
+            if r["split"] == "train" and (r["speaker"] in keep or r["corpus"] == "gsc"):
                 items.append({"path": str(words_dir / r["path"]), "speaker": r["speaker"],
                               "text": f"{r['lang']}:{r['word']}", "crop": False})
+    if phrases_dir:
+        with open(phrases_dir / "manifest.tsv", encoding="utf-8") as f:
+            for r in csv.DictReader(f, delimiter="\t"):
+                items.append({"path": str(phrases_dir / r["path"]), "speaker": None,
+                              "text": f"{r['lang']}:{r['phrase']}", "crop": False})
     if trainset:
         with open(trainset / "manifest.tsv", encoding="utf-8") as f:
             for r in csv.DictReader(f, delimiter="\t"):
@@ -128,9 +139,10 @@ class Batches:
         self.x = [z["x"][s:s + n] for s, n in zip(starts, z["lengths"])]
         self.a = [z["a"][s:s + n] for s, n in zip(starts, z["lengths"])]
         owner = z["owner"]
-        self.speakers = sorted({it["speaker"] for it in items})
+        self.speakers = sorted({it["speaker"] for it in items if it["speaker"] is not None})
         texts = sorted({it["text"] for it in items})
-        self.spk_id = np.array([self.speakers.index(items[o]["speaker"]) for o in owner])
+        index = {s: i for i, s in enumerate(self.speakers)}
+        self.spk_id = np.array([index.get(items[o]["speaker"], -1) for o in owner])   # -1: not known
         text_index = {t: i for i, t in enumerate(texts)}
         self.text_id = np.array([text_index[items[o]["text"]] for o in owner])
         self.by_text = [np.flatnonzero(self.text_id == t) for t in range(len(texts))]
@@ -190,8 +202,9 @@ class Heads(nn.Module):
         self.aam = LogSoftmaxWrapper(AdditiveAngularMargin(margin=0.2, scale=30.0))
 
     def losses(self, kw, spk, lengths, spk_id, text_id) -> tuple[torch.Tensor, torch.Tensor]:
-        cos = nn.functional.normalize(spk, dim=1) @ nn.functional.normalize(self.spk_w, dim=1).T
-        l_spk = self.aam(cos.unsqueeze(1), spk_id.unsqueeze(1))
+        known = spk_id >= 0                   # clips of the phrases corpus have no speaker id
+        cos = nn.functional.normalize(spk[known], dim=1) @ nn.functional.normalize(self.spk_w, dim=1).T
+        l_spk = self.aam(cos.unsqueeze(1), spk_id[known].unsqueeze(1)) if known.any() else spk.sum() * 0.0
         mask = (torch.arange(kw.shape[1])[None, :] < lengths[:, None]).unsqueeze(2)
         mean = (kw * mask).sum(1) / lengths[:, None]
         mx = kw.masked_fill(~mask, -2.0).max(1).values
@@ -202,8 +215,9 @@ class Heads(nn.Module):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--words", default="../shared/data/words")
-    ap.add_argument("--noise", default="../shared/data/noise")
+    ap.add_argument("--noise", default=TRAIN_NOISE_DIR, help="training noise (never the dev noise)")
     ap.add_argument("--trainset", default=None, help="scripts/build_training_set.py output (synthetic speakers)")
+    ap.add_argument("--phrases", default=None, help="../shared/data/phrases: wake phrases without speaker ids")
     ap.add_argument("--work", required=True, help="features cache and checkpoints")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--pairs", type=int, default=24, help="pairs per step and process (batch = 2 x pairs)")
@@ -223,14 +237,15 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     work = Path(a.work)
-    items = load_items(Path(a.words), Path(a.trainset) if a.trainset else None)
+    items = load_items(Path(a.words), Path(a.trainset) if a.trainset else None,
+                       Path(a.phrases) if a.phrases else None)
     cache = work / "features.npz"
     if rank == 0:
-        z = build_cache(items, Path(a.noise), cache, a.jobs)
+        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs)
     if ddp:
         dist.barrier()
     if rank != 0:
-        z = build_cache(items, Path(a.noise), cache, a.jobs)
+        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs)
     data = Batches(items, z, a.seed * 1000 + rank)
     shape = EncoderShape()
     model, heads = MultiTaskEncoder(shape), Heads(shape, len(data.speakers), data.n_texts)

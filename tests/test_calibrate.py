@@ -95,3 +95,14 @@ def test_scores_outside_the_training_range_are_not_extrapolated(tmp_path):
     (tmp_path / "bad.json").write_text((tmp_path / "c.json").read_text().replace('"hi": [\n  3.0,\n  2.0\n ]', '"hi": [3.0]'))
     with pytest.raises(WeightsError, match="disagree"):
         Calibration.load(tmp_path / "bad.json")
+
+
+def test_product_columns_are_interactions_of_their_factors():
+    from kws.calibrate import base_columns, with_set_columns
+    scores = {"kw_z": np.array([1.0, 2.0, 3.0]), "cond_snr": np.array([10.0, 0.0, 5.0])}
+    out = with_set_columns(scores, ("kw_z", "kw_z*cond_snr", "kw_z@set*cond_snr"))
+    assert list(out["kw_z*cond_snr"]) == [10.0, 0.0, 15.0]
+    assert np.allclose(out["kw_z@set*cond_snr"], out["kw_z@set"] * scores["cond_snr"])
+    assert base_columns(("kw_z@set*cond_snr", "spk_rel")) == {"kw_z", "cond_snr", "spk_rel"}
+    cal = Calibration(("kw_z", "kw_z*cond_snr"), (0.0, 0.0), (1.0, 1.0), (0.0, 1.0), 0.0, 12.0)
+    assert list(cal.decide(scores)) == [0, 0, 1]   # only the product decides

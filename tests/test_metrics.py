@@ -27,3 +27,14 @@ def test_illegal_lines():
     assert parse_predictions("a.wav\t1\tx\n") is None
     with pytest.raises(ValueError):
         parse_labels("a.wav\tyes\n")
+
+
+def test_misses_by_snr_bucket():
+    from kws.metrics import SpeakerResult, misses_by_snr, snr_bucket
+    assert [snr_bucket(s) for s in (None, 25.0, 20.0, 15.0, 9.9, -3.0)] == \
+        ["clean", ">=20 dB", ">=20 dB", "10-20 dB", "<10 dB", "<10 dB"]
+    results = [SpeakerResult("A", 0.5, 0.5, 0.0, misses=["a2.wav"]), SpeakerResult("B", 0.0, 0.0, 0.0)]
+    pos = {("A", "a1.wav"): None, ("A", "a2.wav"): 5.0, ("B", "b1.wav"): 4.0, ("C", "c1.wav"): 1.0}
+    out = misses_by_snr(results, pos)
+    assert out["<10 dB"] == {"positives": 2, "misses": 1, "miss_rate": 0.5}     # C was not evaluated
+    assert out["clean"]["misses"] == 0 and out["10-20 dB"]["miss_rate"] is None

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from kws import conditions
+from kws.config import DEFAULT
+from synth import SR, utterance
+
+
+def _noisy(y: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    n = np.random.default_rng(seed).standard_normal(len(y))
+    speech_power = np.mean(y[np.abs(y) > 0.01] ** 2)
+    return (y + n * np.sqrt(speech_power / 10 ** (snr_db / 10))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return utterance(["alpha", "bravo"], seed=3)
+
+
+def test_snr_estimate_follows_the_noise_added(speech):
+    est = [conditions.measure(_noisy(speech, snr)).snr_db for snr in (0, 10, 20)]
+    assert est[0] < est[1] < est[2]
+    assert abs(est[1] - 10) < 6 and abs(est[2] - 20) < 6
+
+
+def test_quiet_background_gives_a_high_snr_and_dc_is_no_noise(speech):
+    clean = conditions.measure(speech)
+    assert clean.snr_db > 30 and clean.paused and clean.clipped_fraction == 0
+    offset = conditions.measure(speech + 0.05)      # a DC offset 34 dB above the background
+    assert abs(offset.noise_dbfs - clean.noise_dbfs) < 1
+    silent = np.concatenate([np.zeros(SR // 2, np.float32), speech[SR // 4: -SR // 4], np.zeros(SR // 2, np.float32)])
+    assert conditions.measure(silent).snr_db > 60    # digital silence around the speech
+
+
+def test_speech_length_and_clipping(speech):
+    c = conditions.measure(np.clip(speech * 10, -1, 1))
+    assert 0.5 < c.speech_s < len(speech) / SR and c.clipped_fraction > 0.01
+    silent = conditions.measure(np.zeros(SR, np.float32))
+    assert silent.speech_s == 0 and np.isnan(silent.snr_db) and silent.level_dbfs == conditions.SILENCE_DB
+
+
+def test_measure_takes_the_callers_vad_decisions(speech):
+    from kws.vad import frame_decisions
+    dec = frame_decisions(speech, DEFAULT.vad)
+    assert conditions.measure(speech, DEFAULT.vad, dec) == conditions.measure(speech, DEFAULT.vad)
