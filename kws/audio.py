@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from . import safefile
 from .config import AudioConfig, SAMPLE_RATE
 from .errors import AudioError
 
@@ -92,13 +93,8 @@ def write_wav(path: str | Path, y: np.ndarray, sr: int = SAMPLE_RATE) -> None:
 
 
 def list_wavs(folder: str | Path) -> list[Path]:
-    """The .wav files of a folder, sorted by name; anything else is ignored with a log line."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AudioError(f"{folder}: not a directory")
-    wavs, other = [], []
-    for p in sorted(folder.iterdir()):
-        (wavs if p.is_file() and p.suffix.lower() == ".wav" else other).append(p)
-    if other:
-        log.warning("%s: ignoring %d non-wav entries (e.g. %s)", folder, len(other), other[0].name)
-    return wavs
+    """The .wav files of a folder, sorted by name (kws.safefile owns the rule); AudioError if not a directory."""
+    try:
+        return safefile.list_wavs(folder)
+    except NotADirectoryError as e:
+        raise AudioError(str(e)) from e

@@ -72,8 +72,12 @@ def _report(a: argparse.Namespace) -> int:
 
 
 def _predict(a: argparse.Namespace) -> int:
+    # First, before numpy or any model loads: the complete all-0 file, so that a kill from the first
+    # milliseconds on leaves a whole, legal file (and no stale one from an earlier run).
+    from .safefile import write_safe_predictions
+    paths = write_safe_predictions(a.test_dir, a.prediction_file)
     from .pipeline import predict_folder
-    predict_folder(a.test_dir, a.work_dir, a.prediction_file, deadline=a.deadline)
+    predict_folder(a.test_dir, a.work_dir, a.prediction_file, deadline=a.deadline, paths=paths)
     return 0
 
 
@@ -166,6 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import KwsError
     try:
         return a.run(a)
-    except (KwsError, ValueError, FileNotFoundError) as e:  # ValueError/FileNotFoundError: malformed labels, no dataset
+    except (KwsError, ValueError, OSError) as e:   # ValueError: malformed labels; OSError: a path the user gave
         log.error("%s", e)
         return 2
