@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -40,6 +41,41 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+def header_frames(path: Path) -> int | None:
+    """The frame count a WAV header declares (libsndfile silently trims it to the bytes present, which
+    hides a truncated file); None for other formats or a header that does not say."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, align = 12, 0
+    while pos + 8 <= len(head):
+        tag, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        if tag == b"fmt " and pos + 22 <= len(head):
+            align = struct.unpack("<H", head[pos + 20:pos + 22])[0]
+        if tag == b"data":
+            return size // align if align and 0 < size < 0xFFFFFFFF else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def warn_if_truncated(path: Path, rate: int, frames: int) -> None:
+    declared = header_frames(path)
+    if declared is not None and declared > frames:
+        log.warning("%s: truncated: the header promises %.2f s, the file holds %.2f s; using what is there",
+                    path, declared / rate, frames / rate)
+
+
+def check_header(path: Path, rate: int, channels: int, cfg: AudioConfig = AudioConfig()) -> None:
+    """Refuse header values no speech recording has (a damaged header): below min_rate, no channels."""
+    if rate < cfg.min_rate or channels <= 0:
+        raise AudioError(f"{path}: header gives {rate} Hz, {channels} channel(s); not a speech recording "
+                         f"(at least {cfg.min_rate} Hz and one channel); re-record or re-export it")
+
+
 def probe(path: str | Path) -> AudioInfo:
     """What the file header says, or AudioError saying why it cannot be read."""
     path = Path(path)
@@ -51,8 +87,7 @@ def probe(path: str | Path) -> AudioInfo:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV") from e
-    if info.samplerate <= 0 or info.channels <= 0:
-        raise AudioError(f"{path}: header gives {info.samplerate} Hz, {info.channels} channels; re-record it")
+    check_header(path, info.samplerate, info.channels)
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), str(info.subtype))
 
 
@@ -65,6 +100,7 @@ def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
         y, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV") from e
+    warn_if_truncated(path, info.sample_rate, info.frames)
     if info.seconds > cfg.max_seconds:
         log.warning("%s: %.0f s long, only the first %.0f s are used", path, info.seconds, cfg.max_seconds)
     if y.shape[0] == 0:

@@ -55,6 +55,13 @@ def ge2e_weights_path() -> Path:
     return path
 
 
+@lru_cache(maxsize=1)
+def ge2e_sha() -> str:
+    """Of the wheel's GE2E weights: profiles whose voiceprints they made are refused under others."""
+    from .safefile import file_digest
+    return file_digest(ge2e_weights_path())[:10]
+
+
 def ge2e_cache_path() -> Path:
     """The converted weights live in the environment that holds the wheel, not in the code folder."""
     return Path(sys.prefix) / "share" / "kws" / "ge2e.npz"

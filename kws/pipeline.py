@@ -18,11 +18,13 @@ from .calibrate import SET_SUFFIX, Calibration, use_set_norm
 from .cohort import Cohort, load_cohort
 from .config import BudgetConfig, Config
 from .detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
+from .dtw import OutOfTime, time_limit
 from .encoder import ge2e_weights_path, load_ge2e
 from .enroll import build_profile
 from .errors import AudioError, UsageError, WeightsError
 from .matcher import matcher_for
-from .profile import SpeakerProfile
+from .profile import SpeakerProfile, replacing
+from .quality import assess_files, warn_about_takes
 from .safefile import atomic_write, write_predictions, write_safe_predictions
 from .stages import stage
 
@@ -30,9 +32,14 @@ log = logging.getLogger(__name__)
 
 
 def enroll_folder(enroll_dir: str | Path, work_dir: str | Path, cfg: Config = Config()) -> SpeakerProfile:
-    paths = list_wavs(enroll_dir)
-    profile = build_profile(paths, cfg)
-    profile.save(work_dir)
+    """Enroll under WORK_DIR's lock; the old profile is set aside first, so a failed or killed enrollment
+    leaves no profile in use rather than another speaker's."""
+    work_dir = Path(work_dir)
+    with replacing(work_dir):
+        paths = list_wavs(enroll_dir)
+        warn_about_takes(assess_files(paths, cfg))
+        profile = build_profile(paths, cfg)
+        profile.save(work_dir)
     log.info("profile saved in %s", work_dir)
     return profile
 
@@ -163,9 +170,9 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
     if not paths:
         log.warning("%s: no .wav files; wrote an empty prediction file", test_dir)
         return []
-    profile = SpeakerProfile.load(work_dir)
-    check_compatible(profile, cfg, work_dir)
+    profile = SpeakerProfile.load(work_dir, cfg)
     tiers, cohort = load_tiers(cfg), load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
+    check_compatible(profile, cfg, work_dir, cohort)
     seconds = [audio_seconds(p) for p in paths]
     deadline = deadline or start + b.predict_base_s + b.predict_per_audio_s * sum(seconds)
     rate = dict(b.prior_rate)                       # wall seconds per audio second, per tier
@@ -186,7 +193,12 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
             log.warning("out of time: %d of %d files keep their 0", len(paths) - todo[n][0], len(paths))
             break
         t = time.time()
-        idx, values = score_paths(profile, [paths[i] for i in batch], cohort, cfg, tiers[tier].speaker)
+        try:
+            with time_limit(deadline - b.margin_s):
+                idx, values = score_paths(profile, [paths[i] for i in batch], cohort, cfg, tiers[tier].speaker)
+        except OutOfTime:
+            log.warning("out of time inside a batch: %d of %d files keep their 0", len(paths) - todo[n][0], len(paths))
+            break
         rate[tiers[tier].name] = (time.time() - t) / max(batch_s, 1.0)
         rows = [batch[i] for i in idx]
         for name, v in values.items():

@@ -7,6 +7,7 @@ file from an earlier run is replaced at once.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -66,6 +67,15 @@ def prediction_wavs(folder: str | Path) -> list[Path]:
         log.warning("%s: its name holds a TAB, a line break or bytes that are not UTF-8, so no legal "
                     "prediction line can name it; skipped (rename the file)", printable(p.name))
     return [p for p in wavs if line_safe(p.name)]
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-1 of a file, read in chunks (a 30-minute take is never held whole)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _mode(path: Path) -> int:

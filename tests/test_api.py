@@ -58,7 +58,7 @@ def test_enroll_refuses_clearly_and_writes_nothing(tiny_task, personal_profile, 
     with pytest.raises(EnrollmentError, match="no usable enrollment clip") as e:
         Profile.enroll(tmp_path / "y", "hush", [silent])
     assert "REDO" in str(e.value)                     # the quality report comes with the error
-    assert list((tmp_path / "y").iterdir()) == []     # no half-made phrase, no staging left behind
+    assert [p.name for p in (tmp_path / "y").iterdir()] == [".enroll.lock"]     # no half-made phrase, no staging left behind
     with pytest.raises(ProfileError, match="kws enroll --name"):
         Profile.load(tmp_path / "y")
 

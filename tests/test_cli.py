@@ -33,7 +33,7 @@ def test_enroll_prints_quality_report(tiny_task, tmp_path):
     assert r.returncode == 0, r.stderr
     assert all(t.name in r.stdout for t in takes) and "advice: all takes look fine" in r.stdout
     assert "enrolled 'alpha-delta' from 5 take(s)" in r.stdout
-    assert (tmp_path / "me" / "alpha-delta" / "profile.json").is_file()
+    assert (tmp_path / "me" / "alpha-delta" / "profile.npz").is_file()
 
 
 def test_detect_prints_time_stamps_and_json(personal_profile, recording):
