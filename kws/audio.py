@@ -97,7 +97,7 @@ def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
     info = probe(path)
     frames = min(info.frames, int(cfg.max_seconds * info.sample_rate))
     try:
-        y, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+        y, sr = _read_mono(path, frames), info.sample_rate
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV") from e
     warn_if_truncated(path, info.sample_rate, info.frames)
@@ -107,12 +107,23 @@ def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
         raise AudioError(f"{path}: contains no samples")
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{path}: contains NaN or infinite samples")
-    if sr != cfg.sample_rate or y.shape[1] != 1:
-        log.info("%s: %d Hz, %d channel(s); converting to %d Hz mono", path, sr, y.shape[1], cfg.sample_rate)
+    if sr != cfg.sample_rate or info.channels != 1:
+        log.info("%s: %d Hz, %d channel(s); converting to %d Hz mono", path, sr, info.channels, cfg.sample_rate)
     y = to_mono_16k(y, sr, cfg.sample_rate)
     if len(y) < cfg.min_seconds * cfg.sample_rate:
         raise AudioError(f"{path}: only {len(y) / cfg.sample_rate:.3f} s of audio; need at least {cfg.min_seconds} s")
     return y
+
+
+def _read_mono(path: Path, frames: int, block: int = 1 << 16) -> np.ndarray:
+    """Up to `frames` frames, downmixed block by block into one float32 array (no multi-channel copy)."""
+    out = np.empty(frames, np.float32)
+    n = 0
+    with sf.SoundFile(str(path)) as f:
+        while n < frames and len(x := f.read(min(block, frames - n), dtype="float32", always_2d=True)):
+            out[n:n + len(x)] = x.mean(axis=1)
+            n += len(x)
+    return out[:n]
 
 
 def audio_seconds(path: str | Path) -> float:

@@ -21,7 +21,9 @@ PRETRAINED_DIR = REPO_ROOT / "pretrained"
 class AudioConfig:
     sample_rate: int = SAMPLE_RATE
     min_seconds: float = 0.05          # shorter clips carry no usable speech
-    max_seconds: float = 900.0         # longer test clips are cut (a 10-minute clip is still read)
+    # Longer clips are cut here, before any conversion: a 10-minute clip is still read whole, and peak
+    # memory stays under 250 MB whatever the length (docs/robustness.md). Platform clips last seconds.
+    max_seconds: float = 600.0
     # Below this a header rate is no speech recording (a damaged header): refused, since converting
     # 1 Hz to 16 kHz would need a 320k-tap filter and gigabytes.
     min_rate: int = 4000

@@ -64,7 +64,9 @@ def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int =
     q = cfg.quality
     n = SAMPLE_RATE * cfg.vad.frame_ms // 1000
     count = len(y) // n
-    power = np.mean(y[:count * n].astype(np.float64).reshape(count, n) ** 2, axis=1) if count else np.zeros(0)
+    frames = y[:count * n].reshape(count, n)
+    power = np.concatenate([np.mean(frames[a:a + 4096].astype(np.float64) ** 2, axis=1)   # chunks: bounded memory
+                            for a in range(0, count, 4096)]) if count else np.zeros(0)
     speech = frame_decisions(y, cfg.vad)
     segs = speech_segments(y, replace(cfg.vad, pad_ms=0))
     speech_s = sum(b - a for a, b in segs) / SAMPLE_RATE

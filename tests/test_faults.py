@@ -37,8 +37,8 @@ def odd_files(d: Path) -> dict[str, str]:
     for rate in (8000, 22050, 48000):
         write(d / f"rate{rate}.wav", resample_poly(phrase, rate // 50, SR // 50), sr=rate)
     write(d / "six_channels.wav", np.tile(phrase[:, None], (1, 6)) * np.linspace(1, 0.5, 6))
-    huge = np.zeros(SR * 60 * 20, np.float32)                       # 20 minutes, the phrase at minute 10
-    huge[SR * 600: SR * 600 + len(phrase)] = phrase
+    huge = np.zeros(SR * 60 * 20, np.float32)          # 20 minutes (the first 10 are read), the phrase at minute 5
+    huge[SR * 300: SR * 300 + len(phrase)] = phrase
     write(d / "twenty_minutes.wav", huge)
     good = (d / "pcm_24.wav").read_bytes()
     nan = phrase.copy()
