@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import struct
 from dataclasses import dataclass
 from math import gcd
@@ -84,7 +85,7 @@ def probe(path: str | Path) -> AudioInfo:
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes); re-record or re-copy it")
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV") from e
     check_header(path, info.samplerate, info.channels)
@@ -119,7 +120,7 @@ def _read_mono(path: Path, frames: int, block: int = 1 << 16) -> np.ndarray:
     """Up to `frames` frames, downmixed block by block into one float32 array (no multi-channel copy)."""
     out = np.empty(frames, np.float32)
     n = 0
-    with sf.SoundFile(str(path)) as f:
+    with sf.SoundFile(os.fsencode(path)) as f:
         while n < frames and len(x := f.read(min(block, frames - n), dtype="float32", always_2d=True)):
             out[n:n + len(x)] = x.mean(axis=1)
             n += len(x)

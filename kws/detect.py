@@ -66,6 +66,10 @@ def check_compatible(profile: SpeakerProfile, cfg: Config, where: str | Path, co
     if profile.voiceprint_kind != cfg.detect.voiceprint:
         raise ProfileError(f"{where}: enrolled with the {profile.voiceprint_kind} voiceprint, configured "
                            f"{cfg.detect.voiceprint}; enroll again")
+    widths = (profile.templates[0].shape[1], len(profile.voiceprint))
+    if widths != (cohort.templates[0].shape[1], cohort.speaker_embeddings.shape[1]):
+        raise ProfileError(f"{where}: templates {widths[0]} wide and a voiceprint of {widths[1]}, the models give "
+                           f"{cohort.templates[0].shape[1]} and {cohort.speaker_embeddings.shape[1]}; enroll again")
     if profile.model_fingerprint != (now := model_fingerprint(cfg, cohort)):
         raise ProfileError(f"{where}: enrolled with other voiceprint or cohort weights "
                            f"({profile.model_fingerprint or 'none'}, now {now}); enroll again")

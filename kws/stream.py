@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -88,7 +89,7 @@ def read_blocks(path: str | Path, block_s: float = StreamConfig.block_s) -> Iter
     if not path.is_file():
         raise AudioError(f"{path}: not a file")
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise AudioError(f"{path}: not readable as audio ({e})") from e
     with f:

@@ -59,3 +59,15 @@ def test_mistakes_exit_2_with_a_clear_message(personal_profile, recording, tmp_p
     assert r.returncode == 2 and "kws enroll --name" in r.stderr
     r = kws("detect", personal_profile, recording[0], "--sensitivity", "loud")
     assert r.returncode == 2 and "fewest-misses" in r.stderr
+
+
+def test_user_path_mistakes_are_messages_not_tracebacks(enrolled, tiny_task, tmp_path):
+    """D10/D11: every case of scripts/bad_inputs.py's cli_cases exits 2 with a message (-p.txt works)."""
+    from scripts.bad_inputs import cli_cases, run_case
+    from kws.safefile import prediction_wavs
+    test, enroll = tiny_task / "data" / "S001" / "test", tiny_task / "data" / "S001" / "enroll"
+    names = {p.name for p in prediction_wavs(test)}
+    for name, (cmd, pred) in cli_cases(tmp_path, enroll, test, enrolled).items():
+        r = run_case(cmd, tmp_path, pred, names)
+        assert not r["traceback"] and r["exit"] == (0 if "-p.txt" in name else 2), (name, r)
+        assert r.get("file") != "BAD", (name, r)

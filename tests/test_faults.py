@@ -282,3 +282,23 @@ def test_profile_of_another_voiceprint_is_refused(enrolled):
     check_compatible(profile, DEFAULT, enrolled, cohort)
     with pytest.raises(ProfileError, match="encoder voiceprint.*enroll again"):
         check_compatible(profile, replace(DEFAULT, detect=replace(DEFAULT.detect, voiceprint="both")), enrolled, cohort)
+
+
+def test_deadline_holds_inside_a_batch(enrolled, tmp_path, caplog):
+    """D9: the deadline used to be checked only between batches; the DTW now stops within a template row."""
+    from kws import dtw
+    from kws.config import BudgetConfig, Config
+    from kws.pipeline import predict_folder
+    test = tmp_path / "long"
+    test.mkdir()
+    clips = [utterance(w, seed=s) for s, w in enumerate([["alpha", "delta"], ["bravo", "omega"], ["delta"]])]
+    write(test / "long.wav", np.concatenate([clips[i % 3] for i in range(60)]))   # ~2 min of speech, one batch
+    cfg = Config(budget=BudgetConfig(margin_s=0.0, prior_rate=(("full", 1e-9), ("keyword", 1e-9))))
+    with pytest.raises(dtw.OutOfTime):
+        with dtw.time_limit(time.time() - 1):
+            dtw.template_distances([np.ones((5, 3), np.float32)], [np.ones((9, 3), np.float32)])
+    t0 = time.time()
+    with caplog.at_level("WARNING"):
+        assert predict_folder(test, enrolled, tmp_path / "p.txt", cfg, deadline=t0 + 0.05) == [0]
+    assert "out of time inside a batch" in caplog.text and time.time() - t0 < 10
+    assert len(parse_predictions((tmp_path / "p.txt").read_text())) == 1

@@ -123,3 +123,23 @@ def test_scores_side_file_is_replaced_atomically(enrolled, tiny_task, tmp_path):
     before = (enrolled / SCORES_FILE).stat().st_ino if (enrolled / SCORES_FILE).exists() else None
     run("predict.sh", tiny_task / "data" / "S001" / "test", enrolled, tmp_path / "p.txt")
     assert (enrolled / SCORES_FILE).stat().st_ino != before    # a rename, not a write in place
+
+
+def first_write(test_dir: Path, out: Path) -> None:
+    """predict.sh's bash first step alone."""
+    body = (ROOT / "predict.sh").read_text().split("first_write \"$1\"")[0]
+    subprocess.run(["bash", "-c", body + '\nfirst_write "$1" "$2"', "x", str(test_dir), str(out)], check=True)
+
+
+def test_bash_first_write_matches_python_or_leaves_it(tmp_path):
+    t = tmp_path / "t"
+    t.mkdir()
+    for n in ("a.wav", "B.WAV", ".wav", "x y.wav", "notes.txt"):
+        (t / n).write_bytes(b"")
+    (t / "dir.wav").mkdir()
+    first_write(t, tmp_path / "bash.txt")
+    write_safe_predictions(t, tmp_path / "py.txt")
+    assert (tmp_path / "bash.txt").read_bytes() == (tmp_path / "py.txt").read_bytes()
+    (t / "é.wav").write_bytes(b"")            # not plain ASCII: bash leaves the file to kws.safefile
+    first_write(t, tmp_path / "bash2.txt")
+    assert not (tmp_path / "bash2.txt").exists() and not list(tmp_path.glob(".*.tmp"))
