@@ -55,12 +55,16 @@ def run_killed(cmd: list[str], at: float) -> tuple[bool, float]:
     return done, time.monotonic() - t0
 
 
-def duration(cmd: list[str]) -> float:
-    t0 = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if r.returncode:
-        sys.exit(f"{cmd}: exit {r.returncode}\n{r.stderr.decode(errors='replace')}")
-    return time.monotonic() - t0
+def duration(cmd: list[str], runs: int = 3) -> float:
+    """The normal duration: median wall time of `runs` unkilled runs."""
+    walls = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        r = subprocess.run(cmd, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if r.returncode:
+            sys.exit(f"{cmd}: exit {r.returncode}\n{r.stderr.decode(errors='replace')}")
+        walls.append(time.monotonic() - t0)
+    return sorted(walls)[len(walls) // 2]
 
 
 def profile_state(folder: Path) -> str:
@@ -140,12 +144,12 @@ def main() -> None:
         old_state = profile_state(ref / "old")
         new_state = profile_state(work)
         counts = {"old": 0, "new": 0, "stale_refused": 0, "other": 0}
-        others, checked_predict = [], 0
+        others, checked_predict, finished = [], 0, 0
         for i in range(a.enroll):
             w = tmp / f"ework{i}"
             shutil.copytree(ref / "old", w)
             at = rng.uniform(0, t_enroll)
-            run_killed(["bash", str(ROOT / "enrollment.sh"), str(enroll), str(w)], at)
+            finished += run_killed(["bash", str(ROOT / "enrollment.sh"), str(enroll), str(w)], at)[0]
             s = profile_state(w)
             if s == old_state:
                 counts["old"] += 1
@@ -162,30 +166,33 @@ def main() -> None:
                 counts["other"] += 1
                 others.append({"run": i, "kill_at_s": round(at, 4), "state": s[:300]})
             shutil.rmtree(w, ignore_errors=True)
-        result["enrollment"] = {"runs": a.enroll, "normal_s": round(t_enroll, 3), **counts,
+        result["enrollment"] = {"runs": a.enroll, "normal_s": round(t_enroll, 3), "finished_before_kill": finished,
+                                **counts,
                                 "stale_checked_with_predict": checked_predict, "other_runs": others}
 
         # kws enroll --replace
         person = tmp / "person"
         kws = [PY, "-m", "kws", "enroll", "--name", "wake", "--out"]
-        subprocess.run(kws + [str(person / "old")] + sorted(map(str, other.glob("*.wav"))), check=True,
-                       capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        t_replace = duration(kws + [str(person / "ref"), "--force"] + sorted(map(str, enroll.glob("*.wav"))))
+        for d in ("old", "ref"):
+            subprocess.run(kws + [str(person / d)] + sorted(map(str, other.glob("*.wav"))), check=True,
+                           capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        t_replace = duration(kws + [str(person / "ref"), "--replace", "--force"] + sorted(map(str, enroll.glob("*.wav"))))
         old_p, new_p = phrase_state(person / "old", "wake"), phrase_state(person / "ref", "wake")
         counts = {"old": 0, "new": 0, "other": 0}
-        others = []
+        others, finished = [], 0
         for i in range(a.replace):
             d = tmp / f"p{i}"
             shutil.copytree(person / "old", d, symlinks=True)
             at = rng.uniform(0, t_replace)
-            run_killed(kws + [str(d), "--replace", "--force"] + sorted(map(str, enroll.glob("*.wav"))), at)
+            finished += run_killed(kws + [str(d), "--replace", "--force"] + sorted(map(str, enroll.glob("*.wav"))), at)[0]
             s = phrase_state(d, "wake")
             kind = "old" if s == old_p else "new" if s == new_p else "other"
             counts[kind] += 1
             if kind == "other":
                 others.append({"run": i, "kill_at_s": round(at, 4), "state": s[:300]})
             shutil.rmtree(d, ignore_errors=True)
-        result["enroll_replace"] = {"runs": a.replace, "normal_s": round(t_replace, 3), **counts, "other_runs": others}
+        result["enroll_replace"] = {"runs": a.replace, "normal_s": round(t_replace, 3), "finished_before_kill": finished,
+                                    **counts, "other_runs": others}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
