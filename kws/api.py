@@ -10,12 +10,13 @@ platform's pieces: every phrase is a SpeakerProfile (profile.py) built by enroll
 scored by detect.score_clips and decided by the same Calibration as predict.sh.
 
 On disk a Profile is a folder with one sub-folder per phrase: PROFILE_DIR/<phrase>/ holds the
-SpeakerProfile (profile.json + profile.npz) and clips/, copies of the takes, so that takes can be
+SpeakerProfile (profile.npz) and clips/ (the phrase is a link to a version folder, switched by one rename), copies of the takes, so that takes can be
 added later and the phrase rebuilt. A platform WORK_DIR also loads, as one phrase.
 """
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -26,12 +27,13 @@ from typing import Iterator
 import numpy as np
 
 from .calibrate import Calibration
+from .cohort import load_cohort
 from .config import DEFAULT, Config
 from .detect import check_compatible
 from .enroll import build_profile
 from .errors import EnrollmentError, ProfileError
-from .profile import JSON_NAME, SpeakerProfile
-from .quality import EnrollmentQuality, assess_files, format_report
+from .profile import LEGACY_NAME, PROFILE_NAME, STALE_NAME, SpeakerProfile, enrollment_lock
+from .quality import EnrollmentQuality, assess_files, format_report, unusable
 from .stream import Detection, StreamDetector, detect_blocks, read_blocks, threshold_offset
 
 log = logging.getLogger(__name__)
@@ -48,23 +50,29 @@ class Profile:
     phrases: dict[str, SpeakerProfile]
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Profile":
+    def load(cls, folder: str | Path, cfg: Config = DEFAULT) -> "Profile":
         folder = Path(folder)
-        if (folder / JSON_NAME).is_file():   # a platform WORK_DIR: one phrase, named after the folder
-            return cls(folder, {folder.name: SpeakerProfile.load(folder)})
-        found = sorted(p for p in folder.iterdir() if (p / JSON_NAME).is_file()) if folder.is_dir() else []
+        if any((folder / n).is_file() for n in (PROFILE_NAME, STALE_NAME, LEGACY_NAME)):
+            # a platform WORK_DIR: one phrase, named after the folder
+            return cls(folder, {folder.name: SpeakerProfile.load(folder, cfg)})
+        found = sorted(p for p in folder.iterdir() if PHRASE_NAME.fullmatch(p.name)
+                       and (p / PROFILE_NAME).is_file()) if folder.is_dir() else []
         if not found:
             raise ProfileError(f"{folder}: no enrolled phrase; create one with "
                                f"kws enroll --name PHRASE --out {folder} take1.wav ... take5.wav")
-        return cls(folder, {p.name: SpeakerProfile.load(p) for p in found})
+        return cls(folder, {p.name: SpeakerProfile.load(p, cfg) for p in found})
 
     @classmethod
     def enroll(cls, folder: str | Path, phrase: str, takes: list[str | Path], add: bool = False,
-               replace: bool = False, cfg: Config = DEFAULT) -> tuple["Profile", EnrollmentQuality]:
+               replace: bool = False, cfg: Config = DEFAULT, force: bool = False
+               ) -> tuple["Profile", EnrollmentQuality]:
         """Check the takes, build the phrase and save it with copies of the takes it used.
 
         add: rebuild an enrolled phrase from its saved takes plus these; replace: start it over.
-        Nothing on disk changes when enrollment fails.
+        A phrase whose every take is unusable (quality.unusable) is refused unless force.
+        The phrase is a link to a version folder (profile + clips/): a new version is built beside it
+        and switched in with one rename, so a kill at any moment leaves the old phrase or the new one,
+        whole, and nothing changes when enrollment fails. Enrollments into one folder take turns.
         """
         if not PHRASE_NAME.fullmatch(phrase):
             raise EnrollmentError(f"phrase name {phrase!r}: use letters, digits, space, '.', '_' or '-' "
@@ -73,33 +81,65 @@ class Profile:
             raise EnrollmentError("--add keeps the enrolled takes and --replace drops them: choose one")
         folder = Path(folder)
         target = folder / phrase
-        enrolled = (target / JSON_NAME).is_file()
-        if enrolled and not (add or replace):
-            raise EnrollmentError(f"{target}: '{phrase}' is already enrolled; --add adds these takes to it, "
-                                  "--replace starts it over")
-        if add and not enrolled:
-            raise EnrollmentError(f"{target}: no enrolled phrase '{phrase}' to add to; enroll it without --add")
-        old = sorted((target / CLIPS_DIR).iterdir()) if add and (target / CLIPS_DIR).is_dir() else []
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".enroll-", dir=folder))
-        try:
-            new = _stage(takes, staging, taken={p.name for p in old})
-            quality = assess_files(old + new, cfg)
+        with enrollment_lock(folder):
+            _clean_staging(folder)
+            enrolled = (target / PROFILE_NAME).is_file()
+            if enrolled and not (add or replace):
+                raise EnrollmentError(f"{target}: '{phrase}' is already enrolled; --add adds these takes to it, "
+                                      "--replace starts it over")
+            if add and not enrolled:
+                raise EnrollmentError(f"{target}: no enrolled phrase '{phrase}' to add to; enroll it without --add")
+            staging = Path(tempfile.mkdtemp(prefix=f".{phrase}.v-", dir=folder))
             try:
-                profile = build_profile(old + new, cfg)
-            except EnrollmentError as e:
-                raise EnrollmentError(f"{e}\n{format_report(quality)}") from e
-            if replace:
-                shutil.rmtree(target / CLIPS_DIR, ignore_errors=True)
-            (target / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
-            for p in new:   # keep the takes the profile was built from, for a later --add
-                if p.parent == staging and p.name in profile.clips:
-                    shutil.move(str(p), target / CLIPS_DIR / p.name)
-            profile.save(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                clips = staging / CLIPS_DIR
+                clips.mkdir()
+                old = [Path(shutil.copy2(p, clips / p.name)) for p in sorted((target / CLIPS_DIR).iterdir())] \
+                    if add and (target / CLIPS_DIR).is_dir() else []
+                incoming = staging / ".incoming"
+                incoming.mkdir()
+                new = _stage(takes, incoming, taken={p.name for p in old})
+                quality = assess_files(old + new, cfg)
+                try:
+                    profile = build_profile(old + new, cfg)
+                except EnrollmentError as e:
+                    raise EnrollmentError(f"{e}\n{format_report(quality)}") from e
+                if unusable(quality) and not force:
+                    raise EnrollmentError(f"every take of '{phrase}' is unusable; record them again (--force "
+                                          f"saves the phrase anyway)\n{format_report(quality)}")
+                for p in new:   # keep the takes the profile was built from, for a later --add
+                    if p.parent == incoming and p.name in profile.clips:
+                        os.replace(p, clips / p.name)
+                shutil.rmtree(incoming)
+                profile.save(staging)
+                _switch(target, staging)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            _clean_staging(folder)
         log.info("enrolled '%s' in %s from %d take(s)", phrase, target, len(profile.clips))
-        return cls.load(folder), quality
+        return cls.load(folder, cfg), quality
+
+
+def _switch(target: Path, version: Path) -> None:
+    """Point target at version with one rename of a link (a folder of the old layout is moved aside first)."""
+    if target.is_dir() and not target.is_symlink():
+        os.replace(target, target.parent / f".{target.name}.v-old")
+    link = target.parent / f".{target.name}.link-{os.getpid()}"
+    link.unlink(missing_ok=True)
+    os.symlink(version.name, link)
+    os.replace(link, target)
+
+
+def _clean_staging(folder: Path) -> None:
+    """Version folders no phrase points at, and links never switched in: what a killed enrollment left."""
+    live = {os.readlink(p) for p in folder.iterdir() if p.is_symlink() and PHRASE_NAME.fullmatch(p.name)}
+    for p in folder.iterdir():
+        if p.name.startswith(".") and ".v-" in p.name and p.name not in live and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.name.startswith(".") and ".link-" in p.name and p.is_symlink():
+            p.unlink(missing_ok=True)
+        elif p.name.startswith(".enroll-") and p.is_dir():   # staging of the older layout
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _stage(takes: list[str | Path], staging: Path, taken: set[str]) -> list[Path]:
@@ -131,9 +171,10 @@ class Detector:
 
     def __init__(self, profile: Profile | str | Path, sensitivity: str | float = "balanced",
                  cfg: Config = DEFAULT, calibration: Calibration | None = None):
-        self.profile = profile if isinstance(profile, Profile) else Profile.load(profile)
+        self.profile = profile if isinstance(profile, Profile) else Profile.load(profile, cfg)
+        cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
         for name, phrase in self.profile.phrases.items():
-            check_compatible(phrase, cfg, self.profile.folder / name)
+            check_compatible(phrase, cfg, self.profile.folder / name, cohort)
         self.calibration = calibration or Calibration.for_config(cfg)
         self.offset = threshold_offset(sensitivity, cfg.stream)
         self.threshold = self.calibration.threshold + self.offset

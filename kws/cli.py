@@ -21,7 +21,7 @@ log = logging.getLogger("kws")
 def _enroll(a: argparse.Namespace) -> int:
     if a.out is not None:
         return _enroll_takes(a)
-    if len(a.paths) != 2 or a.name or a.add or a.replace:
+    if len(a.paths) != 2 or a.name or a.add or a.replace or a.force:
         log.error("enroll takes ENROLL_DIR WORK_DIR, or --name PHRASE --out PROFILE_DIR with take files")
         return 2
     from .pipeline import enroll_folder
@@ -35,7 +35,7 @@ def _enroll_takes(a: argparse.Namespace) -> int:
     if not a.name:
         log.error("--out needs --name PHRASE: the name of the phrase these takes say")
         return 2
-    profile, quality = Profile.enroll(a.out, a.name, a.paths, add=a.add, replace=a.replace)
+    profile, quality = Profile.enroll(a.out, a.name, a.paths, add=a.add, replace=a.replace, force=a.force)
     print(format_report(quality))
     print(f"enrolled '{a.name}' from {len(profile.phrases[a.name].clips)} take(s) in {profile.folder / a.name}; "
           f"phrases in {profile.folder}: {', '.join(profile.phrases)}")
@@ -72,8 +72,12 @@ def _report(a: argparse.Namespace) -> int:
 
 
 def _predict(a: argparse.Namespace) -> int:
+    # First, before numpy or any model loads: the complete all-0 file, so that a kill from the first
+    # milliseconds on leaves a whole, legal file (and no stale one from an earlier run).
+    from .safefile import write_safe_predictions
+    paths = write_safe_predictions(a.test_dir, a.prediction_file)
     from .pipeline import predict_folder
-    predict_folder(a.test_dir, a.work_dir, a.prediction_file, deadline=a.deadline)
+    predict_folder(a.test_dir, a.work_dir, a.prediction_file, deadline=a.deadline, paths=paths)
     return 0
 
 
@@ -115,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--add", action="store_true", help="add these takes to an enrolled phrase and rebuild it")
     g.add_argument("--replace", action="store_true", help="enroll the phrase again from these takes only")
+    p.add_argument("--force", action="store_true", help="save the phrase even when every take is unusable")
     p.set_defaults(run=_enroll)
     p = sub.add_parser("detect", help="spot the enrolled phrases in a recording of any length, as it streams")
     p.add_argument("profile_dir", help="from enroll --out (or a platform WORK_DIR)")
@@ -166,6 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import KwsError
     try:
         return a.run(a)
-    except (KwsError, ValueError, FileNotFoundError) as e:  # ValueError/FileNotFoundError: malformed labels, no dataset
+    except (KwsError, ValueError, OSError) as e:   # ValueError: malformed labels; OSError: a path the user gave
         log.error("%s", e)
         return 2

@@ -13,6 +13,7 @@ import numpy as np
 
 from .config import PRETRAINED_DIR, FeatureConfig
 from .encoder import frontend_fingerprint, load_multitask
+from .safefile import file_digest
 from .errors import WeightsError
 
 COHORT_FILE = "cohort.npz"
@@ -26,6 +27,7 @@ class Cohort:
     keyword_frames: list[np.ndarray]   # impostor utterances as keyword frames (z-norm of templates)
     templates: list[np.ndarray]        # impostor single words cut like templates (t-norm of test clips)
     speaker_embeddings: np.ndarray     # (N, 256) unit GE2E embeddings of impostor utterances
+    sha: str = ""                      # of the files it was read from: profiles normalised by another are refused
 
     @staticmethod
     def pack(frames: list[np.ndarray], templates: list[np.ndarray], embeddings: np.ndarray,
@@ -45,7 +47,9 @@ def load_cohort(path: str | Path | None = None, cfg: FeatureConfig = FeatureConf
     cohort = _load(str(path), frontend_fingerprint(cfg))
     if voiceprint == "ge2e":
         return cohort
-    enc = _load_encoder_voiceprints(str(PRETRAINED_DIR / ENCODER_VOICEPRINTS_FILE), load_multitask().sha)
+    enc_path = PRETRAINED_DIR / ENCODER_VOICEPRINTS_FILE
+    enc = _load_encoder_voiceprints(str(enc_path), load_multitask().sha)
+    cohort = replace(cohort, sha=f"{cohort.sha}+{_sha(str(enc_path))}")
     if len(enc) != len(cohort.speaker_embeddings):
         raise WeightsError(f"{ENCODER_VOICEPRINTS_FILE} holds {len(enc)} utterances, the cohort "
                            f"{len(cohort.speaker_embeddings)}; rebuild it with scripts/build_cohort.py --voiceprints")
@@ -77,7 +81,13 @@ def _load(path: str, fingerprint: str) -> Cohort:
                            "rebuild with scripts/build_cohort.py")
     if lengths.sum() != len(frames) or t_lengths.sum() != len(templates) or len(emb) == 0:
         raise WeightsError(f"{path}: inconsistent cohort file; restore it from git")
-    return Cohort(np.split(frames, np.cumsum(lengths)[:-1]), np.split(templates, np.cumsum(t_lengths)[:-1]), emb)
+    return Cohort(np.split(frames, np.cumsum(lengths)[:-1]), np.split(templates, np.cumsum(t_lengths)[:-1]), emb,
+                  _sha(path))
+
+
+@lru_cache(maxsize=4)
+def _sha(path: str) -> str:
+    return file_digest(path)[:10]
 
 
 def _read_arrays(path: str, what: str, script: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

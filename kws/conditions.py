@@ -38,7 +38,10 @@ def measure(y: np.ndarray, cfg: VadConfig = VadConfig(), speech: np.ndarray | No
     count = len(y) // n
     speech = frame_decisions(y, cfg) if speech is None else speech
     # Variance per frame, not mean square: a sound card's DC offset is no noise anyone hears.
-    power = y[:count * n].astype(np.float64).reshape(count, n).var(axis=1) if count else np.zeros(0)
+    # In chunks of frames, so that a long recording costs no float64 copy of itself.
+    frames = y[:count * n].reshape(count, n)
+    power = np.concatenate([frames[a:a + 4096].astype(np.float64).var(axis=1)
+                            for a in range(0, count, 4096)]) if count else np.zeros(0)
     speech_s = sum(b - a for a, b in segments_of(speech, cfg, len(y), pad_ms=0)) / SAMPLE_RATE
     level = db(float(power[speech].mean())) if speech.any() else SILENCE_DB
     # Median, not mean: onsets the VAD missed should not count as noise. With hardly any pause (a tight

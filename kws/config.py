@@ -21,7 +21,12 @@ PRETRAINED_DIR = REPO_ROOT / "pretrained"
 class AudioConfig:
     sample_rate: int = SAMPLE_RATE
     min_seconds: float = 0.05          # shorter clips carry no usable speech
-    max_seconds: float = 900.0         # longer test clips are cut (a 10-minute clip is still read)
+    # Longer clips are cut here, before any conversion: a 10-minute clip is still read whole, and peak
+    # memory stays under 250 MB whatever the length (docs/robustness.md). Platform clips last seconds.
+    max_seconds: float = 600.0
+    # Below this a header rate is no speech recording (a damaged header): refused, since converting
+    # 1 Hz to 16 kHz would need a 320k-tap filter and gigabytes.
+    min_rate: int = 4000
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class BudgetConfig:
     predict_base_s: float = 60.0       # predict: base + per_audio x test audio seconds, cumulative
     predict_per_audio_s: float = 0.25
     deadline_env: str = "KWS_DEADLINE" # epoch seconds by which a predict call must be done, set by the caller
+    min_deadline: float = 1e9          # epoch seconds before 2001: a duration or a typo, not a deadline
     margin_s: float = 1.5              # finish this early: writing and exiting take time too
     # Prior wall seconds per audio second of each scoring tier, until the first batch measures it
     # (measured ~0.007 and ~0.002 on the 2-core machine; the priors are deliberately pessimistic).
@@ -139,6 +145,15 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class ProfileConfig:
+    """What a saved speaker profile may hold: kws/profile.py checks every load against these, and
+    enrollment refuses a take whose template would exceed them."""
+    max_templates: int = 64            # takes of one phrase (kws enroll --add grows the set)
+    max_template_s: float = 20.0       # speech span of one take; wake phrases last 0.5-3 s
+    max_member_bytes: int = 8 << 20    # any one stored array or the metadata, uncompressed
+
+
+@dataclass(frozen=True)
 class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -147,6 +162,7 @@ class Config:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
 
 
 DEFAULT = Config()

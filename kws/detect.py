@@ -5,6 +5,7 @@ normalised scores (named columns) -> calibrate.Calibration turns those into 0/1.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 from . import conditions, dtw
 from .cohort import Cohort
 from .config import SAMPLE_RATE, Config
-from .encoder import frontend_fingerprint, keyword_frames, speaker_embeddings
+from .encoder import frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, speaker_embeddings
 from .errors import ProfileError
 from .features import frames_per_second, mel_frames
 from .matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
@@ -107,8 +108,20 @@ def condition_scores(clips: list[Prepared], cfg: Config) -> dict[str, np.ndarray
             "cond_clipped": np.array([c.clipped_fraction for c in cond])}
 
 
-def check_compatible(profile: SpeakerProfile, cfg: Config, where: str | Path) -> None:
-    """A profile's templates are frames of one front end; matching them against another's is noise."""
+def model_fingerprint(cfg: Config, cohort: Cohort) -> str:
+    """Every weight that shapes a profile: the front end, the voiceprint model(s) and the cohort that
+    normalises its scores. A profile enrolled under another is refused, not silently misjudged."""
+    parts = [frontend_fingerprint(cfg.features), cfg.detect.voiceprint, cohort.sha]
+    if cfg.detect.voiceprint in ("encoder", "both"):
+        parts.append(load_multitask().sha)
+    if cfg.detect.voiceprint in ("ge2e", "both"):
+        parts.append(ge2e_sha())
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+
+def check_compatible(profile: SpeakerProfile, cfg: Config, where: str | Path, cohort: Cohort) -> None:
+    """A profile's templates are frames of one front end, its statistics of one voiceprint model and
+    cohort; matching them against others' is noise."""
     now = frontend_fingerprint(cfg.features)
     if profile.feature_fingerprint != now:
         raise ProfileError(f"{where}: enrolled with other feature settings or encoder weights "
@@ -116,6 +129,13 @@ def check_compatible(profile: SpeakerProfile, cfg: Config, where: str | Path) ->
     if profile.voiceprint_kind != cfg.detect.voiceprint:
         raise ProfileError(f"{where}: enrolled with the {profile.voiceprint_kind} voiceprint, configured "
                            f"{cfg.detect.voiceprint}; enroll again")
+    widths = (profile.templates[0].shape[1], len(profile.voiceprint))
+    if widths != (cohort.templates[0].shape[1], cohort.speaker_embeddings.shape[1]):
+        raise ProfileError(f"{where}: templates {widths[0]} wide and a voiceprint of {widths[1]}, the models give "
+                           f"{cohort.templates[0].shape[1]} and {cohort.speaker_embeddings.shape[1]}; enroll again")
+    if profile.model_fingerprint != (now := model_fingerprint(cfg, cohort)):
+        raise ProfileError(f"{where}: enrolled with other voiceprint or cohort weights "
+                           f"({profile.model_fingerprint or 'none'}, now {now}); enroll again")
 
 
 NO_MATCH = 2.0  # the largest cosine distance: what a template scores in a clip too short to hold it

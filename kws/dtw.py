@@ -8,11 +8,37 @@ so a row is one vectorised numpy step over all test frames.
 """
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
 BARRIER = 2  # inf-cost columns between concatenated clips; the (1,2) step can skip only one
+
+
+class OutOfTime(Exception):
+    """The deadline of time_limit passed inside a DTW pass."""
+
+
+_deadline = [float("inf")]
+
+
+@contextmanager
+def time_limit(deadline: float) -> Iterator[None]:
+    """Every DTW pass inside stops with OutOfTime once `deadline` (epoch seconds) has passed: checked
+    once per template row, so no input (a huge template, a long clip) can hold predict past its budget."""
+    old, _deadline[0] = _deadline[0], deadline
+    try:
+        yield
+    finally:
+        _deadline[0] = old
+
+
+def _check_time() -> None:
+    if time.time() > _deadline[0]:
+        raise OutOfTime
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -90,6 +116,7 @@ def _subsequence_many(templates: list[np.ndarray], test: np.ndarray, blocked: np
     c_prev = prev
     act = k
     for i in range(n_max):
+        _check_time()
         if i > 0:
             act = int(np.sum(lengths > i))
             prev, prev2, start, start2 = prev[:act], prev2[:act], start[:act], start2[:act]
@@ -194,6 +221,7 @@ def _distances_many(templates: list[np.ndarray], test: np.ndarray, blocked: np.n
     prev2 = np.full_like(prev, np.inf)
     c_prev = prev
     for i in range(int(lengths[0])):
+        _check_time()
         act = int(np.sum(lengths > i)) if i else k
         if i:
             c_i = _cost_row(padded, i, act, test_t, blocked)

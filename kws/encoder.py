@@ -55,6 +55,13 @@ def ge2e_weights_path() -> Path:
     return path
 
 
+@lru_cache(maxsize=1)
+def ge2e_sha() -> str:
+    """Of the wheel's GE2E weights: profiles whose voiceprints they made are refused under others."""
+    from .safefile import file_digest
+    return file_digest(ge2e_weights_path())[:10]
+
+
 def ge2e_cache_path() -> Path:
     """The converted weights live in the environment that holds the wheel, not in the code folder."""
     return Path(sys.prefix) / "share" / "kws" / "ge2e.npz"
@@ -257,9 +264,33 @@ def multitask_keyword_frames(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
 def multitask_voiceprint(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
     """(spk_dim,) unit speaker embedding: statistics pooling over the whole input."""
     s = _block(m, trunk, "spk", 1)
-    stats = np.concatenate([s.mean(axis=0), np.sqrt(np.maximum(s.var(axis=0), 1e-5))])
+    return _voiceprint_head(m, s.mean(axis=0), s.var(axis=0))
+
+
+def _voiceprint_head(m: MultiTask, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    stats = np.concatenate([mean, np.sqrt(np.maximum(var, 1e-5))])
     e = stats @ m.arrays["spk_out_w"].T + m.arrays["spk_out_b"]
     return (e / (np.linalg.norm(e) + 1e-8)).astype(np.float32)
+
+
+VOICEPRINT_CHUNK = 8192   # log-mel frames per encoder pass: 82 s, every platform clip in one pass
+
+
+def multitask_voiceprint_of(m: MultiTask, frames: np.ndarray) -> np.ndarray:
+    """multitask_voiceprint(m, multitask_trunk(m, frames)) in bounded memory: inputs longer than
+    VOICEPRINT_CHUNK frames go through the trunk in overlapping chunks (exact but for float rounding:
+    the context each layer sees is kept) and the statistics are pooled as running sums."""
+    if len(frames) <= VOICEPRINT_CHUNK:
+        return multitask_voiceprint(m, multitask_trunk(m, frames))
+    ctx = sum(d * (m.arrays[f"trunk{i}_w"].shape[2] - 1) // 2 for i, d in enumerate(m.dilations))
+    total, squares, n = 0.0, 0.0, 0
+    for a in range(0, len(frames), VOICEPRINT_CHUNK):
+        b = min(a + VOICEPRINT_CHUNK, len(frames))
+        lo, hi = max(0, a - ctx), min(len(frames), b + ctx)
+        s = _block(m, multitask_trunk(m, frames[lo:hi])[a - lo: a - lo + b - a], "spk", 1).astype(np.float64)
+        total, squares, n = total + s.sum(axis=0), squares + (s ** 2).sum(axis=0), n + len(s)
+    mean = total / n
+    return _voiceprint_head(m, mean.astype(np.float32), (squares / n - mean ** 2).astype(np.float32))
 
 
 def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
@@ -285,7 +316,7 @@ def speaker_embeddings(wavs: list[np.ndarray], kind: str = "ge2e", cfg: FeatureC
     if kind == "ge2e":
         return embed_speakers(wavs)
     m = load_multitask()
-    enc = np.array([multitask_voiceprint(m, multitask_trunk(m, encoder_input(y, cfg))) for y in wavs],
+    enc = np.array([multitask_voiceprint_of(m, encoder_input(y, cfg)) for y in wavs],
                    np.float32).reshape(len(wavs), m.arrays["spk_out_w"].shape[0])
     if kind == "encoder":
         return enc

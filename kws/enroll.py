@@ -1,7 +1,6 @@
 """Enrollment: five recordings of the wake phrase -> one SpeakerProfile."""
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -12,10 +11,11 @@ from .audio import probe, read_audio
 from .cohort import Cohort, load_cohort
 from .conditions import CLIP_PEAK
 from .config import SAMPLE_RATE, Config
-from .detect import Prepared, keyword_distances, prepare, top_k_mean
+from .detect import Prepared, keyword_distances, model_fingerprint, prepare, top_k_mean
 from .encoder import frontend_fingerprint, speaker_embeddings
 from .errors import AudioError, EnrollmentError
-from .profile import SpeakerProfile
+from .profile import SpeakerProfile, max_template_frames
+from .safefile import file_digest
 from .voiceprint import cosine, leave_one_out, voiceprint
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ def check_clip(path: Path, cfg: Config) -> tuple[Prepared | None, list[str]]:
         return None, notes + [f"{path}: no speech found (silent or only noise); record the phrase again"]
     if len(c.frames) < MIN_TEMPLATE_FRAMES:
         return None, notes + [f"{path}: speech too short ({len(c.audio) / SAMPLE_RATE:.2f} s); record the whole phrase"]
+    if len(c.frames) > max_template_frames(cfg):
+        return None, notes + [f"{path}: {len(c.audio) / SAMPLE_RATE:.0f} s from the first to the last speech, more than "
+                              f"the {cfg.profile.max_template_s:.0f} s a template may hold; record the phrase alone"]
     peak = float(np.abs(y).max())
     if peak >= CLIP_PEAK:
         notes.append(f"{path}: clipped (peak at full scale); used, but record more quietly")
@@ -59,7 +62,7 @@ def load_clips(paths: list[Path], cfg: Config) -> tuple[list[Prepared], list[str
     """Read and trim each clip; skip unusable ones and repeated recordings, with a warning saying why."""
     clips, names, problems, seen = [], [], [], {}
     for p in paths:
-        digest = hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else None
+        digest = file_digest(p) if p.is_file() else None
         if digest in seen:
             problems.append(f"{p}: the same recording as {seen[digest]}; skipped (record a new take)")
             continue
@@ -105,7 +108,8 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
         spk_cohort_mean=float(coh_cos.mean()), spk_cohort_std=float(coh_cos.std()),
         spk_enroll_mean=float(leave_one_out(emb).mean()),
         feature_fingerprint=frontend_fingerprint(cfg.features), voiceprint_kind=cfg.detect.voiceprint,
-        template_audio=[c.audio for c in clips], clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems)
+        model_fingerprint=model_fingerprint(cfg, cohort), template_audio=[c.audio for c in clips],
+        clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems)
     log.info("enrolled %d clip(s): LOO keyword distance %.3f (cohort %.3f), LOO speaker cosine %.3f (cohort %.3f)",
              len(clips), profile.kw_enroll_mean, float(profile.kw_cohort_mean[:-1].mean()),
              profile.spk_enroll_mean, profile.spk_cohort_mean)

@@ -19,3 +19,7 @@ class ProfileError(KwsError, RuntimeError):
 
 class EnrollmentError(KwsError, RuntimeError):
     """No usable enrollment clip."""
+
+
+class UsageError(KwsError, ValueError):
+    """An argument or environment value that cannot be used (e.g. a deadline that is no epoch time)."""

@@ -6,10 +6,15 @@ filterbank and STFT reproduce torchaudio's MelSpectrogram (tests/test_features.p
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterator
 
 import numpy as np
 
 from .config import SAMPLE_RATE, FeatureConfig
+
+# Frames per STFT pass: 82 s of audio (every platform clip in one pass); a 15-minute clip then needs
+# ~30 MB at a time instead of ~600 MB.
+STFT_CHUNK = 8192
 
 
 def _hz_to_mel(f: np.ndarray, slaney: bool) -> np.ndarray:
@@ -45,25 +50,39 @@ def _hann(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)  # periodic, as torch's default
 
 
-def power_spectrogram(y: np.ndarray, win: int, hop: int) -> np.ndarray:
-    """(T, win // 2 + 1) |STFT|^2 with centred, reflect-padded frames (n_fft = win)."""
+def _power_chunks(y: np.ndarray, win: int, hop: int) -> Iterator[np.ndarray]:
+    """|STFT|^2 of centred, reflect-padded frames, STFT_CHUNK frames at a time; each chunk pads only its
+    own stretch of samples, so a long clip is never copied whole."""
     y = np.asarray(y, np.float32)
     pad = win // 2
     if len(y) <= pad:  # reflect padding needs more samples than the pad; repeat the edge instead
         y = np.pad(y, (pad, pad), mode="edge" if len(y) else "constant")
+        left = right = np.zeros(0, np.float32)
     else:
-        y = np.pad(y, (pad, pad), mode="reflect")
-    n = 1 + (len(y) - win) // hop
-    frames = np.lib.stride_tricks.as_strided(y, (n, win), (y.strides[0] * hop, y.strides[0]))
-    spec = np.fft.rfft(frames * _hann(win), axis=1)
-    return (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+        left, right = y[1:pad + 1][::-1], y[-pad - 1:-1][::-1]   # what mode="reflect" adds
+    total = len(left) + len(y) + len(right)
+    n = 1 + (total - win) // hop
+    for a in range(0, n, STFT_CHUNK):   # each frame's FFT is its own: chunks change nothing but memory
+        start, stop = a * hop, (min(a + STFT_CHUNK, n) - 1) * hop + win   # in padded samples
+        piece = np.concatenate([left[start:stop], y[max(0, start - len(left)):max(0, stop - len(left))],
+                                right[max(0, start - len(left) - len(y)):max(0, stop - len(left) - len(y))]])
+        k = 1 + (len(piece) - win) // hop
+        frames = np.lib.stride_tricks.as_strided(piece, (k, win), (piece.strides[0] * hop, piece.strides[0]))
+        spec = np.fft.rfft(frames * _hann(win), axis=1)
+        yield (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+
+
+def power_spectrogram(y: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """(T, win // 2 + 1) |STFT|^2 with centred, reflect-padded frames (n_fft = win)."""
+    return np.concatenate(list(_power_chunks(y, win, hop)))
 
 
 def mel_power(y: np.ndarray, n_mels: int, win: int, hop: int, f_min: float = 0.0,
               f_max: float | None = None, slaney: bool = False) -> np.ndarray:
-    """(T, n_mels) mel power spectrogram."""
+    """(T, n_mels) mel power spectrogram, computed STFT_CHUNK frames at a time (bounded memory)."""
     f_max = f_max if f_max is not None else SAMPLE_RATE / 2
-    return power_spectrogram(y, win, hop) @ mel_filterbank(win, n_mels, float(f_min), float(f_max), slaney)
+    fb = mel_filterbank(win, n_mels, float(f_min), float(f_max), slaney)
+    return np.concatenate([p @ fb for p in _power_chunks(y, win, hop)])
 
 
 def mel_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:

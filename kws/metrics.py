@@ -31,23 +31,34 @@ class SpeakerResult:
     false_alarms: list[str] = field(default_factory=list)
 
 
-def parse_predictions(text: str) -> dict[str, int] | None:
-    """`<file>\\t<0|1>` lines -> dict; None if any line is illegal (the platform then scores 1.0)."""
+def _parse(text: str) -> tuple[dict[str, int], str]:
+    """(predictions, '' or what is wrong with the first illegal line, naming it)."""
     out = {}
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.rstrip("\r").split("\t")
         if len(parts) != 2 or parts[1].strip() not in ("0", "1") or not parts[0].strip():
-            return None
+            return out, f"line {n} is not '<file>\\t<0|1>': {line[:200]!r}"
         out[parts[0].strip()] = int(parts[1])
-    return out
+    return out, ""
+
+
+def parse_predictions(text: str) -> dict[str, int] | None:
+    """`<file>\\t<0|1>` lines -> dict; None if any line is illegal (the platform then scores 1.0)."""
+    out, bad = _parse(text)
+    return None if bad else out
+
+
+def bad_line(text: str) -> str:
+    """'' for a legal predictions or labels text, else which line is illegal and how it reads."""
+    return _parse(text)[1]
 
 
 def parse_labels(text: str) -> dict[str, int]:
-    labels = parse_predictions(text)
-    if labels is None:
-        raise ValueError("malformed labels file: expected '<file>\\t<0|1>' lines")
+    labels, bad = _parse(text)
+    if bad:
+        raise ValueError(f"malformed labels file: {bad}")
     return labels
 
 

@@ -5,8 +5,8 @@ Knows about files and folders; the numerics live in enroll/detect/calibrate.
 from __future__ import annotations
 
 import logging
+import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,36 +18,30 @@ from .calibrate import Calibration, base_columns, use_set_norm
 from .cohort import Cohort, load_cohort
 from .config import BudgetConfig, Config
 from .detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
+from .dtw import OutOfTime, time_limit
 from .encoder import ge2e_weights_path, load_ge2e
 from .enroll import build_profile
-from .errors import AudioError, WeightsError
+from .errors import AudioError, UsageError, WeightsError
 from .matcher import matcher_for
-from .profile import SpeakerProfile
+from .profile import SpeakerProfile, replacing
+from .quality import assess_files, warn_about_takes
+from .safefile import atomic_write, write_predictions, write_safe_predictions
 from .stages import stage
 
 log = logging.getLogger(__name__)
 
 
 def enroll_folder(enroll_dir: str | Path, work_dir: str | Path, cfg: Config = Config()) -> SpeakerProfile:
-    paths = list_wavs(enroll_dir)
-    profile = build_profile(paths, cfg)
-    profile.save(work_dir)
+    """Enroll under WORK_DIR's lock; the old profile is set aside first, so a failed or killed enrollment
+    leaves no profile in use rather than another speaker's."""
+    work_dir = Path(work_dir)
+    with replacing(work_dir):
+        paths = list_wavs(enroll_dir)
+        warn_about_takes(assess_files(paths, cfg))
+        profile = build_profile(paths, cfg)
+        profile.save(work_dir)
     log.info("profile saved in %s", work_dir)
     return profile
-
-
-def write_predictions(path: str | Path, names: list[str], decisions: list[int]) -> None:
-    """Write `<name>\\t<0|1>` lines via a temporary file and a rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(f"{n}\t{int(d)}\n" for n, d in zip(names, decisions))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -135,20 +129,30 @@ def score_files(profile: SpeakerProfile, paths: list[Path], cfg: Config) -> dict
     return scores
 
 
+def check_deadline(value: float, source: str, cfg: BudgetConfig) -> float:
+    """A deadline the caller gave, if usable: finite epoch seconds (a past one just means out of time)."""
+    if not math.isfinite(value) or value < cfg.min_deadline:
+        raise UsageError(f"{source}={value!r} is not a deadline in epoch seconds (e.g. {time.time() + 60:.0f}); "
+                         "fix or unset it; every file was predicted 0")
+    return value
+
+
 def caller_deadline(cfg: BudgetConfig, environ: dict | None = None) -> float | None:
-    """The deadline (epoch seconds) the caller put in the environment, if any."""
+    """The deadline (epoch seconds) the caller put in the environment, if any; UsageError if unusable."""
     raw = (os.environ if environ is None else environ).get(cfg.deadline_env)
-    if not raw:
+    if raw is None or raw == "":
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        log.warning("%s=%r is not a number of epoch seconds; ignored", cfg.deadline_env, raw)
-        return None
+        raise UsageError(f"{cfg.deadline_env}={raw!r} is not a number of epoch seconds; fix or unset it; "
+                         "every file was predicted 0") from None
+    return check_deadline(value, cfg.deadline_env, cfg)
 
 
 def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | Path,
-                   cfg: Config = Config(), deadline: float | None = None) -> list[int]:
+                   cfg: Config = Config(), deadline: float | None = None,
+                   paths: list[Path] | None = None) -> list[int]:
     """Predict every .wav in test_dir by `deadline` (epoch seconds).
 
     A complete all-0 file is written before anything else, then rewritten after every batch, so a
@@ -158,18 +162,19 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
     speaker encoder), and when even that will not fit, the remaining files keep their 0.
     """
     start = time.time()
-    paths = list_wavs(test_dir)
+    if paths is None:     # the CLI has written the all-0 file already, before the heavy imports
+        paths = write_safe_predictions(test_dir, out_file)
     names = [p.name for p in paths]
-    write_predictions(out_file, names, [0] * len(names))
+    b = cfg.budget
+    deadline = check_deadline(deadline, "--deadline", b) if deadline is not None else caller_deadline(b)
     if not paths:
         log.warning("%s: no .wav files; wrote an empty prediction file", test_dir)
         return []
-    profile = SpeakerProfile.load(work_dir)
-    check_compatible(profile, cfg, work_dir)
+    profile = SpeakerProfile.load(work_dir, cfg)
     tiers, cohort = load_tiers(cfg), load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
+    check_compatible(profile, cfg, work_dir, cohort)
     seconds = [audio_seconds(p) for p in paths]
-    b = cfg.budget
-    deadline = deadline or caller_deadline(b) or start + b.predict_base_s + b.predict_per_audio_s * sum(seconds)
+    deadline = deadline or start + b.predict_base_s + b.predict_per_audio_s * sum(seconds)
     rate = dict(b.prior_rate)                       # wall seconds per audio second, per tier
     decisions = [0] * len(paths)
     scores = {n: np.full(len(paths), np.nan) for n in SCORE_NAMES}
@@ -188,7 +193,12 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
             log.warning("out of time: %d of %d files keep their 0", len(paths) - todo[n][0], len(paths))
             break
         t = time.time()
-        idx, values = score_paths(profile, [paths[i] for i in batch], cohort, cfg, tiers[tier].speaker)
+        try:
+            with time_limit(deadline - b.margin_s):
+                idx, values = score_paths(profile, [paths[i] for i in batch], cohort, cfg, tiers[tier].speaker)
+        except OutOfTime:
+            log.warning("out of time inside a batch: %d of %d files keep their 0", len(paths) - todo[n][0], len(paths))
+            break
         rate[tiers[tier].name] = (time.time() - t) / max(batch_s, 1.0)
         rows = [batch[i] for i in idx]
         for name, v in values.items():
@@ -216,7 +226,7 @@ def write_scores(path: Path, names: list[str], scores: dict[str, np.ndarray], de
     lines += [f"{n}\t" + "\t".join(f"{scores[c][i]:.5g}" for c in cols) + f"\t{decisions[i]}\n"
               for i, n in enumerate(names)]
     try:
-        path.write_text("".join(lines), encoding="utf-8")
+        atomic_write(path, "".join(lines))   # two predicts on one WORK_DIR: readers never see a torn file
     except OSError as e:
         log.warning("could not write %s (%s); predictions are unaffected", path, e)
 

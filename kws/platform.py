@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import BudgetConfig
-from .metrics import (SpeakerResult, average, errors_by_kind, misses_by_snr, parse_labels, parse_predictions,
-                      score_speaker)
+from .metrics import (SpeakerResult, average, bad_line, errors_by_kind, misses_by_snr, parse_labels,
+                      parse_predictions, score_speaker)
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,13 @@ def read_labels(solution_dir: Path, speaker: str) -> dict[str, int]:
 
 def read_predictions(path: Path) -> dict[str, int] | None:
     try:
-        return parse_predictions(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        log.warning("%s: unreadable prediction file (%s): scored 1.0", path, e)
         return None
+    if bad := bad_line(text):
+        log.warning("%s: %s: scored 1.0", path, bad)
+    return parse_predictions(text)
 
 
 def read_meta(test_meta: str | Path) -> list[dict]:

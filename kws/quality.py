@@ -6,7 +6,9 @@ person recording, who decides whether to redo a take.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from .conditions import CLIP_PEAK
 from .enroll import MIN_TEMPLATE_FRAMES, TEMPLATE_PAD_MS
 from .errors import AudioError
 from . import conditions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,16 +133,45 @@ def assess(takes: list[tuple[ClipQuality, np.ndarray | None]], cfg: Config = Con
     return EnrollmentQuality(tuple(measured), median, tuple(advice))
 
 
+def unusable(q: EnrollmentQuality) -> bool:
+    """The rule both enrollments apply: every take needs redoing (noise, no speech, all unlike each other...)."""
+    return bool(q.clips) and all(c.redo for c in q.clips)
+
+
+def warn_about_takes(q: EnrollmentQuality) -> None:
+    """Log what the quality checks found (enrollment.sh: the platform must enroll something regardless)."""
+    for c in q.clips:
+        for p in c.problems:
+            log.warning("%s: %s", c.name, p)
+    for a in q.advice:
+        if a != "all takes look fine":
+            log.warning("enrollment takes: %s", a)
+    if unusable(q):
+        log.warning("WARNING: none of the %d takes is usable as a wake phrase (see above); enrolled anyway, "
+                    "expect poor detection until they are recorded again", len(q.clips))
+
+
 def measure_file(path: Path, cfg: Config = Config()) -> tuple[ClipQuality, np.ndarray | None]:
     """Read one take (any format soundfile reads) and measure it; unreadable files come back with the reason."""
     try:
         y = read_audio(path, cfg.audio)
-        raw, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        peak, clipped, sr, channels = _raw_levels(path, cfg)
     except (AudioError, sf.LibsndfileError, RuntimeError) as e:
         nan = math.nan
         return ClipQuality(path.name, 0, 0, 0.0, 0.0, nan, nan, 0.0, nan, nan, problems=(str(e),)), None
-    peak = float(np.abs(raw).max(initial=0.0))
-    return measure(y, path.name, cfg, sr, raw.shape[1], peak, float(np.mean(np.abs(raw) >= CLIP_PEAK))), y
+    return measure(y, path.name, cfg, sr, channels, peak, clipped), y
+
+
+def _raw_levels(path: Path, cfg: Config) -> tuple[float, float, int, int]:
+    """(peak, clipped fraction, rate, channels) of the samples as recorded, read in blocks over the part
+    read_audio uses, so a long take never sits in memory twice."""
+    peak, clipped, n = 0.0, 0, 0
+    with sf.SoundFile(os.fsencode(path)) as f:
+        left = int(cfg.audio.max_seconds * f.samplerate)
+        while left > 0 and len(x := f.read(min(left, 1 << 18), dtype="float32", always_2d=True)):
+            a = np.abs(x)
+            peak, clipped, n, left = max(peak, float(a.max())), clipped + int((a >= CLIP_PEAK).sum()), n + a.size, left - len(x)
+        return peak, clipped / max(n, 1), f.samplerate, f.channels
 
 
 def assess_files(paths: list[Path], cfg: Config = Config()) -> EnrollmentQuality:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +23,7 @@ import soundfile as sf
 import webrtcvad
 
 from .calibrate import Calibration
+from .audio import check_header, warn_if_truncated
 from .cohort import load_cohort
 from .config import SAMPLE_RATE, Config, StreamConfig
 from .detect import Prepared, score_and_locate
@@ -87,21 +89,26 @@ def read_blocks(path: str | Path, block_s: float = StreamConfig.block_s) -> Iter
     if not path.is_file():
         raise AudioError(f"{path}: not a file")
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise AudioError(f"{path}: not readable as audio ({e})") from e
     with f:
+        check_header(path, f.samplerate, f.channels)
         if f.samplerate != SAMPLE_RATE or f.channels != 1:
             log.info("%s: %d Hz, %d channel(s); converting to %d Hz mono as it streams",
                      path, f.samplerate, f.channels, SAMPLE_RATE)
         resample, n, read = Resampler(f.samplerate), max(1, int(block_s * f.samplerate)), 0
         while len(x := f.read(n, dtype="float32", always_2d=True)):
             if not np.all(np.isfinite(x)):
-                raise AudioError(f"{path}: NaN or infinite samples after {read / f.samplerate:.1f} s")
+                # One bad block must not end the scan: it is heard as silence, and said so.
+                log.warning("%s: NaN or infinite samples at %.1f s; that block is treated as silence",
+                            path, read / f.samplerate)
+                x = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
             read += len(x)
             yield resample(x.mean(axis=1))
         if read == 0:
             raise AudioError(f"{path}: contains no samples")
+        warn_if_truncated(path, f.samplerate, read)
         if len(tail := resample(np.zeros(0, np.float32), last=True)):
             yield tail
 

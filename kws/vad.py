@@ -7,6 +7,7 @@ import webrtcvad
 from .config import SAMPLE_RATE, VadConfig
 
 Segment = tuple[int, int]  # [start, end) in samples
+CHUNK = 4096               # VAD frames per pass (2 minutes of audio)
 
 
 def frame_decisions(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -16,13 +17,17 @@ def frame_decisions(y: np.ndarray, cfg: VadConfig = VadConfig(), sr: int = SAMPL
     if count == 0:
         return np.zeros(0, dtype=bool)
     frames = y[: count * n].reshape(count, n)
-    db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    # In chunks of CHUNK frames (each frame's value is its own): a long clip never needs float64 copies of it all.
+    db = np.concatenate([10 * np.log10(np.mean(frames[a:a + CHUNK].astype(np.float64) ** 2, axis=1) + 1e-12)
+                         for a in range(0, count, CHUNK)])
     # Relative floor too: webrtcvad fires on loud stationary noise, which sits far below speech peaks.
     loud = (db > cfg.energy_floor_db) & (db > db.max() - 40.0)
-    pcm = (np.clip(y[: count * n], -1, 1) * 32767).astype("<i2").tobytes()
     vad = webrtcvad.Vad(cfg.aggressiveness)
+    voiced = np.zeros(count, bool)
     step = 2 * n
-    voiced = np.fromiter((vad.is_speech(pcm[i * step:(i + 1) * step], sr) for i in range(count)), bool, count)
+    for a in range(0, count, CHUNK):
+        pcm = (np.clip(frames[a:a + CHUNK], -1, 1) * 32767).astype("<i2").tobytes()
+        voiced[a:a + CHUNK] = [vad.is_speech(pcm[i * step:(i + 1) * step], sr) for i in range(len(pcm) // step)]
     return voiced & loud
 
 

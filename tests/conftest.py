@@ -55,7 +55,7 @@ def enrolled(tiny_task, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("work")
     r = run("enrollment.sh", tiny_task / "data" / "S001" / "enroll", work)
     assert r.returncode == 0, r.stderr
-    assert (work / "profile.json").is_file()
+    assert (work / "profile.npz").is_file()
     return work
 
 

@@ -58,7 +58,7 @@ def test_enroll_refuses_clearly_and_writes_nothing(tiny_task, personal_profile, 
     with pytest.raises(EnrollmentError, match="no usable enrollment clip") as e:
         Profile.enroll(tmp_path / "y", "hush", [silent])
     assert "REDO" in str(e.value)                     # the quality report comes with the error
-    assert list((tmp_path / "y").iterdir()) == []     # no half-made phrase, no staging left behind
+    assert [p.name for p in (tmp_path / "y").iterdir()] == [".enroll.lock"]     # no half-made phrase, no staging left behind
     with pytest.raises(ProfileError, match="kws enroll --name"):
         Profile.load(tmp_path / "y")
 
@@ -98,3 +98,44 @@ def test_readme_example_runs(tiny_task, tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.print", lambda *a, **k: lines.append(" ".join(map(str, a))))
     exec(compile(readme_example(), "README.md", "exec"), {})
     assert any("hey-kws at" in line for line in lines), lines
+
+
+# --- issue 13, D7: --add/--replace switch the phrase with one rename; leftovers are cleaned ---
+def _phrase(folder, name="wake"):
+    p = SpeakerProfile.load(folder / name)
+    return p.average.tobytes(), sorted(p.clips), sorted(c.name for c in (folder / name / "clips").iterdir())
+
+
+def test_replace_that_fails_midway_keeps_the_old_phrase_whole(tiny_task, tmp_path, monkeypatch):
+    takes = sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav"))
+    others = [write(tmp_path / f"o{i}.wav", utterance(["bravo", "omega"], f0=180, seed=40 + i)) for i in range(5)]
+    Profile.enroll(tmp_path / "me", "wake", takes)
+    before = _phrase(tmp_path / "me")
+    from kws import profile as profile_mod
+
+    def killed(self, folder):
+        raise KeyboardInterrupt("killed while saving")
+    monkeypatch.setattr(profile_mod.SpeakerProfile, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Profile.enroll(tmp_path / "me", "wake", others, replace=True)
+    monkeypatch.undo()
+    assert _phrase(tmp_path / "me") == before
+    # what a SIGKILL would have left: a version folder and a link never switched in
+    (tmp_path / "me" / ".wake.v-killed" / "clips").mkdir(parents=True)
+    os.symlink(".wake.v-killed", tmp_path / "me" / ".wake.link-99")
+    Profile.enroll(tmp_path / "me", "wake", others, replace=True)
+    after = _phrase(tmp_path / "me")
+    assert after != before and after[2] == sorted(p.name for p in others)
+    hidden = sorted(p.name for p in (tmp_path / "me").iterdir() if p.name.startswith("."))
+    assert len(hidden) == 2 and ".enroll.lock" in hidden and hidden[1].startswith(".wake.v-")   # the live version
+
+
+def test_every_take_unusable_is_refused_unless_forced(tmp_path):
+    """D13: five takes of noise used to be saved with every take flagged REDO."""
+    rng = np.random.default_rng(3)
+    noise = [write(tmp_path / f"n{i}.wav", 0.3 * rng.standard_normal(SR * 2).astype(np.float32)) for i in range(5)]
+    with pytest.raises(EnrollmentError, match="every take of 'noise' is unusable.*--force"):
+        Profile.enroll(tmp_path / "me", "noise", noise)
+    assert not (tmp_path / "me" / "noise").exists()
+    profile, quality = Profile.enroll(tmp_path / "me", "noise", noise, force=True)
+    assert "noise" in profile.phrases and all(c.redo for c in quality.clips)

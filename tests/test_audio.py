@@ -66,3 +66,49 @@ def test_list_wavs_sorted_and_filtered(tmp_path):
     assert [p.name for p in list_wavs(tmp_path)] == ["a.WAV", "b.wav"]
     with pytest.raises(AudioError, match="not a directory"):
         list_wavs(tmp_path / "missing")
+
+
+def test_absurd_header_rate_is_refused_without_a_filter(tmp_path):
+    """D17: a header claiming 1 Hz used to be resampled with a 320k-tap filter (gigabytes, minutes)."""
+    import soundfile as sf
+    sf.write(tmp_path / "one_hz.wav", np.zeros(20000, np.float32), 1, subtype="PCM_16")
+    with pytest.raises(AudioError, match="1 Hz.*not a speech recording"):
+        read_audio(tmp_path / "one_hz.wav")
+    from kws.stream import read_blocks
+    with pytest.raises(AudioError, match="1 Hz"):
+        next(read_blocks(tmp_path / "one_hz.wav"))
+
+
+def test_truncated_wav_is_reported(tmp_path, caplog):
+    """D12: a WAV cut short used to be read partly without a word."""
+    import logging
+    data = write(tmp_path / "a.wav", utterance(["alpha", "delta"])).read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    from kws.stream import read_blocks
+    with caplog.at_level(logging.WARNING):
+        read_audio(tmp_path / "cut.wav")
+        list(read_blocks(tmp_path / "cut.wav"))
+    assert caplog.text.count("cut.wav: truncated") == 2
+
+
+def test_long_audio_is_capped_before_conversion_and_hashed_in_chunks(tmp_path):
+    """D14: memory follows the cap, not the header; chunked reading and hashing give the same values."""
+    import hashlib
+
+    from kws.config import AudioConfig
+    from kws.safefile import file_digest
+    y = np.random.default_rng(0).standard_normal(SR * 30).astype(np.float32) * 0.1
+    p = write(tmp_path / "long.wav", y, sr=48000)
+    assert len(read_audio(p, AudioConfig(max_seconds=5.0))) == 5 * SR
+    assert file_digest(p, chunk=4096) == hashlib.sha1(p.read_bytes()).hexdigest()
+
+
+def test_chunked_features_equal_whole(monkeypatch):
+    """D14: STFT and VAD chunks change nothing but memory."""
+    from kws import features, vad
+    y = np.random.default_rng(1).standard_normal(SR * 7).astype(np.float32) * 0.1
+    power, mel, dec = features.power_spectrogram(y, 400, 160), features.mel_power(y, 40, 400, 160), vad.frame_decisions(y)
+    monkeypatch.setattr(features, "STFT_CHUNK", 37)
+    monkeypatch.setattr(vad, "CHUNK", 11)
+    assert np.array_equal(features.power_spectrogram(y, 400, 160), power) and np.array_equal(vad.frame_decisions(y), dec)
+    assert np.allclose(features.mel_power(y, 40, 400, 160), mel, rtol=1e-6)   # BLAS may round a small chunk apart

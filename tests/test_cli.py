@@ -33,7 +33,7 @@ def test_enroll_prints_quality_report(tiny_task, tmp_path):
     assert r.returncode == 0, r.stderr
     assert all(t.name in r.stdout for t in takes) and "advice: all takes look fine" in r.stdout
     assert "enrolled 'alpha-delta' from 5 take(s)" in r.stdout
-    assert (tmp_path / "me" / "alpha-delta" / "profile.json").is_file()
+    assert (tmp_path / "me" / "alpha-delta" / "profile.npz").is_file()
 
 
 def test_detect_prints_time_stamps_and_json(personal_profile, recording):
@@ -59,3 +59,15 @@ def test_mistakes_exit_2_with_a_clear_message(personal_profile, recording, tmp_p
     assert r.returncode == 2 and "kws enroll --name" in r.stderr
     r = kws("detect", personal_profile, recording[0], "--sensitivity", "loud")
     assert r.returncode == 2 and "fewest-misses" in r.stderr
+
+
+def test_user_path_mistakes_are_messages_not_tracebacks(enrolled, tiny_task, tmp_path):
+    """D10/D11: every case of scripts/bad_inputs.py's cli_cases exits 2 with a message (-p.txt works)."""
+    from scripts.bad_inputs import cli_cases, run_case
+    from kws.safefile import prediction_wavs
+    test, enroll = tiny_task / "data" / "S001" / "test", tiny_task / "data" / "S001" / "enroll"
+    names = {p.name for p in prediction_wavs(test)}
+    for name, (cmd, pred) in cli_cases(tmp_path, enroll, test, enrolled).items():
+        r = run_case(cmd, tmp_path, pred, names)
+        assert not r["traceback"] and r["exit"] == (0 if "-p.txt" in name else 2), (name, r)
+        assert r.get("file") != "BAD", (name, r)

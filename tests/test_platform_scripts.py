@@ -112,3 +112,22 @@ def test_parallel_jobs_give_the_same_predictions(tiny_task, tmp_path):
             (tmp_path / "j2" / "predictions" / f"{s}.txt").read_text()
     assert reports[2]["jobs"] == 2 and reports[1]["average_score"] == reports[2]["average_score"]
     assert reports[2]["peak_rss_mb"]["predict"] > 0
+
+
+def test_noise_takes_enroll_with_a_clear_warning(tmp_path):
+    """D8: five takes of white noise used to enroll with exit 0 and no word; the platform still gets a profile."""
+    rng = np.random.default_rng(5)
+    for i in range(5):
+        write(tmp_path / "enroll" / f"n{i}.wav", 0.3 * rng.standard_normal(SR * 2).astype(np.float32))
+    r = run("enrollment.sh", tmp_path / "enroll", tmp_path / "work")
+    assert r.returncode == 0 and (tmp_path / "work" / "profile.npz").is_file()
+    assert "none of the 5 takes is usable" in r.stderr and "noisy" in r.stderr
+
+
+def test_takes_that_disagree_get_a_warning(tmp_path):
+    """D8: five different words used to enroll through enrollment.sh without a warning."""
+    for i, w in enumerate([["alpha", "delta"], ["bravo"], ["omega", "bravo", "omega"], ["delta"], ["bravo", "alpha"]]):
+        write(tmp_path / "enroll" / f"w{i}.wav", utterance(w, seed=i))
+    r = run("enrollment.sh", tmp_path / "enroll", tmp_path / "work")
+    assert r.returncode == 0
+    assert "differ from each other" in r.stderr or "unlike the other takes" in r.stderr

@@ -127,3 +127,17 @@ def test_words_apart_stay_one_phrase(tmp_path):
         cfg = Config(stream=StreamConfig(join_gap_s=join))
         found = list(detect_blocks(StreamDetector({"ad": profile}, Calibration.load(), cfg=cfg), blocks(y)))
         assert len(found) == expected, (join, found)
+
+
+def test_nan_block_is_silence_and_the_scan_goes_on(tmp_path, caplog):
+    """D12: one NaN sample used to stop the scan for the rest of the file."""
+    import logging
+
+    import soundfile as sf
+    y = np.concatenate([utterance(PHRASE, seed=1), np.zeros(SR * 3, np.float32), utterance(PHRASE, seed=2)])
+    y[SR] = np.nan
+    sf.write(tmp_path / "nan.wav", y, SR, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING):
+        out = np.concatenate(list(read_blocks(tmp_path / "nan.wav")))
+    assert len(out) == len(y) and np.isfinite(out).all() and "treated as silence" in caplog.text
+    assert np.array_equal(out[-SR:], y[-SR:])
