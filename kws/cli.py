@@ -101,7 +101,7 @@ def _check(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m kws", description="Personalised wake-word spotting (Auto-KWS).")
+    ap = argparse.ArgumentParser(prog="kws", description="Personalised wake-word spotting (Auto-KWS).")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("enroll", help="build a speaker profile from enrollment clips",
@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `kws` console command (and python -m kws)."""
+    from . import limit_blas_threads
+    limit_blas_threads()   # before anything imports numpy: this module imports none at the top
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

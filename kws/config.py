@@ -14,7 +14,9 @@ from pathlib import Path
 
 SAMPLE_RATE = 16000
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PRETRAINED_DIR = REPO_ROOT / "pretrained"
+# A wheel installs pretrained/ as kws/pretrained; a checkout (or an editable install) keeps it beside kws/.
+PRETRAINED_DIR = next((d for d in (Path(__file__).resolve().parent / "pretrained", REPO_ROOT / "pretrained")
+                       if d.is_dir()), REPO_ROOT / "pretrained")
 
 
 @dataclass(frozen=True)

@@ -23,24 +23,22 @@ import json
 import logging
 import multiprocessing
 import shutil
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import kws  # noqa: E402
+import kws
 
 kws.limit_blas_threads()  # before numpy: two worker processes on two cores, one BLAS thread each
 
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
+import numpy as np
+import soundfile as sf
 
-from kws.audio import to_mono_16k, write_wav  # noqa: E402
-from scripts.augment import AugmentConfig, Augmenter, Room, load_noise_named, make_rir  # noqa: E402
-from scripts.synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_engines,  # noqa: E402
+from kws.audio import to_mono_16k, write_wav
+from augment import AugmentConfig, Augmenter, Room, load_noise_named, make_rir
+from synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_engines,
                                     engine_version, make_speaker, render_take)
 
 log = logging.getLogger("build_training_set")

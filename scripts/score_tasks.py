@@ -10,19 +10,17 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.audio import list_wavs  # noqa: E402
-from kws.config import with_frontend  # noqa: E402
-from kws.detect import SCORE_NAMES  # noqa: E402
-from kws.enroll import build_profile  # noqa: E402
-from kws.metrics import parse_labels  # noqa: E402
-from kws.pipeline import score_files  # noqa: E402
-from scripts.kws_train import split_speakers  # noqa: E402
+from kws.audio import list_wavs
+from kws.config import with_frontend
+from kws.detect import SCORE_NAMES
+from kws.enroll import build_profile
+from kws.metrics import parse_labels
+from kws.pipeline import score_files
+from kws_train import split_speakers
 
 log = logging.getLogger("score_tasks")
 

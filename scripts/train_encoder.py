@@ -33,14 +33,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws import dtw  # noqa: E402
-from kws.config import DEFAULT, PRETRAINED_DIR  # noqa: E402
-from kws.encoder import ENCODER_FILE  # noqa: E402
-from kws.features import cmvn, encoder_input, mfcc  # noqa: E402
-from kws.model import EncoderShape, MultiTaskEncoder, export_arrays  # noqa: E402
-from kws.vad import speech_segments  # noqa: E402
-from scripts.kws_train import Words, augment, load_noise, split_speakers  # noqa: E402
+from kws import dtw
+from kws.config import DEFAULT, PRETRAINED_DIR
+from kws.encoder import ENCODER_FILE
+from kws.features import cmvn, encoder_input, mfcc
+from kws.model import EncoderShape, MultiTaskEncoder, export_arrays
+from kws.vad import speech_segments
+from kws_train import Words, augment, load_noise, split_speakers
 
 log = logging.getLogger("train_encoder")
 REAL_CORPORA = ("dsp20", "asc")

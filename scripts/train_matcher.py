@@ -23,16 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.audio import list_wavs, read_audio  # noqa: E402
-from kws.config import PRETRAINED_DIR, with_frontend  # noqa: E402
-from kws.detect import keyword_matches, prepare  # noqa: E402
-from kws.enroll import build_profile  # noqa: E402
-from kws.errors import AudioError  # noqa: E402
-from kws.matcher import MATCHER_FILE, TOP_TEMPLATES, match_matrix  # noqa: E402
-from kws.metrics import parse_labels  # noqa: E402
-from kws.model import MatcherCNN  # noqa: E402
-from scripts.score_tasks import task_ids  # noqa: E402
+from kws.audio import list_wavs, read_audio
+from kws.config import PRETRAINED_DIR, with_frontend
+from kws.detect import keyword_matches, prepare
+from kws.enroll import build_profile
+from kws.errors import AudioError
+from kws.matcher import MATCHER_FILE, TOP_TEMPLATES, match_matrix
+from kws.metrics import parse_labels
+from kws.model import MatcherCNN
+from score_tasks import task_ids
 
 log = logging.getLogger("train_matcher")
 

@@ -1,8 +1,8 @@
 """The personal-use commands as a user runs them: fresh processes, stdout for results, exit code 2 for mistakes."""
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +11,11 @@ from scipy.signal import resample_poly
 from synth import stream
 
 
-def kws(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kws", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+KWS = Path(sys.executable).parent / "kws"   # the console command of the installed package
+
+
+def kws(*args, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([str(KWS), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")
