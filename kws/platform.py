@@ -261,11 +261,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output_dir", default="scoring_output")
     ap.add_argument("--test_meta", default=None, help="test_meta.tsv: break errors down by kind")
     ap.add_argument("--jobs", type=int, default=1, help="speakers evaluated in parallel processes")
+    ap.add_argument("--demo", default="shipped", choices=["shipped", "dev", "espeak"],
+                    help="without --dataset_dir: shipped (default: demo/, real recordings in the repository), "
+                         "dev (../shared dev split via make_tasks.py) or espeak (synthetic voices, needs espeak-ng)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if a.dataset_dir is None:
         from .demo import demo_task_set
-        root = demo_task_set(Path(a.output_dir) / "demo_tasks")
+        from .errors import KwsError
+        try:
+            root = demo_task_set(Path(a.output_dir) / f"demo_tasks_{a.demo}", a.demo)
+        except KwsError as e:
+            log.error("%s", e)
+            return 2
         a.dataset_dir, a.solution_dir = str(root / "data"), str(root / "solution")
         if a.test_meta is None and (root / "test_meta.tsv").is_file():
             a.test_meta = str(root / "test_meta.tsv")

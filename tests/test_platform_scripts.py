@@ -112,3 +112,15 @@ def test_parallel_jobs_give_the_same_predictions(tiny_task, tmp_path):
             (tmp_path / "j2" / "predictions" / f"{s}.txt").read_text()
     assert reports[2]["jobs"] == 2 and reports[1]["average_score"] == reports[2]["average_score"]
     assert reports[2]["peak_rss_mb"]["predict"] > 0
+
+
+def test_local_platform_with_no_arguments_scores_the_shipped_demo(tmp_path):
+    """The README's main job: no data given, no ../shared needed; a full platform run on demo/."""
+    out = tmp_path / "scoring"
+    r = subprocess.run([sys.executable, str(ROOT / "run_local_test.py"), "--output_dir", out],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert [s["speaker"] for s in rep["speakers"]] == ["D0001", "D0003", "D0005", "D0010"]
+    assert all(s["error"] == "" for s in rep["speakers"])
+    assert (out / "scores.txt").read_text().startswith("score: ") and "average" in r.stdout
