@@ -2,7 +2,9 @@
 
     python -m kws enroll ENROLL_DIR WORK_DIR
     python -m kws enroll --name PHRASE --out PROFILE_DIR take1.wav ... [--add | --replace]
+    python -m kws enroll --name PHRASE --out PROFILE_DIR --record N     (from the microphone)
     python -m kws detect PROFILE_DIR LONG.wav [--sensitivity S] [--json] [--threads N]
+    python -m kws listen PROFILE_DIR [--sensitivity S] [--json] [--device D] [--seconds S]
     python -m kws report RUN_DIR --solution_dir S [--test_meta M] [--clip SPK/FILE]
     python -m kws predict TEST_DIR WORK_DIR PREDICTION_FILE
     python -m kws evaluate --dataset_dir D --solution_dir S [--predictions_dir P] [--test_meta M]
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 log = logging.getLogger("kws")
 
@@ -21,7 +24,7 @@ log = logging.getLogger("kws")
 def _enroll(a: argparse.Namespace) -> int:
     if a.out is not None:
         return _enroll_takes(a)
-    if len(a.paths) != 2 or a.name or a.add or a.replace:
+    if len(a.paths) != 2 or a.name or a.add or a.replace or a.record:
         log.error("enroll takes ENROLL_DIR WORK_DIR, or --name PHRASE --out PROFILE_DIR with take files")
         return 2
     from .pipeline import enroll_folder
@@ -30,20 +33,89 @@ def _enroll(a: argparse.Namespace) -> int:
 
 
 def _enroll_takes(a: argparse.Namespace) -> int:
+    import tempfile
+
     from .api import Profile
     from .quality import format_report
     if not a.name:
         log.error("--out needs --name PHRASE: the name of the phrase these takes say")
         return 2
-    profile, quality = Profile.enroll(a.out, a.name, a.paths, add=a.add, replace=a.replace)
+    if not a.paths and not a.record:
+        log.error("give the take files, or --record N to record N takes from the microphone")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="kws-takes-") as tmp:
+        takes = list(a.paths) + (_record_takes(a, Path(tmp)) if a.record else [])
+        profile, quality = Profile.enroll(a.out, a.name, takes, add=a.add, replace=a.replace)
     print(format_report(quality))
     print(f"enrolled '{a.name}' from {len(profile.phrases[a.name].clips)} take(s) in {profile.folder / a.name}; "
           f"phrases in {profile.folder}: {', '.join(profile.phrases)}")
     return 0
 
 
-def _detect(a: argparse.Namespace) -> int:
+def _record_takes(a: argparse.Namespace, folder: Path) -> list[Path]:
+    """--record N: N takes from the microphone, each followed by the quality report of the takes so far."""
+    import soundfile as sf
+
+    from .config import SAMPLE_RATE
+    from .mic import record_take, sounddevice
+    from .quality import assess_files, format_report
+    if a.record < 1 or a.take_seconds <= 0:
+        raise ValueError("--record needs a count of 1 or more and --take-seconds more than 0")
+    sd, paths = sounddevice(), []
+    for i in range(1, a.record + 1):
+        prompt = f"take {i}/{a.record}: say '{a.name}' ({a.take_seconds:g} s)"
+        if sys.stdin.isatty():
+            input(f"{prompt}: press Enter, then speak ")
+        else:
+            print(f"{prompt}: recording now", file=sys.stderr, flush=True)
+        y = record_take(a.take_seconds, a.device, sd)
+        paths.append(folder / f"take{i:02d}.wav")
+        sf.write(paths[-1], y, SAMPLE_RATE, subtype="PCM_16")
+        print(format_report(assess_files(paths)), flush=True)
+    return paths
+
+
+def _print_detections(stream, blocks, as_json: bool, wall_clock: bool = False) -> int:
+    """Print each detection as it is decided; returns how many. Ctrl-C stops, after the speech in progress."""
     import json
+    import time
+
+    from .stream import detect_blocks, format_detection
+
+    def show(d) -> None:
+        if as_json:
+            print(json.dumps(d.to_json() | ({"time": time.strftime("%Y-%m-%dT%H:%M:%S")} if wall_clock else {}),
+                             ensure_ascii=False), flush=True)
+        else:
+            print((time.strftime("%H:%M:%S  ") if wall_clock else "") + format_detection(d), flush=True)
+
+    n = 0
+    try:
+        for d in detect_blocks(stream, blocks):
+            show(d)
+            n += 1
+    except KeyboardInterrupt:
+        log.info("stopped (Ctrl-C) after %.1f s of audio", stream.seconds)
+        for d in stream.flush():
+            show(d)
+            n += 1
+    return n
+
+
+def _listen(a: argparse.Namespace) -> int:
+    from .api import Detector
+    from .mic import microphone_blocks, sounddevice
+    sd = sounddevice()   # before the profile loads: the commonest mistake says so at once
+    det = Detector(a.profile_dir, a.sensitivity, cfg=_config(a))
+    stream = det.stream(live=True)
+    blocks = microphone_blocks(det.cfg.stream.block_s, a.device, a.seconds, sd)
+    print(f"listening for {', '.join(det.profile.phrases)} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    n = _print_detections(stream, blocks, a.json, wall_clock=True)
+    log.info("%d detection(s) in %.1f s of audio", n, stream.seconds)
+    return 0
+
+
+def _detect(a: argparse.Namespace) -> int:
     import time
     if a.threads < 1:
         log.error("--threads must be 1 or more")
@@ -52,16 +124,24 @@ def _detect(a: argparse.Namespace) -> int:
     from . import limit_blas_threads
     limit_blas_threads(a.threads, force=True)
     from .api import Detector
-    from .stream import detect_blocks, format_detection, read_blocks
-    det = Detector(a.profile_dir, a.sensitivity)
-    t0, n, stream = time.perf_counter(), 0, det.stream()
-    for d in detect_blocks(stream, read_blocks(a.audio, det.cfg.stream.block_s)):
-        print(json.dumps(d.to_json(), ensure_ascii=False) if a.json else format_detection(d), flush=True)
-        n += 1
+    from .stream import read_blocks
+    det = Detector(a.profile_dir, a.sensitivity, cfg=_config(a))
+    t0, stream = time.perf_counter(), det.stream()
+    n = _print_detections(stream, read_blocks(a.audio, det.cfg.stream.block_s), a.json)
     wall = time.perf_counter() - t0
     log.info("%d detection(s) in %.1f s of audio; %.1f s wall, real-time factor %.4f (%d thread(s))",
              n, stream.seconds, wall, wall / max(stream.seconds, 1e-9), a.threads)
     return 0
+
+
+def _device(text: str) -> int | str:
+    """--device: a PortAudio device number, or (part of) its name."""
+    return int(text) if text.isdigit() else text
+
+
+def _config(a: argparse.Namespace):
+    from .config import DEFAULT
+    return DEFAULT
 
 
 def _report(a: argparse.Namespace) -> int:
@@ -108,13 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Platform form: enroll ENROLL_DIR WORK_DIR. Personal form: enroll --name PHRASE "
                                    "--out PROFILE_DIR take1.wav ... take5.wav (any format soundfile reads), which "
                                    "prints a quality report of the takes.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="ENROLL_DIR WORK_DIR, or with --out: the take files")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="ENROLL_DIR WORK_DIR, or with --out: the take files")
     p.add_argument("--out", default=None, metavar="PROFILE_DIR",
                    help="a person's profile folder (one sub-folder per phrase)")
     p.add_argument("--name", default=None, metavar="PHRASE", help="the phrase's name, e.g. hey-kws")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--add", action="store_true", help="add these takes to an enrolled phrase and rebuild it")
     g.add_argument("--replace", action="store_true", help="enroll the phrase again from these takes only")
+    p.add_argument("--record", type=int, default=0, metavar="N",
+                   help="with --out: record N takes from the microphone (the [mic] extra), a quality report after each")
+    p.add_argument("--take-seconds", type=float, default=3.0, help="length of each recorded take (default 3)")
+    p.add_argument("--device", type=_device, default=None, help="input device (number or name; default: the system default)")
     p.set_defaults(run=_enroll)
     p = sub.add_parser("detect", help="spot the enrolled phrases in a recording of any length, as it streams")
     p.add_argument("profile_dir", help="from enroll --out (or a platform WORK_DIR)")
@@ -125,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per detection (JSON Lines)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     p.set_defaults(run=_detect)
+    p = sub.add_parser("listen", help="spot the enrolled phrases live, from the default input device ([mic] extra)",
+                       description="Streams from the microphone through the same detector as detect, printing each "
+                                   "detection with the time of day and its place in the stream. Ctrl-C stops.")
+    p.add_argument("profile_dir", help="from enroll --out (or a platform WORK_DIR)")
+    p.add_argument("--sensitivity", default="balanced", help="as for detect")
+    p.add_argument("--json", action="store_true", help="one JSON object per detection (JSON Lines)")
+    p.add_argument("--device", type=_device, default=None, help="input device (number or name; default: the system default)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this much audio (default: until Ctrl-C)")
+    p.set_defaults(run=_listen)
     p = sub.add_parser("report", help="HTML page with DET curves, score distributions and a DTW alignment of a run")
     p.add_argument("run_dir", help="the --output_dir of run_local_test.py")
     p.add_argument("--solution_dir", required=True)
