@@ -28,7 +28,7 @@ def _enroll(a: argparse.Namespace) -> int:
         log.error("enroll takes ENROLL_DIR WORK_DIR, or --name PHRASE --out PROFILE_DIR with take files")
         return 2
     from .pipeline import enroll_folder
-    enroll_folder(*a.paths)
+    enroll_folder(*a.paths, cfg=_config(a))
     return 0
 
 
@@ -45,7 +45,7 @@ def _enroll_takes(a: argparse.Namespace) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="kws-takes-") as tmp:
         takes = list(a.paths) + (_record_takes(a, Path(tmp)) if a.record else [])
-        profile, quality = Profile.enroll(a.out, a.name, takes, add=a.add, replace=a.replace)
+        profile, quality = Profile.enroll(a.out, a.name, takes, add=a.add, replace=a.replace, cfg=_config(a))
     print(format_report(quality))
     print(f"enrolled '{a.name}' from {len(profile.phrases[a.name].clips)} take(s) in {profile.folder / a.name}; "
           f"phrases in {profile.folder}: {', '.join(profile.phrases)}")
@@ -140,8 +140,11 @@ def _device(text: str) -> int | str:
 
 
 def _config(a: argparse.Namespace):
-    from .config import DEFAULT
-    return DEFAULT
+    """The defaults of kws/config.py with $KWS_SET, then each --set, applied."""
+    from .config import settings_from_env, with_settings
+    cfg = with_settings(settings_from_env() + list(getattr(a, "set", None) or []))
+    log.debug("configuration: %s", cfg)
+    return cfg
 
 
 def _report(a: argparse.Namespace) -> int:
@@ -153,7 +156,7 @@ def _report(a: argparse.Namespace) -> int:
 
 def _predict(a: argparse.Namespace) -> int:
     from .pipeline import predict_folder
-    predict_folder(a.test_dir, a.work_dir, a.prediction_file, deadline=a.deadline)
+    predict_folder(a.test_dir, a.work_dir, a.prediction_file, cfg=_config(a), deadline=a.deadline)
     return 0
 
 
@@ -176,7 +179,7 @@ def _bench(a: argparse.Namespace) -> int:
 
 def _check(a: argparse.Namespace) -> int:
     from .pipeline import check_pretrained
-    check_pretrained()
+    check_pretrained(_config(a))
     return 0
 
 
@@ -184,7 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="kws", description="Personalised wake-word spotting (Auto-KWS).")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("enroll", help="build a speaker profile from enrollment clips",
+    settable = argparse.ArgumentParser(add_help=False)
+    settable.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                          help="override a default of kws/config.py, e.g. features.frontend=encoder, "
+                               "detect.voiceprint=ge2e, detect.matcher=true, detect.set_norm=false, "
+                               "stream.sensitivity_span=0.5 (repeatable; $KWS_SET holds more, space-separated)")
+    p = sub.add_parser("enroll", parents=[settable], help="build a speaker profile from enrollment clips",
                        description="Platform form: enroll ENROLL_DIR WORK_DIR. Personal form: enroll --name PHRASE "
                                    "--out PROFILE_DIR take1.wav ... take5.wav (any format soundfile reads), which "
                                    "prints a quality report of the takes.")
@@ -200,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--take-seconds", type=float, default=3.0, help="length of each recorded take (default 3)")
     p.add_argument("--device", type=_device, default=None, help="input device (number or name; default: the system default)")
     p.set_defaults(run=_enroll)
-    p = sub.add_parser("detect", help="spot the enrolled phrases in a recording of any length, as it streams")
+    p = sub.add_parser("detect", parents=[settable],
+                       help="spot the enrolled phrases in a recording of any length, as it streams")
     p.add_argument("profile_dir", help="from enroll --out (or a platform WORK_DIR)")
     p.add_argument("audio", help="any length, any format soundfile reads")
     p.add_argument("--sensitivity", default="balanced",
@@ -209,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per detection (JSON Lines)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     p.set_defaults(run=_detect)
-    p = sub.add_parser("listen", help="spot the enrolled phrases live, from the default input device ([mic] extra)",
+    p = sub.add_parser("listen", parents=[settable],
+                       help="spot the enrolled phrases live, from the default input device ([mic] extra)",
                        description="Streams from the microphone through the same detector as detect, printing each "
                                    "detection with the time of day and its place in the stream. Ctrl-C stops.")
     p.add_argument("profile_dir", help="from enroll --out (or a platform WORK_DIR)")
@@ -227,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", default=None, metavar="SPK/FILE", help="clip to align; default: the worst error")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
     p.set_defaults(run=_report)
-    p = sub.add_parser("predict", help="write <file>\\t<0|1> for every test wav")
+    p = sub.add_parser("predict", parents=[settable], help="write <file>\\t<0|1> for every test wav")
     p.add_argument("test_dir")
     p.add_argument("work_dir")
     p.add_argument("prediction_file")
@@ -247,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", default="bench_output")
     p.add_argument("--speakers", type=int, default=None, help="only the first N speakers")
     p.set_defaults(run=_bench)
-    p = sub.add_parser("check", help="verify that the models and pretrained/ artefacts load")
+    p = sub.add_parser("check", parents=[settable], help="verify that the models and pretrained/ artefacts load")
     p.set_defaults(run=_check)
     return ap
 

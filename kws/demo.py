@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .config import REPO_ROOT
 from .errors import KwsError
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,11 @@ def decode_shipped(src: Path, out: Path) -> Path:
         raise KwsError(f"{src}: the shipped demo task set is missing; restore demo/ from git")
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    for i, clip in enumerate(clips, 1):
+    for clip in progress(clips, "demo: decoding clips"):
         y, sr = sf.read(clip, dtype="float32")
         dst = tmp / clip.relative_to(src).with_suffix(".wav")
         dst.parent.mkdir(parents=True, exist_ok=True)
         sf.write(dst, y, sr, subtype="PCM_16")
-        if i % 50 == 0 or i == len(clips):
-            log.info("demo: decoded %d/%d clips", i, len(clips))
     shutil.copytree(src / "solution", tmp / "solution")
     for name in ("tasks.tsv", "test_meta.tsv"):
         if (src / name).is_file():

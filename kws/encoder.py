@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import torchfile
-from .config import PRETRAINED_DIR, FeatureConfig
+from .config import PRETRAINED_DIR, VOICEPRINTS, FeatureConfig
 from .errors import WeightsError
 from .features import encoder_input, keyword_frames as mfcc_frames, mel_power, stack
 
@@ -240,7 +240,6 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.nd
     return stack(multitask_keyword_frames(m, multitask_trunk(m, encoder_input(y, cfg))), cfg.stack).astype(np.float32)
 
 
-VOICEPRINTS = ("ge2e", "encoder", "both")
 
 
 def speaker_embeddings(wavs: list[np.ndarray], kind: str = "ge2e", cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:

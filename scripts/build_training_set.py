@@ -37,9 +37,10 @@ import numpy as np
 import soundfile as sf
 
 from kws.audio import to_mono_16k, write_wav
+from kws.progress import Progress
 from augment import AugmentConfig, Augmenter, Room, load_noise_named, make_rir
-from synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_engines,
-                                    engine_version, make_speaker, render_take)
+from synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_engines, engine_version,
+                            make_speaker, render_take)
 
 log = logging.getLogger("build_training_set")
 
@@ -336,13 +337,14 @@ def main(argv: list[str] | None = None) -> dict:
     with ctx.Pool(a.jobs, initializer=_init_worker,
                   initargs=(words, out, noises, rirs, aug_cfg, a.seed)) as pool:
         by_name = {j.tname: j for j in jobs}
-        for n, (tname, job_rows, took) in enumerate(pool.imap_unordered(run_job, jobs, chunksize=1), 1):
+        bar = Progress(len(jobs), "speakers", every_s=0)
+        for tname, job_rows, took in pool.imap_unordered(run_job, jobs, chunksize=1):
             rows += job_rows
             kw = sum(r["role"] == "keyword" for r in job_rows)
             seconds[tname] = sum(float(r["seconds"]) for r in job_rows)
-            log.info("%s [%d/%d] %s: %d keyword + %d other files, %.0f s audio, %.1f s; elapsed %.0f s", tname, n,
-                     len(jobs), describe(by_name[tname]), kw, len(job_rows) - kw, seconds[tname], took,
-                     time.perf_counter() - t0)
+            bar.update(note=f"{tname} {describe(by_name[tname])}: {kw} keyword + {len(job_rows) - kw} other files, "
+                            f"{seconds[tname]:.0f} s audio, {took:.1f} s")
+        bar.close()
 
     rows.sort(key=lambda r: r["path"])
     write_tsv(out / "manifest.tsv", rows, MANIFEST_FIELDS)

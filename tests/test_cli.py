@@ -61,3 +61,24 @@ def test_mistakes_exit_2_with_a_clear_message(personal_profile, recording, tmp_p
     assert r.returncode == 2 and "kws enroll --name" in r.stderr
     r = kws("detect", personal_profile, recording[0], "--sensitivity", "loud")
     assert r.returncode == 2 and "fewest-misses" in r.stderr
+
+
+def test_set_switches_the_configuration_and_its_calibration(tmp_path):
+    r = kws("check", "--set", "detect.voiceprint=ge2e", "--set", "detect.set_norm=off")
+    assert r.returncode == 0, r.stderr
+    assert "voiceprint ge2e" in r.stderr and "test-set normalisation off" in r.stderr
+    r = kws("check", "--set", "detect.voicprint=ge2e")
+    assert r.returncode == 2 and "unknown field 'voicprint' of detect" in r.stderr
+    r = kws("check", "--set", "features.frontend=encoder", "--set", "detect.voiceprint=both")
+    assert r.returncode == 2 and "calibration_encoder_voice-both.json is missing" in r.stderr
+
+
+def test_set_reaches_the_platform_scripts_through_kws_set(tiny_task, enrolled, tmp_path):
+    """A profile made under the mfcc front end is refused by predict under the encoder front end, so the
+    setting did arrive; the prediction file is still complete."""
+    from conftest import run
+    out = tmp_path / "p.txt"
+    r = run("predict.sh", tiny_task / "data" / "S001" / "test", enrolled, out,
+            env={"KWS_SET": "features.frontend=encoder detect.voiceprint=encoder"})
+    assert r.returncode == 2 and "enrolled with other feature settings" in r.stderr
+    assert len(out.read_text().splitlines()) == 8
