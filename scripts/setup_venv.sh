@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# Create or reuse the virtual environment of this code folder, outside it, and link it as .venv.
-#   setup_venv.sh          the runtime: `pip install -e .` (numpy, scipy, soundfile, webrtcvad; no torch)
-#   setup_venv.sh --dev    the runtime plus the test tools (`.[dev]`)
-#   setup_venv.sh --train  the runtime plus the training stack (`.[train,dev]`: torch, several GB)
-# The venv is keyed on pyproject.toml, requirements-nodeps.txt and this folder's path (the
-# install is editable, so it runs this folder's code); KWS_VENV_ROOT moves it (default ~/.cache/kws).
+# Create or reuse a virtual environment of this code folder, outside it, and link it into it.
+#   setup_venv.sh          .venv: the runtime, `pip install -e .` (numpy, scipy, soundfile, webrtcvad; no torch)
+#   setup_venv.sh --dev    .venv: the runtime plus the test tools (`.[dev]`)
+#   setup_venv.sh --train  .venv-train, a second venv: `.[train,dev]` (torch and the rest, several GB)
+# A venv is keyed on pyproject.toml, requirements-nodeps.txt, this folder's path (the install is
+# editable, so it runs this folder's code) and its kind; KWS_VENV_ROOT moves it (default ~/.cache/kws).
+# KWS_VENV=PATH uses that runtime environment as it is, installing nothing.
 set -euo pipefail
 code_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-extras=""
+extras="" kind=runtime link=.venv
 case "${1:-}" in
   "") ;;
   --dev) extras="dev" ;;
-  --train) extras="train,dev" ;;
+  --train) extras="train,dev" kind=train link=.venv-train ;;
   *) echo "setup: unknown option $1 (use --dev or --train)" >&2; exit 2 ;;
 esac
-hash=$( (cat "$code_dir/pyproject.toml" "$code_dir/requirements-nodeps.txt"; echo "$code_dir") | sha256sum | cut -c1-12)
-venv="${KWS_VENV_ROOT:-$HOME/.cache/kws}/venv-$hash"
+if [ -n "${KWS_VENV:-}" ] && [ "$kind" = runtime ]; then
+  # A prepared environment, used as it is (e.g. one checkout's, for a copy of its code).
+  [ -f "$KWS_VENV/.complete" ] || { echo "setup: KWS_VENV=$KWS_VENV is not a complete kws environment" >&2; exit 1; }
+  echo "setup: using $KWS_VENV (KWS_VENV)"
+  if [ -w "$code_dir" ]; then ln -sfn "$KWS_VENV" "$code_dir/.venv"; fi
+  exit 0
+fi
+hash=$( (cat "$code_dir/pyproject.toml" "$code_dir/requirements-nodeps.txt"; echo "$code_dir $kind") | sha256sum | cut -c1-12)
+venv="${KWS_VENV_ROOT:-$HOME/.cache/kws}/venv-$kind-$hash"
 pip_q() {  # (grep drops the noise of pip.conf pointing at local mirrors that lack a package)
   "$venv/bin/pip" install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored" >&2)
 }
@@ -37,5 +45,5 @@ if [ -n "$extras" ] && [ ! -f "$venv/.complete-${extras/,/-}" ]; then
   touch "$venv/.complete-${extras/,/-}"
 fi
 if [ -w "$code_dir" ]; then
-  ln -sfn "$venv" "$code_dir/.venv"
+  ln -sfn "$venv" "$code_dir/$link"
 fi

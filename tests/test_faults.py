@@ -243,7 +243,8 @@ FULL, FULL_SET = calibration_name(DEFAULT), calibration_name(DEFAULT, by_set=Tru
 def test_damaged_pretrained_fails_at_initialize(tmp_path, damage, expect):
     code = copy_code(tmp_path / "code")
     damage(code / "pretrained")
-    r = run("initialize.sh", code=code)
+    # the copy shares this checkout's environment: its venv would be keyed on the copy's path
+    r = run("initialize.sh", code=code, env={"KWS_VENV": os.path.realpath(ROOT / ".venv")})
     assert r.returncode != 0
     assert expect in r.stderr + r.stdout, r.stderr
 
