@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", type=int, default=0, metavar="N",
                    help="with --out: record N takes from the microphone (the [mic] extra), a quality report after each")
     p.add_argument("--take-seconds", type=float, default=3.0, help="length of each recorded take (default 3)")
-    p.add_argument("--device", type=_device, default=None, help="input device (number or name; default: the system default)")
+    p.add_argument("--device", type=_device, default=None,
+                   help="input device (number or name; default: the system default)")
     p.set_defaults(run=_enroll)
     p = sub.add_parser("detect", parents=[settable],
                        help="spot the enrolled phrases in a recording of any length, as it streams")
@@ -225,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("profile_dir", help="from enroll --out (or a platform WORK_DIR)")
     p.add_argument("--sensitivity", default="balanced", help="as for detect")
     p.add_argument("--json", action="store_true", help="one JSON object per detection (JSON Lines)")
-    p.add_argument("--device", type=_device, default=None, help="input device (number or name; default: the system default)")
+    p.add_argument("--device", type=_device, default=None,
+                   help="input device (number or name; default: the system default)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this much audio (default: until Ctrl-C)")
     p.set_defaults(run=_listen)
     p = sub.add_parser("report", help="HTML page with DET curves, score distributions and a DTW alignment of a run")
@@ -247,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a folder of prediction files like the platform")
     p.add_argument("--dataset_dir", required=True)
     p.add_argument("--solution_dir", required=True)
-    p.add_argument("--predictions_dir", default="predictions")
+    p.add_argument("--predictions_dir", default="predictions",
+                   help="<SPK>.txt or the starting kit's <SPK>_predictions.txt files (default: predictions)")
     p.add_argument("--test_meta", default=None, help="test_meta.tsv from make_tasks.py: errors by kind")
     p.add_argument("--output_dir", default=None, help="also write scores.txt and report.json here")
     p.set_defaults(run=_evaluate)

@@ -88,7 +88,8 @@ class Progress:
 
 def progress(items: Iterable[T], label: str, total: int | None = None, every_s: float = 10.0) -> Iterator[T]:
     """Each item of `items`, counting them off."""
-    total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)  # type: ignore[arg-type]
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
     with Progress(total, label, every_s) as p:
         for item in items:
             yield item

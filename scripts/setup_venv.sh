@@ -24,8 +24,10 @@ if [ -n "${KWS_VENV:-}" ] && [ "$kind" = runtime ]; then
 fi
 hash=$( (cat "$code_dir/pyproject.toml" "$code_dir/requirements-nodeps.txt"; echo "$code_dir $kind") | sha256sum | cut -c1-12)
 venv="${KWS_VENV_ROOT:-$HOME/.cache/kws}/venv-$kind-$hash"
-pip_q() {  # (grep drops the noise of pip.conf pointing at local mirrors that lack a package)
-  "$venv/bin/pip" install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored" >&2)
+pip_q() {  # grep drops the noise of pip.conf pointing at local mirrors that lack a package, and pip's
+  # complaint that resemblyzer's own deps are missing: it is installed without them on purpose (below)
+  "$venv/bin/pip" install -q --disable-pip-version-check "$@" \
+    2> >(grep -v -e "is ignored" -e "resemblyzer 0.1.4 requires" -e "dependency resolver does not currently" >&2)
 }
 if [ ! -f "$venv/.complete" ]; then
   echo "setup: creating $venv (the runtime: numpy, scipy, soundfile, webrtcvad)"

@@ -82,3 +82,14 @@ def test_set_reaches_the_platform_scripts_through_kws_set(tiny_task, enrolled, t
             env={"KWS_SET": "features.frontend=encoder detect.voiceprint=encoder"})
     assert r.returncode == 2 and "enrolled with other feature settings" in r.stderr
     assert len(out.read_text().splitlines()) == 8
+
+
+def test_console_command_limits_blas_threads_before_numpy():
+    """The kws entry point (kws.cli:main) sets one BLAS thread before any command imports numpy."""
+    code = ("import os, sys\n"
+            "for v in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ.pop(v, None)\n"
+            "from kws.cli import main\nassert 'numpy' not in sys.modules\nmain(['check'])\n"
+            "print(os.environ['OPENBLAS_NUM_THREADS'], 'numpy' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "True"]
