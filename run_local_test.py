@@ -5,10 +5,8 @@
     python run_local_test.py            # no data given: builds and runs a demo task set
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kws.platform import main  # noqa: E402  (standard library only)
+from kws.platform import main  # standard library only; kws is beside this file, or installed
 
 if __name__ == "__main__":
     sys.exit(main())

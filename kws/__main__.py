@@ -1,9 +1,5 @@
 import sys
 
-from . import limit_blas_threads
-
-limit_blas_threads()   # before anything imports numpy
-
-from .cli import main  # noqa: E402
+from .cli import main  # cli imports no numpy; main() limits the BLAS threads first
 
 sys.exit(main())

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -180,9 +180,17 @@ class Detector:
         self.threshold = self.calibration.threshold + self.offset
         self.cfg = cfg
 
-    def stream(self) -> StreamDetector:
-        """A fresh streaming state, for audio that arrives in blocks (16 kHz mono float32): feed(), then flush()."""
-        return StreamDetector(self.profile.phrases, self.calibration, self.offset, self.cfg)
+    def stream(self, live: bool = False) -> StreamDetector:
+        """A fresh streaming state, for audio that arrives in blocks (16 kHz mono float32): feed(), then flush().
+
+        live: score each window as soon as its speech ends (StreamConfig.max_delay_s = 0), for real-time input."""
+        cfg = replace(self.cfg, stream=replace(self.cfg.stream, max_delay_s=0.0)) if live else self.cfg
+        return StreamDetector(self.profile.phrases, self.calibration, self.offset, cfg)
+
+    def listen(self, device: int | str | None = None, seconds: float | None = None) -> Iterator[Detection]:
+        """Detections from the input device as they happen (the [mic] extra: sounddevice)."""
+        from .mic import microphone_blocks
+        return detect_blocks(self.stream(live=True), microphone_blocks(self.cfg.stream.block_s, device, seconds))
 
     def detect(self, path: str | Path) -> Iterator[Detection]:
         """Detections in a file of any length and format, as the file is read block by block."""

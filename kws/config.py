@@ -9,12 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 SAMPLE_RATE = 16000
+FRONTENDS = ("mfcc", "encoder")             # FeatureConfig.frontend
+VOICEPRINTS = ("ge2e", "encoder", "both")   # DetectConfig.voiceprint
+SETTINGS_ENV = "KWS_SET"                    # "section.field=value ..." for runs through the platform scripts
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PRETRAINED_DIR = REPO_ROOT / "pretrained"
+# A wheel installs pretrained/ as kws/pretrained; a checkout (or an editable install) keeps it beside kws/.
+PRETRAINED_DIR = next((d for d in (Path(__file__).resolve().parent / "pretrained", REPO_ROOT / "pretrained")
+                       if d.is_dir()), REPO_ROOT / "pretrained")
 
 
 @dataclass(frozen=True)
@@ -170,5 +176,59 @@ DEFAULT = Config()
 
 def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
     """cfg with another keyword front end ("mfcc" or "encoder")."""
-    from dataclasses import replace
-    return replace(cfg, features=replace(cfg.features, frontend=frontend))
+    return with_settings({"features.frontend": frontend}, cfg)
+
+
+_CHOICES = {("features", "frontend"): FRONTENDS, ("detect", "voiceprint"): VOICEPRINTS}
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def with_settings(settings: typing.Iterable[str] | dict[str, object], cfg: Config = DEFAULT) -> Config:
+    """cfg with settings applied: "section.field=value" strings (--set, KWS_SET) or {"section.field": value}.
+
+    Each value is converted to the field's type (bool: true/false, on/off, yes/no, 1/0); unknown
+    sections and fields, values of the wrong type and unknown choices raise ValueError naming them."""
+    items = settings.items() if isinstance(settings, dict) else (_split(s) for s in settings)
+    sections = [f.name for f in fields(Config)]
+    for key, value in items:
+        section, _, name = key.partition(".")
+        if section not in sections:
+            raise ValueError(f"--set {key}: unknown section {section!r}; sections: {', '.join(sections)}")
+        sub = getattr(cfg, section)
+        hints = typing.get_type_hints(type(sub))
+        if name not in hints:
+            raise ValueError(f"--set {key}: unknown field {name!r} of {section}; fields: {', '.join(hints)}")
+        typed = _convert(key, value, hints[name])
+        if (section, name) in _CHOICES and typed not in _CHOICES[section, name]:
+            raise ValueError(f"--set {key}: {typed!r} is not one of {', '.join(_CHOICES[section, name])}")
+        cfg = replace(cfg, **{section: replace(sub, **{name: typed})})
+    return cfg
+
+
+def settings_from_env() -> list[str]:
+    """The settings in $KWS_SET (space-separated), which the platform scripts' runs pick up."""
+    return os.environ.get(SETTINGS_ENV, "").split()
+
+
+def _split(setting: str) -> tuple[str, str]:
+    key, eq, value = setting.partition("=")
+    if not eq or "." not in key:
+        raise ValueError(f"--set {setting!r}: use section.field=value, e.g. detect.voiceprint=ge2e")
+    return key.strip(), value.strip()
+
+
+def _convert(key: str, value: object, typ: type) -> object:
+    if typ not in (bool, int, float, str):
+        raise ValueError(f"--set {key}: a {typing.get_origin(typ) or typ} field cannot be set from the command line")
+    if not isinstance(value, str):
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if type(value) is typ:
+            return value
+        raise ValueError(f"--set {key}: {value!r} is not a {typ.__name__}")
+    try:
+        if typ is bool:
+            return _BOOLS[value.lower()]
+        return typ(value)
+    except (KeyError, ValueError):
+        raise ValueError(f"--set {key}: {value!r} is not a{'n' if typ is int else ''} {typ.__name__}") from None

@@ -2,9 +2,8 @@
 numpy, so predict never imports torch (~1.3 s and ~500 MB per process).
 
 - GE2E speaker encoder (3-layer LSTM over 40 mel bands, 256-d output) with the weights that
-  ship inside the Resemblyzer wheel (Apache-2.0). torch is needed once, by ``python -m kws
-  check`` (initialize.sh), to convert the wheel's pickled weights into a plain ``.npz`` cached
-  in the virtual environment.
+  ship inside the Resemblyzer wheel (Apache-2.0), read from its torch checkpoint by
+  kws.torchfile without torch. Only the ge2e and both voiceprints need it (not the default).
 - The project's own multi-task encoder (kws/model.py, trained by scripts/train_encoder.py):
   keyword frames for DTW and a voiceprint, from ``pretrained/encoder.npz``.
 """
@@ -14,7 +13,6 @@ import hashlib
 import importlib.util
 import io
 import logging
-import sys
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PRETRAINED_DIR, FeatureConfig
+from . import torchfile
+from .config import PRETRAINED_DIR, VOICEPRINTS, FeatureConfig
 from .errors import WeightsError
 from .features import encoder_input, keyword_frames as mfcc_frames, mel_power, stack
 
@@ -45,13 +44,17 @@ class GE2E:
     proj_b: np.ndarray             # (DIM,)
 
 
+GE2E_WHEEL = "resemblyzer==0.1.4"
+GE2E_INSTALL = f"pip install --no-deps {GE2E_WHEEL} (./initialize.sh does)"
+
+
 def ge2e_weights_path() -> Path:
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
-        raise WeightsError("the 'resemblyzer' wheel (GE2E weights) is not installed; run ./initialize.sh")
+        raise WeightsError(f"the GE2E voiceprint needs the weights of the Resemblyzer wheel: {GE2E_INSTALL}")
     path = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
     if not path.is_file():
-        raise WeightsError(f"{path} is missing; reinstall with ./initialize.sh")
+        raise WeightsError(f"{path} is missing; reinstall: {GE2E_INSTALL}")
     return path
 
 
@@ -62,60 +65,25 @@ def ge2e_sha() -> str:
     return file_digest(ge2e_weights_path())[:10]
 
 
-def ge2e_cache_path() -> Path:
-    """The converted weights live in the environment that holds the wheel, not in the code folder."""
-    return Path(sys.prefix) / "share" / "kws" / "ge2e.npz"
-
-
-def convert_ge2e(source: Path, target: Path) -> None:
-    """Turn the wheel's torch checkpoint into a plain npz (the one place torch is imported at run time)."""
-    import torch
-    try:
-        state = torch.load(source, map_location="cpu", weights_only=True)["model_state"]
-    except Exception as e:  # any unpickling/format error means the same thing to the user
-        raise WeightsError(f"{source}: cannot load GE2E weights ({e}); reinstall with ./initialize.sh") from e
-    arrays = {k.replace(".", "_"): v.numpy().astype(np.float32) for k, v in state.items()
-              if not k.startswith("similarity_")}
-    arrays["source_bytes"] = np.array(source.stat().st_size)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(target)
-    log.info("converted GE2E weights %s -> %s", source, target)
-
-
 @lru_cache(maxsize=1)
 def load_ge2e() -> GE2E:
-    source, cache = ge2e_weights_path(), ge2e_cache_path()
-    if not _cache_matches(cache, source):
-        try:
-            convert_ge2e(source, cache)
-        except OSError as e:
-            raise WeightsError(f"cannot write the converted GE2E weights to {cache} ({e}); "
-                               "run ./initialize.sh as the user who owns the environment") from e
+    """The wheel's checkpoint, read by kws.torchfile (no torch; ~0.1 s)."""
+    source = ge2e_weights_path()
     try:
-        with np.load(cache, allow_pickle=False) as z:
-            w = {k: z[k] for k in z.files}
+        state = torchfile.load(source)["model_state"]
+        w = {k.replace(".", "_"): np.asarray(v, np.float32) for k, v in state.items()}
         return GE2E(w_ih=tuple(_ifog(w[f"lstm_weight_ih_l{i}"]) for i in range(LAYERS)),
                     w_hh=tuple(_ifog(w[f"lstm_weight_hh_l{i}"]) for i in range(LAYERS)),
                     bias=tuple(_ifog(w[f"lstm_bias_ih_l{i}"] + w[f"lstm_bias_hh_l{i}"]) for i in range(LAYERS)),
                     proj_w=w["linear_weight"], proj_b=w["linear_bias"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise WeightsError(f"{cache}: damaged converted GE2E weights ({e}); delete it and run ./initialize.sh") from e
+    except (OSError, torchfile.CheckpointError, KeyError, TypeError) as e:
+        raise WeightsError(f"{source}: cannot read the GE2E weights ({e}); reinstall: {GE2E_INSTALL}") from e
 
 
 def _ifog(w: np.ndarray) -> np.ndarray:
     """PyTorch's gate blocks (i, f, g, o) reordered to (i, f, o, g): the three sigmoid gates side by side."""
     i, f, g, o = np.split(w, 4, axis=0)
     return np.ascontiguousarray(np.concatenate([i, f, o, g], axis=0))
-
-
-def _cache_matches(cache: Path, source: Path) -> bool:
-    try:
-        with np.load(cache, allow_pickle=False) as z:
-            return int(z["source_bytes"]) == source.stat().st_size
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return False
 
 
 def lstm_last_hidden(model: GE2E, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -305,7 +273,6 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: n
                  cfg.stack).astype(np.float32)
 
 
-VOICEPRINTS = ("ge2e", "encoder", "both")
 
 
 def speaker_embeddings(wavs: list[np.ndarray], kind: str = "ge2e", cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:

@@ -19,7 +19,7 @@ from .cohort import Cohort, load_cohort
 from .config import BudgetConfig, Config
 from .detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
 from .dtw import OutOfTime, time_limit
-from .encoder import ge2e_weights_path, load_ge2e
+from .encoder import load_ge2e
 from .enroll import build_profile
 from .errors import AudioError, UsageError, WeightsError
 from .matcher import matcher_for
@@ -233,7 +233,8 @@ def write_scores(path: Path, names: list[str], scores: dict[str, np.ndarray], de
 
 def check_pretrained(cfg: Config = Config()) -> None:
     """Load every artefact predict needs, so that set-up fails loudly instead of predict failing later."""
-    load_ge2e()
+    if cfg.detect.voiceprint in ("ge2e", "both"):   # the wheel's weights: only these voiceprints need them
+        load_ge2e()
     cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     tiers = load_tiers(cfg)
     for tier, cal in ((t, c) for t in tiers for c in (t.calibration, t.by_set) if c):
@@ -249,8 +250,8 @@ def check_pretrained(cfg: Config = Config()) -> None:
                                "refit the calibration or switch the matcher")
     if cfg.detect.matcher:
         matcher_for(cfg.features)
-    log.info("pretrained artefacts OK: front end %s, voiceprint %s, GE2E %s, cohort of %d utterances / %d templates, "
+    log.info("pretrained artefacts OK: front end %s, voiceprint %s, cohort of %d utterances / %d templates, "
              "calibrations: %s; test-set normalisation %s", cfg.features.frontend, cfg.detect.voiceprint,
-             ge2e_weights_path().name, len(cohort.keyword_frames), len(cohort.templates),
+             len(cohort.keyword_frames), len(cohort.templates),
              "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in tiers),
              "on" if cfg.detect.set_norm else "off")

@@ -27,6 +27,7 @@ from pathlib import Path
 from .config import BudgetConfig
 from .metrics import (SpeakerResult, average, bad_line, errors_by_kind, misses_by_snr, parse_labels,
                       parse_predictions, score_speaker)
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +168,23 @@ def speakers_of(dataset_dir: Path) -> list[str]:
     return found
 
 
+PREDICTION_NAMES = ("{}.txt", "{}_predictions.txt")   # ours; the official starting kit's
+
+
+def prediction_file(predictions_dir: Path, speaker: str) -> Path:
+    """`<SPK>.txt`, else the starting kit's `<SPK>_predictions.txt` (the first name when neither exists)."""
+    found = [p for p in (predictions_dir / n.format(speaker) for n in PREDICTION_NAMES) if p.is_file()]
+    if len(found) > 1:
+        log.warning("%s: both %s; scoring %s", speaker, " and ".join(p.name for p in found), found[0].name)
+    return found[0] if found else predictions_dir / PREDICTION_NAMES[0].format(speaker)
+
+
 def evaluate_folder(dataset_dir: str | Path, solution_dir: str | Path, predictions_dir: str | Path,
                     test_meta: str | Path | None = None, output_dir: str | Path | None = None) -> Report:
-    """Score existing `<predictions_dir>/<SPK>.txt` files the way the platform does."""
+    """Score existing `<predictions_dir>/<SPK>.txt` (or `<SPK>_predictions.txt`) files the way the platform does."""
     dataset_dir, solution_dir, predictions_dir = Path(dataset_dir), Path(solution_dir), Path(predictions_dir)
     speakers = speakers_of(dataset_dir)
-    results = score_all(speakers, solution_dir, {s: predictions_dir / f"{s}.txt" for s in speakers})
+    results = score_all(speakers, solution_dir, {s: prediction_file(predictions_dir, s) for s in speakers})
     report = Report(average(results), [asdict(r) for r in results])
     print(format_table(results))
     break_down(report, results, test_meta)
@@ -244,11 +256,12 @@ def run_platform(dataset_dir: str | Path, solution_dir: str | Path, code_dir: st
         step("enrollment", "enrollment.sh", [str(dataset_dir / s / "enroll"), str(work)], f"{s}.enroll.log", s)
         step("predict", "predict.sh", [str(dataset_dir / s / "test"), str(work), str(preds_dir / f"{s}.txt")],
              f"{s}.predict.log", s)
-        print(f"{s}: enrollment+predict done ({budgets.spent['enrollment']:.1f} s / "
-              f"{budgets.spent['predict']:.1f} s so far)", flush=True)
+        bar.update(note=f"{s} done; budgets spent: enrollment {budgets.spent['enrollment']:.1f} s, "
+                        f"predict {budgets.spent['predict']:.1f} s")
 
     step("initialize", "initialize.sh", [], "initialize.log")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:   # threads only wait on child processes
+    with Progress(len(speakers), "speakers", every_s=0 if len(speakers) <= 20 else 10) as bar, \
+            ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:   # threads only wait on child processes
         list(pool.map(speaker_run, speakers))
     spent = budgets.spent
     results = score_all(speakers, solution_dir, {s: preds_dir / f"{s}.txt" for s in speakers}, errors)
@@ -279,11 +292,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output_dir", default="scoring_output")
     ap.add_argument("--test_meta", default=None, help="test_meta.tsv: break errors down by kind")
     ap.add_argument("--jobs", type=int, default=1, help="speakers evaluated in parallel processes")
+    ap.add_argument("--demo", default="shipped", choices=["shipped", "dev", "espeak"],
+                    help="without --dataset_dir: shipped (default: demo/, real recordings in the repository), "
+                         "dev (../shared dev split via make_tasks.py) or espeak (synthetic voices, needs espeak-ng)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="a configuration setting for every enrollment.sh and predict.sh (kws --set; via $KWS_SET)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if a.set:
+        from .config import SETTINGS_ENV, with_settings
+        try:
+            with_settings(a.set)   # a typo fails here, not in every child
+        except ValueError as e:
+            ap.error(str(e))
+        os.environ[SETTINGS_ENV] = " ".join([os.environ.get(SETTINGS_ENV, ""), *a.set]).strip()
     if a.dataset_dir is None:
         from .demo import demo_task_set
-        root = demo_task_set(Path(a.output_dir) / "demo_tasks")
+        from .errors import KwsError
+        try:
+            root = demo_task_set(Path(a.output_dir) / f"demo_tasks_{a.demo}", a.demo)
+        except KwsError as e:
+            log.error("%s", e)
+            return 2
         a.dataset_dir, a.solution_dir = str(root / "data"), str(root / "solution")
         if a.test_meta is None and (root / "test_meta.tsv").is_file():
             a.test_meta = str(root / "test_meta.tsv")

@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.calibrate import base_columns, calibration_name  # noqa: E402
-from kws.config import PRETRAINED_DIR, Config, with_frontend  # noqa: E402
-from kws.detect import SCORE_NAMES  # noqa: E402
-from kws.metrics import task_score  # noqa: E402
-from kws.pipeline import fused_margins, load_tiers  # noqa: E402
+from kws.calibrate import base_columns, calibration_name
+from kws.config import PRETRAINED_DIR, Config, with_frontend
+from kws.detect import SCORE_NAMES
+from kws.metrics import task_score
+from kws.pipeline import fused_margins, load_tiers
 
 VOICES = {"ge2e": "GE2E voiceprint", "encoder": "encoder voiceprint", "both": "GE2E + encoder voiceprints"}
 

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort  # noqa: E402
-from kws.config import PRETRAINED_DIR, with_frontend  # noqa: E402
-from kws.detect import prepare  # noqa: E402
-from kws.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings  # noqa: E402
-from kws.enroll import TEMPLATE_PAD_MS  # noqa: E402
-from scripts.noise_rule import TRAIN_NOISE_DIR, check_training_noise  # noqa: E402
-from scripts.kws_train import Words, augment, load_noise, split_speakers, utterance  # noqa: E402
+from kws.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort
+from kws.config import PRETRAINED_DIR, with_frontend
+from kws.detect import prepare
+from kws.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings
+from kws.enroll import TEMPLATE_PAD_MS
+from noise_rule import TRAIN_NOISE_DIR, check_training_noise
+from kws_train import Words, augment, load_noise, split_speakers, utterance
 
 log = logging.getLogger("build_cohort")
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.augment import SR, load_noise_named, peak_normalise
-from scripts.kws_train import Words
-from scripts.noise_rule import check_training_noise
+from augment import SR, load_noise_named, peak_normalise
+from kws_train import Words
+from noise_rule import check_training_noise
 
 log = logging.getLogger("build_train_noise")
 

@@ -23,26 +23,25 @@ import json
 import logging
 import multiprocessing
 import shutil
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import kws  # noqa: E402
+import kws
 
 kws.limit_blas_threads()  # before numpy: two worker processes on two cores, one BLAS thread each
 
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
+import numpy as np
+import soundfile as sf
 
-from kws.audio import to_mono_16k, write_wav  # noqa: E402
-from scripts.noise_rule import TRAIN_NOISE_DIR, check_training_noise  # noqa: E402
-from scripts.augment import AugmentConfig, Augmenter, Room, load_noise_named, make_rir  # noqa: E402
-from scripts.synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_engines,  # noqa: E402
-                                    engine_version, make_speaker, render_take)
+from kws.audio import to_mono_16k, write_wav
+from kws.progress import Progress
+from noise_rule import TRAIN_NOISE_DIR, check_training_noise
+from augment import AugmentConfig, Augmenter, Room, load_noise_named, make_rir
+from synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_engines, engine_version,
+                            make_speaker, render_take)
 
 log = logging.getLogger("build_training_set")
 
@@ -338,13 +337,14 @@ def main(argv: list[str] | None = None) -> dict:
     with ctx.Pool(a.jobs, initializer=_init_worker,
                   initargs=(words, out, noises, rirs, aug_cfg, a.seed)) as pool:
         by_name = {j.tname: j for j in jobs}
-        for n, (tname, job_rows, took) in enumerate(pool.imap_unordered(run_job, jobs, chunksize=1), 1):
+        bar = Progress(len(jobs), "speakers", every_s=0)
+        for tname, job_rows, took in pool.imap_unordered(run_job, jobs, chunksize=1):
             rows += job_rows
             kw = sum(r["role"] == "keyword" for r in job_rows)
             seconds[tname] = sum(float(r["seconds"]) for r in job_rows)
-            log.info("%s [%d/%d] %s: %d keyword + %d other files, %.0f s audio, %.1f s; elapsed %.0f s", tname, n,
-                     len(jobs), describe(by_name[tname]), kw, len(job_rows) - kw, seconds[tname], took,
-                     time.perf_counter() - t0)
+            bar.update(note=f"{tname} {describe(by_name[tname])}: {kw} keyword + {len(job_rows) - kw} other files, "
+                            f"{seconds[tname]:.0f} s audio, {took:.1f} s")
+        bar.close()
 
     rows.sort(key=lambda r: r["path"])
     write_tsv(out / "manifest.tsv", rows, MANIFEST_FIELDS)

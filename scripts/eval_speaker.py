@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.config import DEFAULT  # noqa: E402
-from kws.encoder import load_multitask, speaker_embeddings  # noqa: E402
-from kws.voiceprint import unit  # noqa: E402
-from scripts.kws_train import Words, utterance  # noqa: E402
+from kws.config import DEFAULT
+from kws.encoder import load_multitask, speaker_embeddings
+from kws.voiceprint import unit
+from kws_train import Words, utterance
 
 log = logging.getLogger("eval_speaker")
 

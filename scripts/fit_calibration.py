@@ -14,15 +14,14 @@ import argparse
 import csv
 import logging
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.calibrate import (CALIBRATION_FILE, RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns, fit_logistic,  # noqa: E402
+from kws.calibrate import (CALIBRATION_FILE, RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns,
+                           fit_logistic,
                            fit_threshold, with_set_columns)
-from kws.config import PRETRAINED_DIR  # noqa: E402
-from kws.detect import SCORE_NAMES  # noqa: E402
+from kws.config import PRETRAINED_DIR
+from kws.detect import SCORE_NAMES
 
 log = logging.getLogger("fit_calibration")
 

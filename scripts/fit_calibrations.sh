@@ -22,9 +22,9 @@ spk=spk_seg_z,spk_all_z,spk_seg_t,spk_rel
 cond=cond_snr,cond_noise,cond_speech_s,cond_clipped
 fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
   local out=$1 table=$2 cols=$3 set=${4:-}
-  "$py" -m scripts.fit_calibration --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols,$cond" --out "pretrained/$out.json"
+  "$py" scripts/fit_calibration.py --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols,$cond" --out "pretrained/$out.json"
   if [ -n "$set" ]; then
-    "$py" -m scripts.fit_calibration --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols,$cond" --set-columns "$set" \
+    "$py" scripts/fit_calibration.py --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols,$cond" --set-columns "$set" \
         --out "pretrained/${out}_set.json"
   fi
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from scripts.augment import load_noise, mix_at_snr, noise_segment, peak_normalise  # noqa: F401 (load_noise re-exported)
+from augment import load_noise, mix_at_snr, noise_segment, peak_normalise  # noqa: F401 (load_noise re-exported)
 
 SR = 16000
 

@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.augment import peak_normalise  # noqa: E402
-from scripts.synth_speakers import espeak  # noqa: E402
+from augment import peak_normalise
+from synth_speakers import espeak
 
 SR = 16000
 VOICES = ["en+m1", "en+f3", "en+m3", "en+f2", "en+m7", "en+f4"]

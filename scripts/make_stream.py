@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.audio import list_wavs, read_audio  # noqa: E402
-from kws.config import SAMPLE_RATE  # noqa: E402
-from kws.metrics import parse_labels  # noqa: E402
+from kws.audio import list_wavs, read_audio
+from kws.config import SAMPLE_RATE
+from kws.metrics import parse_labels
 
 
 def main() -> None:

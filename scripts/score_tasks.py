@@ -10,19 +10,18 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.audio import list_wavs  # noqa: E402
-from kws.config import with_frontend  # noqa: E402
-from kws.detect import SCORE_NAMES  # noqa: E402
-from kws.enroll import build_profile  # noqa: E402
-from kws.metrics import parse_labels  # noqa: E402
-from kws.pipeline import score_files  # noqa: E402
-from scripts.kws_train import split_speakers  # noqa: E402
+from kws.audio import list_wavs
+from kws.config import with_frontend
+from kws.detect import SCORE_NAMES
+from kws.enroll import build_profile
+from kws.metrics import parse_labels
+from kws.pipeline import score_files
+from kws.progress import Progress
+from kws_train import split_speakers
 
 log = logging.getLogger("score_tasks")
 
@@ -56,7 +55,8 @@ def main() -> None:
     with open(a.out, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, delimiter="\t")
         w.writerow(["task", "file", "label", *SCORE_NAMES])
-        for n, t in enumerate(ids, 1):
+        bar = Progress(len(ids), f"scoring {tasks.name}", every_s=0)
+        for t in ids:
             t0 = time.perf_counter()
             labels = parse_labels((tasks / "solution" / f"{t}_test_labels.txt").read_text())
             profile = build_profile(list_wavs(tasks / "data" / t / "enroll"), cfg)
@@ -65,7 +65,8 @@ def main() -> None:
             for i, p in enumerate(paths):
                 w.writerow([t, p.name, labels[p.name], *(f"{scores[k][i]:.5f}" for k in SCORE_NAMES)])
             f.flush()
-            log.info("[%d/%d] %s %.1f s", n, len(ids), t, time.perf_counter() - t0)
+            bar.update(note=f"{t} {time.perf_counter() - t0:.1f} s")
+        bar.close()
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ import numpy as np
 import soundfile as sf
 
 from kws.audio import to_mono_16k
-from scripts.augment import peak_normalise, pitch, speed
-from scripts.synth_phrases import POOLS, PhrasePool
+from augment import peak_normalise, pitch, speed
+from synth_phrases import POOLS, PhrasePool
 
 log = logging.getLogger(__name__)
 

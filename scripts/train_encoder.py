@@ -33,15 +33,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws import dtw  # noqa: E402
-from scripts.noise_rule import TRAIN_NOISE_DIR, check_training_noise  # noqa: E402
-from kws.config import DEFAULT, PRETRAINED_DIR  # noqa: E402
-from kws.encoder import ENCODER_FILE  # noqa: E402
-from kws.features import cmvn, encoder_input, mfcc  # noqa: E402
-from kws.model import EncoderShape, MultiTaskEncoder, export_arrays  # noqa: E402
-from kws.vad import speech_segments  # noqa: E402
-from scripts.kws_train import Words, augment, load_noise, split_speakers  # noqa: E402
+from kws import dtw
+from kws.config import DEFAULT, PRETRAINED_DIR
+from kws.encoder import ENCODER_FILE
+from kws.features import cmvn, encoder_input, mfcc
+from kws.model import EncoderShape, MultiTaskEncoder, export_arrays
+from kws.progress import Progress
+from kws.vad import speech_segments
+from noise_rule import TRAIN_NOISE_DIR, check_training_noise
+from kws_train import Words, augment, load_noise, split_speakers
 
 log = logging.getLogger("train_encoder")
 REAL_CORPORA = ("dsp20", "asc")
@@ -266,8 +266,7 @@ def main() -> None:
     net = nn.parallel.DistributedDataParallel(model) if ddp else model
     log.info("%d clips, %d speakers, %d words/phrases; %d params; %d processes", len(items), len(data.speakers),
              data.n_texts, sum(p.numel() for p in model.parameters()), world)
-    from tqdm import tqdm
-    bar = tqdm(total=a.steps, initial=step, disable=rank != 0, desc="train", mininterval=10)
+    bar = Progress(a.steps, "train steps", every_s=30, initial=step, quiet=rank != 0)
     model.train()
     while step < a.steps:
         idx = data.sample(a.pairs)
@@ -293,10 +292,10 @@ def main() -> None:
         sched.step()
         step += 1
         history.append([l_spk.item(), l_word.item(), l_frame.item()])
-        bar.update(1)
+        bar.update()
         if step % 50 == 0:
             h = np.mean(history[-50:], axis=0)
-            bar.set_postfix(spk=f"{h[0]:.2f}", word=f"{h[1]:.2f}", frame=f"{h[2]:.2f}")
+            bar.note = f"losses: speaker {h[0]:.2f}, word {h[1]:.2f}, frame {h[2]:.2f}"
         if rank == 0 and (step % a.ckpt_every == 0 or step == a.steps):
             rngs = [data.rng.bit_generator.state]
             tmp = ckpt.with_suffix(".tmp")

@@ -16,23 +16,22 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kws.audio import list_wavs, read_audio  # noqa: E402
-from kws.config import PRETRAINED_DIR, with_frontend  # noqa: E402
-from kws.detect import keyword_matches, prepare  # noqa: E402
-from kws.enroll import build_profile  # noqa: E402
-from kws.errors import AudioError  # noqa: E402
-from kws.matcher import MATCHER_FILE, TOP_TEMPLATES, match_matrix  # noqa: E402
-from kws.metrics import parse_labels  # noqa: E402
-from kws.model import MatcherCNN  # noqa: E402
-from scripts.score_tasks import task_ids  # noqa: E402
+from kws.audio import list_wavs, read_audio
+from kws.config import PRETRAINED_DIR, with_frontend
+from kws.detect import keyword_matches, prepare
+from kws.enroll import build_profile
+from kws.errors import AudioError
+from kws.matcher import MATCHER_FILE, TOP_TEMPLATES, match_matrix
+from kws.metrics import parse_labels
+from kws.model import MatcherCNN
+from kws.progress import progress
+from score_tasks import task_ids
 
 log = logging.getLogger("train_matcher")
 
@@ -82,18 +81,15 @@ def main() -> None:
             x, y, group = z["x"], z["y"], z["group"]
     else:
         xs, ys, gs = [], [], []
-        t0 = time.time()
         for k, tasks in enumerate(map(Path, a.tasks)):
             if any(t.startswith(("D", "P")) for t in task_ids(tasks, "all")):
                 raise SystemExit(f"{tasks}: dev or practice tasks; train the matcher on train-split tasks only")
             ids = task_ids(tasks, "cohort")
-            for n, t in enumerate(ids, 1):
+            for t in progress(ids, f"{tasks.name}: tasks"):
                 m, yy = task_matrices(tasks, t, cfg)
                 xs += m
                 ys += yy
                 gs += [f"{k}:{t}"] * len(yy)
-                if n % 10 == 0:
-                    log.info("%s: %d/%d tasks, %d matrices, %.0f s", tasks.name, n, len(ids), len(xs), time.time() - t0)
         x, y, group = np.stack(xs), np.array(ys), np.array(gs)
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, x=x, y=y, group=group)

@@ -1,11 +1,9 @@
 import subprocess
-import sys
 from pathlib import Path
 
+import kws  # the installed package (pip install -e .[dev]; ./initialize.sh --dev does)
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import kws  # noqa: E402
 
 kws.limit_blas_threads()   # as `python -m kws` does, before numpy loads
 

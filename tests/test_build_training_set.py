@@ -1,6 +1,7 @@
 """scripts/build_training_set.py and its parts: augmentation functions, synthetic speakers, a tiny build."""
 import csv
 import hashlib
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -9,14 +10,17 @@ import pytest
 import soundfile as sf
 from synth import SR, utterance
 
-from scripts import augment as A
-from scripts import build_training_set as B
-from scripts import synth_speakers as S
+import augment as A
+import build_training_set as B
+import synth_speakers as S
 
 HAS_ESPEAK = shutil.which("espeak-ng") is not None
 HAS_SOX = shutil.which("sox") is not None
 needs_espeak = pytest.mark.skipif(not HAS_ESPEAK, reason="espeak-ng not installed")
 needs_sox = pytest.mark.skipif(not HAS_SOX, reason="sox not installed")
+# The room simulator is a training dependency (pip install .[train]), not the runtime's.
+needs_rooms = pytest.mark.skipif(importlib.util.find_spec("pyroomacoustics") is None,
+                                 reason="pyroomacoustics not installed (pip install .[train])")
 
 
 def band_energy(y: np.ndarray, lo: float, hi: float) -> float:
@@ -45,6 +49,7 @@ def test_noise_shorter_than_speech_is_looped(speech):
     assert len(out) == len(speech) and np.all(np.isfinite(out))
 
 
+@needs_rooms
 def test_reverb_keeps_length_and_energy_and_smears(speech):
     rir, room = A.make_rir(np.random.default_rng(0), rt60=0.3)
     assert 0.05 * SR < len(rir) < 2 * SR and room.rt60 == 0.3 and room.distance > 0
@@ -191,6 +196,7 @@ def built(inputs, tmp_path_factory) -> tuple[Path, dict]:
     return out, tiny_build(inputs, out, jobs=1)
 
 
+@needs_rooms
 def test_tiny_build_layout_and_manifest(built):
     out, summary = built
     rows = read_manifest(out)
@@ -220,6 +226,7 @@ def test_tiny_build_layout_and_manifest(built):
     assert summary["files"] == len(rows) and (out / "speakers.tsv").is_file() and (out / "build_info.json").is_file()
 
 
+@needs_rooms
 def test_tiny_build_is_deterministic_across_jobs(built, inputs, tmp_path):
     out, _ = built
     again = tmp_path / "again"
@@ -227,6 +234,7 @@ def test_tiny_build_is_deterministic_across_jobs(built, inputs, tmp_path):
     assert digest(again) == digest(out)
 
 
+@needs_rooms
 def test_existing_output_needs_force(built, inputs):
     out, _ = built
     with pytest.raises(SystemExit, match="--force"):

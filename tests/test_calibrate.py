@@ -66,11 +66,7 @@ def test_set_norm_gate():
 
 def test_fit_rows_per_positive_count():
     """fit_calibration's --positives: each task again with fewer positives, @set columns on that subset."""
-    import sys
-
-    from conftest import ROOT
-    sys.path.insert(0, str(ROOT))
-    from scripts.fit_calibration import task_matrix
+    from fit_calibration import task_matrix
     rows = [{"task": "0:T1", "label": str(int(i < 5)), "kw_z": str(10.0 if i < 5 else i % 3)} for i in range(50)]
     rows.append({"task": "0:T1", "label": "0", "kw_z": "nan"})         # unscored: left out
     x, y, g = task_matrix(rows, ("kw_z",), ("kw_z@set",), [0, 1, 5], seed=0)

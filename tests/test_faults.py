@@ -181,7 +181,7 @@ def copy_code(dst: Path) -> Path:
     """A copy of the submission as the platform would hold it, sharing this checkout's environment."""
     for name in ("kws", "pretrained", "scripts"):
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("initialize.sh", "enrollment.sh", "predict.sh", "requirements.txt", "requirements-nodeps.txt"):
+    for name in ("initialize.sh", "enrollment.sh", "predict.sh", "pyproject.toml", "requirements-nodeps.txt"):
         shutil.copy(ROOT / name, dst / name)
     os.symlink(os.path.realpath(ROOT / ".venv"), dst / ".venv")
     return dst
@@ -243,20 +243,22 @@ FULL, FULL_SET = calibration_name(DEFAULT), calibration_name(DEFAULT, by_set=Tru
 def test_damaged_pretrained_fails_at_initialize(tmp_path, damage, expect):
     code = copy_code(tmp_path / "code")
     damage(code / "pretrained")
-    r = run("initialize.sh", code=code)
+    # the copy shares this checkout's environment: its venv would be keyed on the copy's path
+    r = run("initialize.sh", code=code, env={"KWS_VENV": os.path.realpath(ROOT / ".venv")})
     assert r.returncode != 0
     assert expect in r.stderr + r.stdout, r.stderr
 
 
-def test_damaged_converted_weights_are_rebuilt(tmp_path, monkeypatch):
+def test_damaged_ge2e_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
     from kws import encoder
-    cache = tmp_path / "ge2e.npz"
-    cache.write_bytes(b"garbage")
-    monkeypatch.setattr(encoder, "ge2e_cache_path", lambda: cache)
+    from kws.errors import WeightsError
+    bad = tmp_path / "pretrained.pt"
+    bad.write_bytes(b"garbage")
+    monkeypatch.setattr(encoder, "ge2e_weights_path", lambda: bad)
     encoder.load_ge2e.cache_clear()
     try:
-        model = encoder.load_ge2e()
-        assert model.proj_w.shape == (256, 256) and cache.stat().st_size > 1_000_000
+        with pytest.raises(WeightsError, match="cannot read the GE2E weights.*pip install --no-deps resemblyzer"):
+            encoder.load_ge2e()
     finally:
         encoder.load_ge2e.cache_clear()
 

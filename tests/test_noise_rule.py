@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from scripts.noise_rule import check_training_noise
+from noise_rule import check_training_noise
 
 SHARED_NOISE = Path(__file__).resolve().parents[2] / "shared" / "data" / "noise"
 
@@ -28,7 +28,7 @@ def test_the_dev_noise_is_refused_by_path_and_by_content(tmp_path):
 
 
 def test_train_noise_bank_is_real_babble_and_synthetic(tmp_path):
-    from scripts import build_train_noise as b
+    import build_train_noise as b
     rng = np.random.default_rng(0)
     for slope in (0.0, 1.0, 2.0):
         y = b.coloured(rng, 16000, slope)

@@ -89,6 +89,21 @@ def test_evaluate_command(tiny_task, tmp_path):
     assert (tmp_path / "o" / "scores.txt").read_text() == "score: 0.000000\n"
 
 
+def test_evaluate_reads_the_starting_kits_prediction_files(tiny_task, tmp_path):
+    """The official kit writes <SPK>_predictions.txt; ours <SPK>.txt wins when both are there."""
+    from kws.platform import evaluate_folder
+    labels = (tiny_task / "solution" / "S001_test_labels.txt").read_text()
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    (preds / "S001_predictions.txt").write_text(labels)
+    assert evaluate_folder(tiny_task / "data", tiny_task / "solution", preds).average_score == 0.0
+    (preds / "S001.txt").write_text(labels.replace("\t1", "\t0"))   # every positive missed
+    assert evaluate_folder(tiny_task / "data", tiny_task / "solution", preds).average_score == 1.0
+    (preds / "S001.txt").unlink()
+    (preds / "S001_predictions.txt").unlink()
+    assert evaluate_folder(tiny_task / "data", tiny_task / "solution", preds).speakers[0]["error"]
+
+
 def test_parallel_jobs_give_the_same_predictions(tiny_task, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tiny_task / "data" / "S001", data / "S001")
@@ -131,3 +146,13 @@ def test_takes_that_disagree_get_a_warning(tmp_path):
     r = run("enrollment.sh", tmp_path / "enroll", tmp_path / "work")
     assert r.returncode == 0
     assert "differ from each other" in r.stderr or "unlike the other takes" in r.stderr
+def test_local_platform_with_no_arguments_scores_the_shipped_demo(tmp_path):
+    """The README's main job: no data given, no ../shared needed; a full platform run on demo/."""
+    out = tmp_path / "scoring"
+    r = subprocess.run([sys.executable, str(ROOT / "run_local_test.py"), "--output_dir", out],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert [s["speaker"] for s in rep["speakers"]] == ["D0001", "D0003", "D0005", "D0010"]
+    assert all(s["error"] == "" for s in rep["speakers"])
+    assert (out / "scores.txt").read_text().startswith("score: ") and "average" in r.stdout

@@ -50,7 +50,7 @@ import shutil  # noqa: E402
 from conftest import run  # noqa: E402
 
 from kws.profile import PROFILE_NAME, STALE_NAME, replacing  # noqa: E402
-from scripts.bad_inputs import TAMPERS  # noqa: E402
+from bad_inputs import TAMPERS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

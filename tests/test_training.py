@@ -5,8 +5,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("speechbrain")
 
-from scripts import train_encoder as te  # noqa: E402
-from scripts.train_matcher import auc  # noqa: E402
+import train_encoder as te  # noqa: E402
+from train_matcher import auc  # noqa: E402
 
 
 def tiny_data(n_speakers=3, texts=("zh:a", "zh:b", "en:c"), takes=2, seed=0):
