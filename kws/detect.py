@@ -177,7 +177,8 @@ def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list
          the same voice, channel, length and spectrum but not the same word;
     half: how much worse the worse template half matches than the whole (only part of the phrase there);
     warp: how far the best match had to stretch or squeeze its template (genuine matches stay near 1);
-    nm_*: rel, t and the gain over raw of the noise-matched templates (nm_dist, NaN columns: the plain raw).
+    nm_*: rel, t and the gain over raw of the noise-matched templates (nm_dist; without it, or in its NaN
+    columns, the plain raw: gain 0).
     """
     raw = top_k_mean(dist[:-1], k, largest=False)
     z = (profile.kw_cohort_mean[:, None] - dist) / (profile.kw_cohort_std[:, None] + 1e-6)

@@ -58,7 +58,7 @@ def load_tiers(cfg: Config = Config()) -> list[Tier]:
     def tier(name: str, speaker: bool) -> Tier:
         return Tier(name, speaker, Calibration.for_config(cfg, keyword_only=not speaker),
                     Calibration.for_config(cfg, not speaker, by_set=True) if cfg.detect.set_norm else None)
-    return [tier("full", True), tier("keyword", False)]
+    return [tier("full", True), tier("keyword", False)] if cfg.detect.speaker_check else [tier("keyword", False)]
 
 
 def _rows(scores: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -248,10 +248,14 @@ def check_pretrained(cfg: Config = Config()) -> None:
             raise WeightsError(f"the '{tier.name}' calibration {'uses' if 'kw_cnn' in names else 'lacks'} the "
                                f"learned matcher's score but DetectConfig.matcher is {cfg.detect.matcher}; "
                                "refit the calibration or switch the matcher")
+        if any(n.startswith("kw_nm_") for n in names) != cfg.detect.noise_match:
+            raise WeightsError(f"the '{tier.name}' calibration {'uses' if cfg.detect.noise_match is False else 'lacks'} "
+                               f"the noise-matched scores but DetectConfig.noise_match is {cfg.detect.noise_match}; "
+                               "refit the calibration or switch noise matching")
     if cfg.detect.matcher:
         matcher_for(cfg.features)
     log.info("pretrained artefacts OK: front end %s, voiceprint %s, cohort of %d utterances / %d templates, "
-             "calibrations: %s; test-set normalisation %s", cfg.features.frontend, cfg.detect.voiceprint,
-             len(cohort.keyword_frames), len(cohort.templates),
+             "calibrations: %s; speaker check %s, noise matching %s, test-set normalisation %s",
+             cfg.features.frontend, cfg.detect.voiceprint, len(cohort.keyword_frames), len(cohort.templates),
              "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in tiers),
-             "on" if cfg.detect.set_norm else "off")
+             *("on" if x else "off" for x in (cfg.detect.speaker_check, cfg.detect.noise_match, cfg.detect.set_norm)))

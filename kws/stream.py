@@ -292,7 +292,7 @@ class StreamDetector:
         clips = [Prepared(w.audio, keyword_frames(w.audio, self.cfg.features), True) for w in windows]
         best: list[Detection | None] = [None] * len(windows)
         for name, profile in self.phrases.items():
-            scores, located = score_and_locate(profile, clips, self.cohort, self.cfg)
+            scores, located = score_and_locate(profile, clips, self.cohort, self.cfg, self.cfg.detect.speaker_check)
             fused = self.calibration.fuse(scores)
             for i, (w, m, f) in enumerate(zip(windows, located, fused)):
                 if f > self.threshold and (best[i] is None or f > best[i].fused):

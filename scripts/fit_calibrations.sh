@@ -1,12 +1,13 @@
 #!/bin/bash
 # Refit every calibration in pretrained/ from train-split score tables.
 #
-#   scripts/fit_calibrations.sh DIR
+#   scripts/fit_calibrations.sh DIR            (ONLY=REGEX: just the calibrations whose names match)
 #
-# DIR holds, for each of the three train task sets k = 1 2 3 (make_tasks.py --split train, seeds 7 8 9;
-# pretrained/README.md), tables from scripts/score_tasks.py --speakers-half calibration:
+# DIR holds, for each train task set k (k = 1 2 3: make_tasks.py --split train, seeds 7 8 9;
+# pretrained/README.md), tables from scripts/score_tasks.py --speakers-half calibration; each fit
+# uses every table of its kind there (the provenance of each calibration lists them):
 #   ge2e-k.tsv      --matcher                          (GE2E voiceprint; kw_cnn for the matcher fits)
-#   encoder-k.tsv   --matcher --voiceprint encoder     (the default voiceprint)
+#   encoder-k.tsv   --matcher --voiceprint encoder --noise-match  (the default voiceprint; kw_nm_* for the _nm fits)
 #   both-k.tsv      --voiceprint both
 #   frames-k.tsv    --frontend encoder                 (the encoder keyword front end, GE2E voiceprint)
 #   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
@@ -15,24 +16,28 @@ set -euo pipefail
 dir=${1:?usage: scripts/fit_calibrations.sh DIR}
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
-# keyword scores (with the noise-matched templates' kw_nm_*), then the clip's conditions, which every
+# keyword scores, the noise-matched templates' (the _nm fits), then the clip's conditions, which every
 # fit takes: a noisy clip is judged in its conditions (docs/results.md, v4).
-kw=kw_z,kw_t,kw_rel,kw_avg_rel,kw_trel,kw_rev,kw_warp,kw_half,kw_nm_rel,kw_nm_t,kw_nm_gain
+kw=kw_z,kw_t,kw_rel,kw_avg_rel,kw_trel,kw_rev,kw_warp,kw_half
+nm=kw_nm_rel,kw_nm_t,kw_nm_gain
 spk=spk_seg_z,spk_all_z,spk_seg_t,spk_rel
 cond=cond_snr,cond_noise,cond_speech_s,cond_clipped
 fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
   local out=$1 table=$2 cols=$3 set=${4:-}
-  "$py" scripts/fit_calibration.py --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols,$cond" --out "pretrained/$out.json"
+  if [ -n "${ONLY:-}" ] && ! [[ $out =~ $ONLY ]]; then return 0; fi   # ONLY=REGEX: refit just those
+  "$py" scripts/fit_calibration.py --scores "$dir/$table"-[0-9].tsv --columns "$cols,$cond" --out "pretrained/$out.json"
   if [ -n "$set" ]; then
-    "$py" scripts/fit_calibration.py --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols,$cond" --set-columns "$set" \
+    "$py" scripts/fit_calibration.py --scores "$dir/$table"-[0-9].tsv --columns "$cols,$cond" --set-columns "$set" \
         --out "pretrained/${out}_set.json"
   fi
 }
-fit calibration_keyword                ge2e    "$kw"              "$kw"
+fit calibration_keyword                encoder "$kw"              "$kw"
 fit calibration                        ge2e    "$kw,$spk"         "$kw"
 fit calibration_voice-encoder          encoder "$kw,$spk"         "$kw"
+fit calibration_keyword_nm             encoder "$kw,$nm"          "$kw,$nm"
+fit calibration_voice-encoder_nm       encoder "$kw,$nm,$spk"     "$kw,$nm"
 fit calibration_voice-both             both    "$kw,$spk"         "$kw"
-fit calibration_keyword_matcher        ge2e    "$kw,kw_cnn"       "$kw,kw_cnn"
+fit calibration_keyword_matcher        encoder "$kw,kw_cnn"       "$kw,kw_cnn"
 fit calibration_matcher                ge2e    "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
 fit calibration_matcher_voice-encoder  encoder "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
 fit calibration_keyword_encoder        frames  "$kw"              "$kw"

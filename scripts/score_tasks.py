@@ -45,9 +45,10 @@ def main() -> None:
     ap.add_argument("--matcher", action="store_true", help="also the learned matcher's kw_cnn score")
     ap.add_argument("--voiceprint", default="ge2e", choices=["ge2e", "encoder", "both"],
                     help="whose speaker embedding the spk_* scores use")
+    ap.add_argument("--noise-match", action="store_true", help="also the noise-matched templates' kw_nm_* scores")
     a = ap.parse_args()
     cfg = with_frontend(a.frontend)
-    cfg = replace(cfg, detect=replace(cfg.detect, matcher=a.matcher, voiceprint=a.voiceprint))
+    cfg = replace(cfg, detect=replace(cfg.detect, matcher=a.matcher, voiceprint=a.voiceprint, noise_match=a.noise_match))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)  # this script's progress; the library stays at WARNING
     tasks = Path(a.tasks)

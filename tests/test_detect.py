@@ -2,11 +2,16 @@
 import numpy as np
 import pytest
 
-from kws.config import DEFAULT
+from dataclasses import replace
+
+from kws.config import DEFAULT as PLAIN
 from kws.detect import CONDITION_NAMES, noise_matched_distances, prepare, score_clips
 from kws.cohort import load_cohort
 from kws.profile import SpeakerProfile
 from synth import SR, utterance
+
+
+DEFAULT = replace(PLAIN, detect=replace(PLAIN.detect, noise_match=True))   # noise matching is a switch
 
 
 def _with_noise(y: np.ndarray, snr_db: float, seed: int = 5) -> np.ndarray:
@@ -35,8 +40,6 @@ def test_noisy_clip_is_matched_against_templates_in_its_own_noise(profile):
 
 
 def test_noise_matching_can_be_switched_off_and_needs_the_takes(profile):
-    from dataclasses import replace
     noisy = prepare(_with_noise(utterance(["alpha", "delta"], seed=43), 3.0), DEFAULT)
-    off = replace(DEFAULT, detect=replace(DEFAULT.detect, noise_match=False))
-    assert np.isnan(noise_matched_distances(profile, [noisy], off)).all()
+    assert np.isnan(noise_matched_distances(profile, [noisy], PLAIN)).all()     # off by default
     assert np.isnan(noise_matched_distances(replace(profile, template_audio=[]), [noisy], DEFAULT)).all()

@@ -51,9 +51,36 @@ def test_every_supported_configuration_has_its_artefacts():
 
     from kws.config import with_frontend
     from kws.pipeline import check_pretrained, load_tiers
-    for frontend, matcher, voiceprint in SUPPORTED:
+    for (frontend, matcher, voiceprint), speaker in ((c, s) for c in SUPPORTED for s in (False, True)):
         cfg = with_frontend(frontend)
-        cfg = replace(cfg, detect=replace(cfg.detect, matcher=matcher, voiceprint=voiceprint))
+        cfg = replace(cfg, detect=replace(cfg.detect, matcher=matcher, voiceprint=voiceprint, speaker_check=speaker))
         check_pretrained(cfg)
+        assert [t.speaker for t in load_tiers(cfg)] == ([True, False] if speaker else [False])
         assert all(t.by_set is not None for t in load_tiers(cfg))
         assert all(t.by_set is None for t in load_tiers(replace(cfg, detect=replace(cfg.detect, set_norm=False))))
+
+
+def test_the_speaker_check_and_noise_matching_are_switches_with_their_own_calibrations():
+    from dataclasses import replace
+
+    from kws.calibrate import calibration_name
+    from kws.pipeline import check_pretrained
+    cfg = Config()
+    assert calibration_name(cfg) == "calibration_keyword.json"          # default: keyword scores decide
+    on = replace(cfg, detect=replace(cfg.detect, speaker_check=True))
+    assert calibration_name(on) == "calibration_voice-encoder.json"
+    for d in (replace(cfg.detect, noise_match=True), replace(on.detect, noise_match=True)):
+        nm = replace(cfg, detect=d)
+        assert calibration_name(nm, by_set=True).endswith("_nm_set.json")
+        check_pretrained(nm)
+        assert any(n.startswith("kw_nm_") for n in Calibration.for_config(nm).names)
+
+
+def test_every_calibration_judges_a_clip_in_its_conditions():
+    """Each committed calibration was refitted under the noise rule with the cond_* columns."""
+    from kws.config import PRETRAINED_DIR
+    from kws.detect import CONDITION_NAMES
+    files = sorted(PRETRAINED_DIR.glob("calibration*.json"))
+    assert len(files) >= 24
+    for f in files:
+        assert set(CONDITION_NAMES) <= set(Calibration.load(f).names), f.name
