@@ -73,13 +73,16 @@ def test_user_path_mistakes_are_messages_not_tracebacks(enrolled, tiny_task, tmp
         r = run_case(cmd, tmp_path, pred, names)
         assert not r["traceback"] and r["exit"] == (0 if "-p.txt" in name else 2), (name, r)
         assert r.get("file") != "BAD", (name, r)
+
+
 def test_set_switches_the_configuration_and_its_calibration(tmp_path):
     r = kws("check", "--set", "detect.voiceprint=ge2e", "--set", "detect.set_norm=off")
     assert r.returncode == 0, r.stderr
     assert "voiceprint ge2e" in r.stderr and "test-set normalisation off" in r.stderr
     r = kws("check", "--set", "detect.voicprint=ge2e")
     assert r.returncode == 2 and "unknown field 'voicprint' of detect" in r.stderr
-    r = kws("check", "--set", "features.frontend=encoder", "--set", "detect.voiceprint=both")
+    r = kws("check", "--set", "features.frontend=encoder", "--set", "detect.voiceprint=both",
+            "--set", "detect.speaker_check=on")
     assert r.returncode == 2 and "calibration_encoder_voice-both.json is missing" in r.stderr
 
 
