@@ -77,6 +77,31 @@ def check_header(path: Path, rate: int, channels: int, cfg: AudioConfig = AudioC
                          f"(at least {cfg.min_rate} Hz and one channel); re-record or re-export it")
 
 
+READ_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError)   # what soundfile raises on bad input
+
+
+def unreadable(path: Path, e: Exception) -> AudioError:
+    return AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV")
+
+
+def open_audio(path: str | Path) -> sf.SoundFile:
+    """The one way a sound file is opened (files, streams, quality checks): a SoundFile whose header
+    passed check_header, or AudioError saying why not. Use it as a context manager."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: not a file")
+    try:
+        f = sf.SoundFile(os.fsencode(path))
+    except READ_ERRORS as e:
+        raise unreadable(path, e) from e
+    try:
+        check_header(path, f.samplerate, f.channels)
+    except AudioError:
+        f.close()
+        raise
+    return f
+
+
 def probe(path: str | Path) -> AudioInfo:
     """What the file header says, or AudioError saying why it cannot be read."""
     path = Path(path)
@@ -84,12 +109,8 @@ def probe(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes); re-record or re-copy it")
-    try:
-        info = sf.info(os.fsencode(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV") from e
-    check_header(path, info.samplerate, info.channels)
-    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), str(info.subtype))
+    with open_audio(path) as f:
+        return AudioInfo(int(f.samplerate), int(f.channels), int(f.frames), str(f.subtype))
 
 
 def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
@@ -99,8 +120,8 @@ def read_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
     frames = min(info.frames, int(cfg.max_seconds * info.sample_rate))
     try:
         y, sr = _read_mono(path, frames), info.sample_rate
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise AudioError(f"{path}: not readable as audio ({e}); expected a 16 kHz mono 16-bit WAV") from e
+    except READ_ERRORS as e:
+        raise unreadable(path, e) from e
     warn_if_truncated(path, info.sample_rate, info.frames)
     if info.seconds > cfg.max_seconds:
         log.warning("%s: %.0f s long, only the first %.0f s are used", path, info.seconds, cfg.max_seconds)
@@ -120,7 +141,7 @@ def _read_mono(path: Path, frames: int, block: int = 1 << 16) -> np.ndarray:
     """Up to `frames` frames, downmixed block by block into one float32 array (no multi-channel copy)."""
     out = np.empty(frames, np.float32)
     n = 0
-    with sf.SoundFile(os.fsencode(path)) as f:
+    with open_audio(path) as f:
         while n < frames and len(x := f.read(min(block, frames - n), dtype="float32", always_2d=True)):
             out[n:n + len(x)] = x.mean(axis=1)
             n += len(x)

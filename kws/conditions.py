@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import SAMPLE_RATE, VadConfig
-from .vad import frame_decisions, segments_of
+from .vad import frame_decisions, frame_samples, segments_of
 
 SILENCE_DB = -120.0     # the level of digital silence (log of zero)
 CLIP_PEAK = 0.999       # a sample at full scale: the recording was clipped
@@ -34,7 +34,7 @@ def db(power: float) -> float:
 
 def measure(y: np.ndarray, cfg: VadConfig = VadConfig(), speech: np.ndarray | None = None) -> Conditions:
     """Conditions of 16 kHz mono samples; speech: frame_decisions(y, cfg), when the caller has them."""
-    n = SAMPLE_RATE * cfg.frame_ms // 1000
+    n = frame_samples(cfg)
     count = len(y) // n
     speech = frame_decisions(y, cfg) if speech is None else speech
     # Variance per frame, not mean square: a sound card's DC offset is no noise anyone hears.

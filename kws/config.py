@@ -43,6 +43,9 @@ class VadConfig:
     merge_gap_ms: int = 300            # bridge short pauses inside a phrase
     pad_ms: int = 150                  # keep some context around speech
     energy_floor_db: float = -55.0     # frames quieter than this (dBFS) are never speech
+    # ... nor frames this far under the loudest frame (the clip's; a stream's: of the last
+    # StreamConfig.peak_window_s): webrtcvad fires on loud stationary noise, far below speech peaks.
+    relative_floor_db: float = 40.0
 
 
 @dataclass(frozen=True)

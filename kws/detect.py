@@ -21,7 +21,7 @@ from .matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
 from .profile import SpeakerProfile
 from .stages import stage
 from .conditions import Conditions
-from .vad import frame_decisions, segments_of
+from .vad import frame_decisions, frame_samples, segments_of
 from .voiceprint import cosine, unit
 
 CONDITION_NAMES = ("cond_snr", "cond_noise", "cond_speech_s", "cond_clipped")
@@ -59,7 +59,7 @@ def non_speech(y: np.ndarray, segs: list[tuple[int, int]], cfg: Config) -> np.nd
     for a, b in segs:
         keep[a:b] = False
     if keep.sum() < cfg.detect.noise_match_min_s * SAMPLE_RATE:
-        n = SAMPLE_RATE * cfg.vad.frame_ms // 1000
+        n = frame_samples(cfg.vad)
         frames = y[: len(y) // n * n].reshape(-1, n)
         quiet = np.sort(np.argsort(frames.var(axis=1))[: max(1, len(frames) // 5)])
         return frames[quiet].reshape(-1)[: int(cfg.detect.noise_match_max_s * SAMPLE_RATE)]

@@ -15,6 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .vectors import unit
+
 BARRIER = 2  # inf-cost columns between concatenated clips; the (1,2) step can skip only one
 
 
@@ -41,13 +43,9 @@ def _check_time() -> None:
         raise OutOfTime
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-8)
-
-
 def cosine_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) cosine distances in [0, 2]."""
-    return (1.0 - unit_rows(a) @ unit_rows(b).T).astype(np.float32)
+    return (1.0 - unit(a) @ unit(b).T).astype(np.float32)
 
 
 def _shift(x: np.ndarray, k: int, fill: float = np.inf) -> np.ndarray:
@@ -153,7 +151,7 @@ def _concatenate(clips: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndar
     parts, offsets, pos = [], [], 0
     for c in clips:
         offsets.append(pos)
-        parts += [unit_rows(c), np.zeros((BARRIER, dim), np.float32)]
+        parts += [unit(c), np.zeros((BARRIER, dim), np.float32)]
         pos += len(c) + BARRIER
     big = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32)
     blocked = np.zeros(len(big), bool)
@@ -166,7 +164,7 @@ def _groups(templates: list[np.ndarray], columns: int):
     """Templates in groups that keep each DP pass within MAX_CELLS."""
     size = max(1, MAX_CELLS // max(columns, 1))
     for g in range(0, len(templates), size):
-        yield [unit_rows(t) for t in templates[g:g + size]]
+        yield [unit(t) for t in templates[g:g + size]]
 
 
 def match_templates(templates: list[np.ndarray], clips: list[np.ndarray]) -> list[list[Match]]:

@@ -23,7 +23,8 @@ import numpy as np
 from . import torchfile
 from .config import PRETRAINED_DIR, VOICEPRINTS, FeatureConfig
 from .errors import WeightsError
-from .features import encoder_input, keyword_frames as mfcc_frames, mel_power, stack
+from .vectors import unit
+from .features import encoder_input, mfcc_frames, mel_power, stack
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def embed_partials(model: GE2E, parts: list[np.ndarray]) -> np.ndarray:
         for k, i in enumerate(idx):
             x[:lengths[k], k] = parts[i]
         e = np.maximum(lstm_last_hidden(model, x, lengths) @ model.proj_w.T + model.proj_b, 0.0)
-        out[idx] = e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-8)
+        out[idx] = unit(e)
     return out
 
 
@@ -167,7 +168,7 @@ def embed_speakers(wavs: list[np.ndarray], model: GE2E | None = None) -> np.ndar
     emb = embed_partials(model, parts)
     out = np.zeros((len(wavs), DIM), np.float32)
     np.add.at(out, np.array(owner), emb)
-    return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-8)
+    return unit(out)
 
 
 # --- the project's multi-task encoder ---------------------------------------------------------
@@ -226,7 +227,7 @@ def multitask_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
 def multitask_keyword_frames(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
     """(T, kw_dim) unit-length keyword frames."""
     kw = trunk @ m.arrays["kw_w"][:, :, 0].T + m.arrays["kw_b"]
-    return kw / (np.linalg.norm(kw, axis=1, keepdims=True) + 1e-8)
+    return unit(kw)
 
 
 def multitask_voiceprint(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
@@ -238,7 +239,7 @@ def multitask_voiceprint(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
 def _voiceprint_head(m: MultiTask, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     stats = np.concatenate([mean, np.sqrt(np.maximum(var, 1e-5))])
     e = stats @ m.arrays["spk_out_w"].T + m.arrays["spk_out_b"]
-    return (e / (np.linalg.norm(e) + 1e-8)).astype(np.float32)
+    return unit(e).astype(np.float32)
 
 
 VOICEPRINT_CHUNK = 8192   # log-mel frames per encoder pass: 82 s, every platform clip in one pass

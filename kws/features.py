@@ -151,6 +151,6 @@ def encoder_input(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np
     return cmvn(logmel(y, cfg, added), cfg.cmvn_frames)
 
 
-def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+def mfcc_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
     """MFCC template-matching frames of a speech crop: sliding CMVN, stacked (the "mfcc" front end)."""
     return stack(cmvn(mfcc(y, cfg, added), cfg.cmvn_frames), cfg.stack).astype(np.float32)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from .audio import read_audio
+from .audio import open_audio, read_audio
 from .config import SAMPLE_RATE, Config
 from .detect import keyword_distances, prepare
 from .conditions import CLIP_PEAK
@@ -166,7 +165,7 @@ def _raw_levels(path: Path, cfg: Config) -> tuple[float, float, int, int]:
     """(peak, clipped fraction, rate, channels) of the samples as recorded, read in blocks over the part
     read_audio uses, so a long take never sits in memory twice."""
     peak, clipped, n = 0.0, 0, 0
-    with sf.SoundFile(os.fsencode(path)) as f:
+    with open_audio(path) as f:
         left = int(cfg.audio.max_seconds * f.samplerate)
         while left > 0 and len(x := f.read(min(left, 1 << 18), dtype="float32", always_2d=True)):
             a = np.abs(x)

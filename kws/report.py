@@ -78,8 +78,14 @@ def det_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def equal_error_rate(far: np.ndarray, mr: np.ndarray) -> float:
+    """Where the DET curve's false-alarm rate meets its miss rate (the mean of the two at the closest point)."""
     i = int(np.argmin(np.abs(far - mr)))
     return float((far[i] + mr[i]) / 2)
+
+
+def eer(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The equal error rate of scores for binary labels (1: target): the project's one EER."""
+    return equal_error_rate(*det_curve(scores, np.asarray(labels).astype(int)))
 
 
 def rates_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:

@@ -13,17 +13,15 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import soundfile as sf
 import webrtcvad
 
 from .calibrate import Calibration
-from .audio import check_header, warn_if_truncated
+from .audio import open_audio, warn_if_truncated
 from .cohort import load_cohort
 from .config import SAMPLE_RATE, Config, StreamConfig
 from .detect import Prepared, score_and_locate
@@ -31,6 +29,7 @@ from .errors import AudioError, KwsError
 from .encoder import keyword_frames
 from .features import frames_per_second
 from .profile import SpeakerProfile
+from .vad import frame_db, frame_samples, loud_enough, pcm16
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +85,7 @@ class Resampler:
 def read_blocks(path: str | Path, block_s: float = StreamConfig.block_s) -> Iterator[np.ndarray]:
     """16 kHz mono float32 blocks of any file soundfile reads, read block by block."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: not a file")
-    try:
-        f = sf.SoundFile(os.fsencode(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise AudioError(f"{path}: not readable as audio ({e})") from e
-    with f:
-        check_header(path, f.samplerate, f.channels)
+    with open_audio(path) as f:
         if f.samplerate != SAMPLE_RATE or f.channels != 1:
             log.info("%s: %d Hz, %d channel(s); converting to %d Hz mono as it streams",
                      path, f.samplerate, f.channels, SAMPLE_RATE)
@@ -157,7 +149,7 @@ class SpeechWindows:
     def __init__(self, cfg: Config = Config()):
         v, s = cfg.vad, cfg.stream
         self.cfg = v
-        self.n = SAMPLE_RATE * v.frame_ms // 1000
+        self.n = frame_samples(v)
         self.vad = webrtcvad.Vad(v.aggressiveness)
         self.recent_db: collections.deque[float] = collections.deque(maxlen=int(s.peak_window_s * 1000 / v.frame_ms))
         self.pad = SAMPLE_RATE * v.pad_ms // 1000
@@ -180,13 +172,13 @@ class SpeechWindows:
         count = len(x) // self.n
         self.partial = x[count * self.n:]
         frames = x[:count * self.n].reshape(count, self.n)
-        db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
-        pcm = (np.clip(frames, -1, 1) * 32767).astype("<i2")
+        db = frame_db(frames)
+        pcm = pcm16(frames)
         out: list[Window] = []
         for k in range(count):
             self.recent_db.append(db[k])
-            # as vad.frame_decisions: loud enough in absolute terms and within 40 dB of the (recent) peak
-            loud = db[k] > self.cfg.energy_floor_db and db[k] > max(self.recent_db) - 40.0
+            # vad's frame rule, with the peak of the recent past instead of the whole clip's
+            loud = bool(loud_enough(db[k], max(self.recent_db), self.cfg))
             out += self._step(loud and self.vad.is_speech(pcm[k].tobytes(), SAMPLE_RATE))
             self.frame += 1
         return out

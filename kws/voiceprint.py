@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .vectors import unit
 
-def unit(v: np.ndarray) -> np.ndarray:
-    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-8)
+__all__ = ["cosine", "leave_one_out", "unit", "voiceprint"]
 
 
 def voiceprint(embeddings: np.ndarray) -> np.ndarray:

@@ -14,8 +14,9 @@ import numpy as np
 import soundfile as sf
 
 from augment import load_noise, mix_at_snr, noise_segment, peak_normalise  # noqa: F401 (load_noise re-exported)
+from kws.config import SAMPLE_RATE
 
-SR = 16000
+SR = SAMPLE_RATE
 
 
 class Words:

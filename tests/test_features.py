@@ -2,14 +2,14 @@ import numpy as np
 from synth import SR, utterance
 
 from kws.config import FeatureConfig
-from kws.features import cmvn, frames_per_second, keyword_frames, logmel, stack
+from kws.features import cmvn, frames_per_second, logmel, mfcc_frames, stack
 
 
 def test_shapes_and_rate():
     y = utterance(["alpha"])
     cfg = FeatureConfig()
     assert logmel(y, cfg).shape == (len(y) // 160 + 1, cfg.n_mels)
-    f = keyword_frames(y, cfg)
+    f = mfcc_frames(y, cfg)
     assert f.shape[1] == cfg.n_ceps - 1
     assert abs(len(f) - len(y) / SR * frames_per_second(cfg)) <= 1
 
@@ -25,7 +25,7 @@ def test_cmvn_and_stack():
 def test_gain_invariance():
     # the relative floor and CMVN make the frames independent of the recording level
     y = utterance(["delta"])
-    assert np.allclose(keyword_frames(y), keyword_frames(0.05 * y), atol=1e-2)
+    assert np.allclose(mfcc_frames(y), mfcc_frames(0.05 * y), atol=1e-2)
 
 
 def test_sliding_cmvn_matches_global_on_stationary_input_and_tracks_changes():
@@ -63,4 +63,4 @@ def test_numpy_mel_matches_torchaudio():
 def test_tiny_clips_have_frames():
     """Clips shorter than half a window (torch's reflect padding refuses them) still give one frame."""
     assert logmel(np.zeros(50, np.float32)).shape == (1, FeatureConfig().n_mels)
-    assert np.isfinite(keyword_frames(np.full(100, 0.01, np.float32))).all()
+    assert np.isfinite(mfcc_frames(np.full(100, 0.01, np.float32))).all()

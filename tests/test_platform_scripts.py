@@ -4,10 +4,8 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
-import pytest
 from conftest import ROOT, predictions_for, run, write
 from synth import SR, utterance
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from conftest import write
-from synth import SR, utterance
+from synth import utterance
 
 from kws.quality import assess, assess_files, format_report, measure
 
