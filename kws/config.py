@@ -154,6 +154,15 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class EnrollConfig:
+    """How enrollment cuts its templates (kws/enroll.py; the quality report cuts them the same way).
+    Which takes are too quiet, long or noisy is QualityConfig's: one validator judges both."""
+    expected_takes: int = 5
+    template_pad_ms: int = 30          # templates are cut tight: padding would demand silence around the phrase
+    min_template_frames: int = 12      # 0.24 s with the padding: shorter is no distinctive phrase
+
+
+@dataclass(frozen=True)
 class ProfileConfig:
     """What a saved speaker profile may hold: kws/profile.py checks every load against these, and
     enrollment refuses a take whose template would exceed them."""
@@ -171,6 +180,7 @@ class Config:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    enroll: EnrollConfig = field(default_factory=EnrollConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
 
 

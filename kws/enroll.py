@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtw
+from . import dtw, quality
 from .audio import probe, read_audio
 from .cohort import Cohort, load_cohort
-from .conditions import CLIP_PEAK
 from .config import SAMPLE_RATE, Config
 from .detect import Prepared, keyword_distances, model_fingerprint, prepare, top_k_mean
 from .encoder import frontend_fingerprint, speaker_embeddings
@@ -20,15 +19,10 @@ from .voiceprint import cosine, leave_one_out, voiceprint
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_PAD_MS = 30    # templates are cut tight: padding would demand silence around the phrase
-MIN_TEMPLATE_FRAMES = 12  # 0.24 s with the padding: shorter is no distinctive phrase
-QUIET_DBFS = -35.0      # a peak below this: the phrase sits near the noise floor
-LONG_PHRASE_S = 4.0     # wake phrases are short; longer speech suggests a sentence around it
-EXPECTED_CLIPS = 5
-
-
 def check_clip(path: Path, cfg: Config) -> tuple[Prepared | None, list[str]]:
-    """Read and trim one enrollment clip: (the clip, or None when unusable; what is wrong with it)."""
+    """Read and trim one enrollment clip: (the clip, or None when no template can be cut from it; what is
+    wrong with it). Level, clipping, noise and length are judged by quality.measure, the one validator
+    the quality report uses too; here its verdicts are warnings, since the platform must enroll regardless."""
     notes = []
     try:
         info = probe(path)
@@ -38,24 +32,16 @@ def check_clip(path: Path, cfg: Config) -> tuple[Prepared | None, list[str]]:
     if info.sample_rate != cfg.audio.sample_rate or info.channels != 1 or info.subtype != "PCM_16":
         notes.append(f"{path}: {info.sample_rate} Hz, {info.channels} channel(s), {info.subtype} instead of "
                      f"{cfg.audio.sample_rate} Hz mono PCM_16; converted and used")
-    c = prepare(y, cfg, pad_ms=TEMPLATE_PAD_MS)
+    c = prepare(y, cfg, pad_ms=cfg.enroll.template_pad_ms)
     if not c.has_speech:
         return None, notes + [f"{path}: no speech found (silent or only noise); record the phrase again"]
-    if len(c.frames) < MIN_TEMPLATE_FRAMES:
+    if len(c.frames) < cfg.enroll.min_template_frames:
         return None, notes + [f"{path}: speech too short ({len(c.audio) / SAMPLE_RATE:.2f} s); record the whole phrase"]
     if len(c.frames) > max_template_frames(cfg):
         return None, notes + [f"{path}: {len(c.audio) / SAMPLE_RATE:.0f} s from the first to the last speech, more than "
                               f"the {cfg.profile.max_template_s:.0f} s a template may hold; record the phrase alone"]
-    peak = float(np.abs(y).max())
-    if peak >= CLIP_PEAK:
-        notes.append(f"{path}: clipped (peak at full scale); used, but record more quietly")
-    elif 20 * np.log10(peak + 1e-12) < QUIET_DBFS:
-        notes.append(f"{path}: very quiet (peak {20 * np.log10(peak + 1e-12):.0f} dBFS); used, but record closer "
-                     "to the microphone")
-    if len(c.audio) > LONG_PHRASE_S * SAMPLE_RATE:
-        notes.append(f"{path}: {len(c.audio) / SAMPLE_RATE:.1f} s of speech; used, but the wake phrase should be "
-                     "said alone")
-    return c, notes
+    q = quality.measure(y, path.name, cfg, info.sample_rate, info.channels, cond=c.conditions)
+    return c, notes + [f"{path}: {p} (used)" for p in q.problems]
 
 
 def load_clips(paths: list[Path], cfg: Config) -> tuple[list[Prepared], list[str], list[str]]:
@@ -79,9 +65,9 @@ def load_clips(paths: list[Path], cfg: Config) -> tuple[list[Prepared], list[str
 
 def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | None = None) -> SpeakerProfile:
     """Templates, DTW average, voiceprint and the statistics that normalise a speaker's scores."""
-    if len(paths) != EXPECTED_CLIPS:
+    if len(paths) != cfg.enroll.expected_takes:
         log.warning("%d enrollment clips given; %d are expected, enrolling from what there is",
-                    len(paths), EXPECTED_CLIPS)
+                    len(paths), cfg.enroll.expected_takes)
     clips, names, problems = load_clips(paths, cfg)
     if not clips:
         raise EnrollmentError("no usable enrollment clip:\n  " + "\n  ".join(problems or ["no .wav files"]))

@@ -18,7 +18,6 @@ from .audio import open_audio, read_audio
 from .config import SAMPLE_RATE, Config
 from .detect import keyword_distances, prepare
 from .conditions import CLIP_PEAK
-from .enroll import MIN_TEMPLATE_FRAMES, TEMPLATE_PAD_MS
 from .errors import AudioError
 from . import conditions
 
@@ -54,10 +53,13 @@ class EnrollmentQuality:
 
 
 def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int = SAMPLE_RATE,
-            source_channels: int = 1, raw_peak: float | None = None, raw_clipped: float | None = None) -> ClipQuality:
-    """Level, noise and length of one take (16 kHz mono samples); raw_* are from the file as recorded."""
+            source_channels: int = 1, raw_peak: float | None = None, raw_clipped: float | None = None,
+            cond: conditions.Conditions | None = None) -> ClipQuality:
+    """Level, noise and length of one take (16 kHz mono samples): the one enrollment validator, whose
+    problems the report shows and enroll.check_clip logs. raw_* are from the file as recorded; cond: the
+    take's conditions.measure(y, cfg.vad), when the caller has them."""
     q = cfg.quality
-    c = conditions.measure(y, cfg.vad)
+    c = cond or conditions.measure(y, cfg.vad)
     speech_s, level, noise, snr, paused, segs = c.speech_s, c.level_dbfs, c.noise_dbfs, c.snr_db, c.paused, c.speech_s > 0
     peak = raw_peak if raw_peak is not None else float(np.abs(y).max(initial=0.0))
     clipped = raw_clipped if raw_clipped is not None else c.clipped_fraction
@@ -101,9 +103,9 @@ def consistency(templates: list[np.ndarray]) -> np.ndarray:
 def assess(takes: list[tuple[ClipQuality, np.ndarray | None]], cfg: Config = Config()) -> EnrollmentQuality:
     """Add to each measured take (with its 16 kHz samples; None if unreadable) how consistent it is with
     the others, then advise on the set."""
-    frames = {i: prepare(y, cfg, pad_ms=TEMPLATE_PAD_MS).frames for i, (m, y) in enumerate(takes)
+    frames = {i: prepare(y, cfg, pad_ms=cfg.enroll.template_pad_ms).frames for i, (m, y) in enumerate(takes)
               if y is not None and m.speech_s > 0}
-    frames = {i: f for i, f in frames.items() if len(f) >= MIN_TEMPLATE_FRAMES}
+    frames = {i: f for i, f in frames.items() if len(f) >= cfg.enroll.min_template_frames}
     measured = [m for m, _ in takes]
     median = math.nan
     if len(frames) >= 3:   # with two takes nobody can say which one is odd
@@ -118,8 +120,9 @@ def assess(takes: list[tuple[ClipQuality, np.ndarray | None]], cfg: Config = Con
             measured[i] = m
     usable = len(frames)
     advice: list[str] = []
-    if usable < 5:
-        advice.append(f"{usable} usable take(s); 5 are recommended: record {5 - usable} more and add them with --add")
+    want = cfg.enroll.expected_takes
+    if usable < want:
+        advice.append(f"{usable} usable take(s); {want} are recommended: record {want - usable} more and add them with --add")
     if median > cfg.quality.max_set_distance:   # NaN compares False
         advice.append(f"the takes differ from each other more than usual (median distance {median:.2f}, "
                       f"limit {cfg.quality.max_set_distance:.2f}): say the phrase the same way each time; "

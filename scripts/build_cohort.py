@@ -20,7 +20,6 @@ from kws.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort
 from kws.config import PRETRAINED_DIR, with_frontend
 from kws.detect import prepare
 from kws.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings
-from kws.enroll import TEMPLATE_PAD_MS
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
 from kws_train import Words, augment, load_noise, split_speakers, utterance
 
@@ -66,7 +65,7 @@ def main() -> None:
     for i in range(a.templates):
         spk = cohort_speakers[i % len(cohort_speakers)]
         y = words.load(words.clips[spk][int(rng.integers(len(words.clips[spk])))])
-        templates.append(prepare(augment(rng, [], y), cfg, pad_ms=TEMPLATE_PAD_MS).frames)
+        templates.append(prepare(augment(rng, [], y), cfg, pad_ms=cfg.enroll.template_pad_ms).frames)
     emb = embed_speakers(crops)
     np.savez_compressed(a.out, **Cohort.pack(frames, templates, emb, frontend_fingerprint(cfg.features)))
     log.info("wrote %s: %d utterances from %d speakers, %d frames", a.out, len(frames), len(cohort_speakers),
