@@ -18,10 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import REPO_ROOT
+from .config import DEFAULT, REPO_ROOT
 from .platform import read_labels, read_predictions, run_step, speakers_of, wav_seconds
 
 log = logging.getLogger(__name__)
+BUDGET = DEFAULT.budget
 
 
 def default_task_set(output_dir: Path) -> tuple[Path, Path]:
@@ -38,16 +39,17 @@ def process_runs(dataset_dir: Path, speakers: list[str], code_dir: Path, out: Pa
     for s in speakers:
         work = out / "work" / s
         enroll = run_step(["bash", str(code_dir / "enrollment.sh"), str(dataset_dir / s / "enroll"), str(work)],
-                          300.0, out / "logs" / f"{s}.enroll.log")
-        predict = run_step(["bash", str(code_dir / "predict.sh"), str(dataset_dir / s / "test"), str(work),
-                            str(out / "predictions" / f"{s}.txt")], 600.0, out / "logs" / f"{s}.predict.log")
+                          BUDGET.enroll_per_speaker_s, out / "logs" / f"{s}.enroll.log")
         audio[s] = sum(wav_seconds(p) for p in (dataset_dir / s / "test").glob("*.wav"))
+        predict = run_step(["bash", str(code_dir / "predict.sh"), str(dataset_dir / s / "test"), str(work),
+                            str(out / "predictions" / f"{s}.txt")], BUDGET.predict_base_s + BUDGET.predict_per_audio_s * audio[s],
+                           out / "logs" / f"{s}.predict.log")
         runs[s] = {"enroll": _step(enroll), "predict": _step(predict), "test_audio_s": round(audio[s], 2)}
         log.info("%s: enrollment %.2f s, predict %.2f s for %.0f s of audio", s, enroll.seconds, predict.seconds,
                  audio[s])
     with tempfile.TemporaryDirectory() as empty:
         start = run_step(["bash", str(code_dir / "predict.sh"), empty, str(out / "work" / speakers[0]),
-                          str(Path(empty) / "p.txt")], 60.0, out / "logs" / "startup.log")
+                          str(Path(empty) / "p.txt")], BUDGET.predict_base_s, out / "logs" / "startup.log")
     total_audio = sum(audio.values())
     return {
         "speakers": runs,

@@ -22,7 +22,6 @@ from .config import PRETRAINED_DIR, Config, DetectConfig
 from .errors import WeightsError
 from .metrics import ALPHA
 
-CALIBRATION_FILE = "calibration.json"     # the default configuration, every score: keyword and speaker
 SET_SUFFIX = "@set"                       # a column standardised over the test folder (see above)
 PRODUCT = "*"                             # a column that is the product of two others: a*b
 RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range of its training values
@@ -77,8 +76,9 @@ class Calibration:
         return cls.load(PRETRAINED_DIR / calibration_name(cfg, keyword_only, by_set))
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Calibration":
-        path = Path(path) if path else PRETRAINED_DIR / CALIBRATION_FILE
+    def load(cls, path: str | Path) -> "Calibration":
+        """A calibration file; which one a configuration uses is for_config's (calibration_name) alone."""
+        path = Path(path)
         try:
             d = json.loads(Path(path).read_text(encoding="utf-8"))
             cal = cls(**{**d, **{k: tuple(d[k]) for k in ("names", "mean", "std", "weights", "lo", "hi") if k in d}})

@@ -40,9 +40,9 @@ class Cohort:
                     fingerprint=np.array(fingerprint))
 
 
-def load_cohort(path: str | Path | None = None, cfg: FeatureConfig = FeatureConfig(),
-                voiceprint: str = "ge2e") -> Cohort:
-    """The cohort of the configured front end, with speaker embeddings of the configured voiceprint."""
+def load_cohort(path: str | Path | None = None, *, cfg: FeatureConfig, voiceprint: str) -> Cohort:
+    """The cohort of the configured front end, with speaker embeddings of the configured voiceprint
+    (DetectConfig.voiceprint: callers pass it, so the default is only ever config.py's)."""
     path = Path(path) if path else PRETRAINED_DIR / cfg.artefact(COHORT_FILE)
     cohort = _load(str(path), frontend_fingerprint(cfg))
     if voiceprint == "ge2e":

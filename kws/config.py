@@ -16,6 +16,10 @@ from pathlib import Path
 SAMPLE_RATE = 16000
 FRONTENDS = ("mfcc", "encoder")             # FeatureConfig.frontend
 VOICEPRINTS = ("ge2e", "encoder", "both")   # DetectConfig.voiceprint
+# Fixed by the trained artefacts and the DTW's step pattern, so not settings: the one place they are spelled.
+NO_MATCH_DISTANCE: typing.Final = 2.0    # the largest cosine distance: what a template scores in a clip too short to hold it
+DTW_BARRIER: typing.Final = 2            # inf-cost columns between concatenated clips; the (1,2) step can skip only one
+MATCHER_GRID: typing.Final = (24, 40)    # template x test frames the learned matcher's input is resampled to
 SETTINGS_ENV = "KWS_SET"                    # "section.field=value ..." for runs through the platform scripts
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A wheel installs pretrained/ as kws/pretrained; a checkout (or an editable install) keeps it beside kws/.

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import conditions, dtw
 from .cohort import Cohort
-from .config import SAMPLE_RATE, Config
+from .config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config
 from .encoder import frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, speaker_embeddings
 from .errors import ProfileError
 from .features import frames_per_second, mel_frames
@@ -138,7 +138,7 @@ def check_compatible(profile: SpeakerProfile, cfg: Config, where: str | Path, co
                            f"({profile.model_fingerprint or 'none'}, now {now}); enroll again")
 
 
-NO_MATCH = 2.0  # the largest cosine distance: what a template scores in a clip too short to hold it
+NO_MATCH = NO_MATCH_DISTANCE
 
 
 def _capped(x: np.ndarray) -> np.ndarray:

@@ -15,9 +15,10 @@ from typing import Iterator
 
 import numpy as np
 
+from .config import DTW_BARRIER
 from .vectors import unit
 
-BARRIER = 2  # inf-cost columns between concatenated clips; the (1,2) step can skip only one
+BARRIER = DTW_BARRIER   # kws.config owns it
 
 
 class OutOfTime(Exception):

@@ -276,7 +276,7 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: n
 
 
 
-def speaker_embeddings(wavs: list[np.ndarray], kind: str = "ge2e", cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+def speaker_embeddings(wavs: list[np.ndarray], kind: str, cfg: FeatureConfig) -> np.ndarray:
     """(N, E) unit utterance embeddings of the configured voiceprint: GE2E, the multi-task encoder's
     speaker head, or both concatenated (unit halves, so one cosine is the mean of the two)."""
     if kind not in VOICEPRINTS:

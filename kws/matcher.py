@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from . import dtw
-from .config import PRETRAINED_DIR, FeatureConfig
+from .config import MATCHER_GRID, PRETRAINED_DIR, FeatureConfig
 from .errors import WeightsError
 
 MATCHER_FILE = "matcher.npz"
-GRID = (24, 40)          # template frames x test frames, after resampling the matrix to a fixed size
+GRID = MATCHER_GRID      # template frames x test frames, after resampling the matrix to a fixed size
 TOP_TEMPLATES = 3        # a clip is judged against its 3 closest enrollment templates; the logits are averaged
 
 

@@ -55,7 +55,7 @@ class SpeakerProfile:
     spk_enroll_mean: float              # leave-one-out cosine of each clip to the others' voiceprint
     feature_fingerprint: str
     # Whose embedding `voiceprint` is (DetectConfig.voiceprint).
-    voiceprint_kind: str = "encoder"
+    voiceprint_kind: str
     # Every weight that shaped the profile: front end, voiceprint model, cohort (detect.model_fingerprint).
     model_fingerprint: str = ""
     clips: list[str] = field(default_factory=list)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort
-from kws.config import PRETRAINED_DIR, with_frontend
+from kws.config import DEFAULT, FRONTENDS, PRETRAINED_DIR, with_frontend
 from kws.detect import prepare
 from kws.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=400)
     ap.add_argument("--templates", type=int, default=100)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--frontend", default="mfcc", choices=["mfcc", "encoder"])
+    ap.add_argument("--frontend", default=DEFAULT.features.frontend, choices=FRONTENDS)
     ap.add_argument("--voiceprints", action="store_true",
                     help=f"write only pretrained/{ENCODER_VOICEPRINTS_FILE}: the multi-task encoder's speaker "
                     "embeddings of the same utterances")

@@ -17,10 +17,9 @@ import sys
 
 import numpy as np
 
-from kws.calibrate import (CALIBRATION_FILE, RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns,
+from kws.calibrate import (RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns,
                            fit_logistic,
                            fit_threshold, with_set_columns)
-from kws.config import PRETRAINED_DIR
 from kws.detect import SCORE_NAMES
 
 log = logging.getLogger("fit_calibration")
@@ -66,8 +65,8 @@ def main() -> None:
                          "its positives: the fit then holds for folders with fewer positives than the platform's 5")
     ap.add_argument("--seed", type=int, default=1, help="which positives are kept (--positives)")
     ap.add_argument("--l2", type=float, default=1e-2)
-    ap.add_argument("--out", default=str(PRETRAINED_DIR / CALIBRATION_FILE),
-                    help="calibration.json, calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
+    ap.add_argument("--out", required=True,
+                    help="pretrained/<name>.json, <name> from kws.calibrate.calibration_name: calibration.json, calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rows = []

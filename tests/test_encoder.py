@@ -8,6 +8,7 @@ from conftest import ROOT
 from synth import utterance
 
 from kws import encoder
+from kws.config import FeatureConfig
 
 
 def torch_reference(wavs: list[np.ndarray]) -> np.ndarray:
@@ -55,10 +56,10 @@ def test_predict_path_does_not_import_torch():
 def test_voiceprint_kinds():
     """encoder: the multi-task speaker head; both: unit halves, so one cosine is the mean of the two."""
     wavs = [utterance(["alpha", "delta"], f0=110, seed=1), utterance(["bravo"], f0=220, scale=1.15, seed=2)]
-    g, e, b = (encoder.speaker_embeddings(wavs, k) for k in encoder.VOICEPRINTS)
+    g, e, b = (encoder.speaker_embeddings(wavs, k, FeatureConfig()) for k in encoder.VOICEPRINTS)
     assert g.shape == (2, 256) and e.shape[0] == 2 and b.shape == (2, 256 + e.shape[1])
     assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5) and np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-5)
     assert np.isclose(b[0] @ b[1], (g[0] @ g[1] + e[0] @ e[1]) / 2, atol=1e-5)
-    assert encoder.speaker_embeddings([], "encoder").shape[0] == 0
+    assert encoder.speaker_embeddings([], "encoder", FeatureConfig()).shape[0] == 0
     with pytest.raises(ValueError, match="unknown voiceprint"):
-        encoder.speaker_embeddings(wavs, "ivector")
+        encoder.speaker_embeddings(wavs, "ivector", FeatureConfig())

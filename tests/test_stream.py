@@ -7,7 +7,7 @@ from synth import SR, stream, utterance
 from kws.api import Profile
 from kws.audio import read_audio
 from kws.calibrate import Calibration
-from kws.config import Config, StreamConfig
+from kws.config import DEFAULT, Config, StreamConfig
 from kws.errors import AudioError, KwsError
 from kws.stream import Resampler, SpeechWindows, StreamDetector, detect_blocks, read_blocks, threshold_offset
 
@@ -80,7 +80,7 @@ def test_phrase_detected_at_its_time_and_nowhere_else(personal_profile):
             (["bravo", "alpha", "delta"], 120, 1.0), (["omega"], 200, 1.15), (PHRASE, 120, 1.0),
             (["bravo", "omega", "bravo"], 200, 1.15), (["alpha", "delta", "omega"], 120, 1.0), (["bravo"], 120, 1.0)]
     y, truth = stream(utts, seed=3)
-    det = StreamDetector(Profile.load(personal_profile).phrases, Calibration.load())
+    det = StreamDetector(Profile.load(personal_profile).phrases, Calibration.for_config(DEFAULT))
     found = list(detect_blocks(det, blocks(y)))
     wanted = [(s, e) for s, e, w in truth if "alpha" in w and "delta" in w]
     assert len(found) == len(wanted), found
@@ -95,7 +95,7 @@ def test_one_detection_per_utterance_in_long_speech(personal_profile):
     words = ["omega", "bravo", "omega", "bravo", "alpha", "delta", "bravo", "omega", "bravo", "omega"]
     y, truth = stream([(words, 120, 1.0)], seed=4)
     cfg = Config(stream=StreamConfig(max_delay_s=0.0))   # score each window as soon as it is complete
-    det = StreamDetector(Profile.load(personal_profile).phrases, Calibration.load(), cfg=cfg)
+    det = StreamDetector(Profile.load(personal_profile).phrases, Calibration.for_config(cfg), cfg=cfg)
     found = list(detect_blocks(det, blocks(y)))
     assert len(found) == 1
     assert truth[0][0] + 2.0 < found[0].start_s < found[0].end_s < truth[0][1] - 1.5
@@ -125,7 +125,7 @@ def test_words_apart_stay_one_phrase(tmp_path):
     y = np.concatenate([utterance(["bravo", "omega"], seed=1), apart(77), utterance(["omega"], seed=2)])
     for join, expected in ((StreamConfig().join_gap_s, 1), (0.3, 0)):
         cfg = Config(stream=StreamConfig(join_gap_s=join))
-        found = list(detect_blocks(StreamDetector({"ad": profile}, Calibration.load(), cfg=cfg), blocks(y)))
+        found = list(detect_blocks(StreamDetector({"ad": profile}, Calibration.for_config(cfg), cfg=cfg), blocks(y)))
         assert len(found) == expected, (join, found)
 
 
