@@ -23,7 +23,7 @@ import numpy as np
 from . import torchfile
 from .config import PRETRAINED_DIR, VOICEPRINTS, FeatureConfig
 from .errors import WeightsError
-from .vectors import unit
+from .vectors import EPS, unit
 from .features import encoder_input, mfcc_frames, mel_power, stack
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,9 @@ def multitask_voiceprint(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
 def _voiceprint_head(m: MultiTask, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     stats = np.concatenate([mean, np.sqrt(np.maximum(var, 1e-5))])
     e = stats @ m.arrays["spk_out_w"].T + m.arrays["spk_out_b"]
-    return unit(e).astype(np.float32)
+    # Not vectors.unit: norm(e) of a vector is a dot product, whose rounding differs from unit()'s
+    # reduction in the last bit, and the shipped cohort voiceprints and calibrations hold these bits.
+    return (e / (np.linalg.norm(e) + EPS)).astype(np.float32)
 
 
 VOICEPRINT_CHUNK = 8192   # log-mel frames per encoder pass: 82 s, every platform clip in one pass
