@@ -20,6 +20,7 @@ from .features import frames_per_second, mel_frames
 from .matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
 from .profile import SpeakerProfile
 from .stages import stage
+from .templates import PerTemplate
 from .conditions import Conditions
 from .vad import frame_decisions, frame_samples, segments_of
 from .voiceprint import cosine, unit
@@ -179,21 +180,22 @@ def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list
     warp: how far the best match had to stretch or squeeze its template (genuine matches stay near 1);
     nm_*: rel, t and the gain over raw of the noise-matched templates (nm_dist, NaN columns: the plain raw).
     """
-    raw = top_k_mean(dist[:-1], k, largest=False)
-    z = (profile.kw_cohort_mean[:, None] - dist) / (profile.kw_cohort_std[:, None] + 1e-6)
+    d, cm = PerTemplate.of(dist), PerTemplate.of(profile.kw_cohort_mean)
+    raw = top_k_mean(d.takes, k, largest=False)
+    z = PerTemplate.of((profile.kw_cohort_mean[:, None] - dist) / (profile.kw_cohort_std[:, None] + 1e-6))
     t_mu, t_sd = cohort_dist.mean(axis=0), cohort_dist.std(axis=0) + 1e-6
-    coh = float(np.mean(profile.kw_cohort_mean[:-1]))
+    coh = float(np.mean(cm.takes))
     span = max(coh - profile.kw_enroll_mean, 1e-3)
-    halves = np.array([[m.worst_half for m in row] for row in matches[:-1]])
+    halves = np.array([[m.worst_half for m in row] for row in PerTemplate.of(matches).takes])
     warp = [abs(np.log((matches[t][i].end - matches[t][i].start + 1) / len(profile.templates[t])))
-            for i, t in enumerate(np.argmin(dist[:-1], axis=0))]
+            for i, t in enumerate(np.argmin(d.takes, axis=0))]
     nm_raw = raw
     if nm_dist is not None:
         done = np.isfinite(nm_dist).all(axis=0)
         nm_raw = np.where(done, top_k_mean(np.where(done, nm_dist, NO_MATCH), k, largest=False), raw)
     return {"kw_nm_rel": (coh - nm_raw) / span, "kw_nm_t": (t_mu - nm_raw) / t_sd, "kw_nm_gain": raw - nm_raw,
-            "kw_raw": raw, "kw_z": top_k_mean(z[:-1], k), "kw_t": (t_mu - raw) / t_sd,
-            "kw_rel": (coh - raw) / span, "kw_avg_rel": (profile.kw_cohort_mean[-1] - dist[-1]) / span,
+            "kw_raw": raw, "kw_z": top_k_mean(z.takes, k), "kw_t": (t_mu - raw) / t_sd,
+            "kw_rel": (coh - raw) / span, "kw_avg_rel": (cm.average - d.average) / span,
             "kw_trel": (t_mu - raw) / np.maximum(t_mu - profile.kw_enroll_mean, 1e-3),
             "kw_rev": top_k_mean(reversed_dist, k, largest=False) - raw,
             "kw_half": top_k_mean(_capped(halves), k, largest=False) - raw, "kw_warp": np.array(warp)}
@@ -201,7 +203,7 @@ def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list
 
 def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
     """Each clip's match by its closest enrollment template (the averaged template, last, excluded)."""
-    return [matches[t][i] for i, t in enumerate(np.argmin(dist[:-1], axis=0))]
+    return [matches[t][i] for i, t in enumerate(np.argmin(PerTemplate.of(dist).takes, axis=0))]
 
 
 def speaker_scores(profile: SpeakerProfile, segment_emb: np.ndarray, all_emb: np.ndarray,
@@ -219,7 +221,7 @@ def matcher_scores(profile: SpeakerProfile, frames: list[np.ndarray], dist: np.n
                    matches: list[list[dtw.Match]], cfg: Config) -> np.ndarray:
     """The learned matcher's mean logit over each clip's closest enrollment templates."""
     k = min(TOP_TEMPLATES, len(profile.templates))
-    best = np.argsort(dist[:-1], axis=0)[:k]                      # (k, n_clips), the average excluded
+    best = np.argsort(PerTemplate.of(dist).takes, axis=0)[:k]     # (k, n_clips), the average excluded
     mats = np.stack([match_matrix(profile.templates[t], f, matches[t][i])
                      for i, f in enumerate(frames) for t in best[:, i]])
     return matcher_logits(matcher_for(cfg.features), mats).reshape(len(frames), k).mean(axis=1)

@@ -15,6 +15,7 @@ from .encoder import frontend_fingerprint, speaker_embeddings
 from .errors import AudioError, EnrollmentError
 from .profile import SpeakerProfile, max_template_frames
 from .safefile import file_digest
+from .templates import PerTemplate, Templates
 from .voiceprint import cosine, leave_one_out, voiceprint
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
     cohort = cohort or load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     templates = [c.frames for c in clips]
     average = dtw.average_template(templates)
-    all_t = [*templates, average]
+    all_t = Templates(templates, average).all()
 
     # How far impostor speech sits from each template: the scale every test distance is judged on.
     coh_dist = keyword_distances(all_t, cohort.keyword_frames)
@@ -97,6 +98,6 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
         model_fingerprint=model_fingerprint(cfg, cohort), template_audio=[c.audio for c in clips],
         clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems)
     log.info("enrolled %d clip(s): LOO keyword distance %.3f (cohort %.3f), LOO speaker cosine %.3f (cohort %.3f)",
-             len(clips), profile.kw_enroll_mean, float(profile.kw_cohort_mean[:-1].mean()),
+             len(clips), profile.kw_enroll_mean, float(PerTemplate.of(profile.kw_cohort_mean).takes.mean()),
              profile.spk_enroll_mean, profile.spk_cohort_mean)
     return profile

@@ -29,6 +29,7 @@ import numpy as np
 from .config import DEFAULT, SAMPLE_RATE, Config
 from .errors import ProfileError
 from .safefile import atomic_write
+from .templates import Templates
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,13 @@ class SpeakerProfile:
     # a noisy test clip's noise into them, so that templates and clip meet in the same conditions.
     template_audio: list[np.ndarray] = field(default_factory=list)
 
+    @property
+    def enrolled(self) -> Templates:
+        return Templates(self.templates, self.average)
+
     def all_templates(self) -> list[np.ndarray]:
-        return [*self.templates, self.average]
+        """Every template, in the row order of kw_cohort_mean/std (the average last; see kws/templates.py)."""
+        return self.enrolled.all()
 
     def save(self, folder: str | Path) -> None:
         """Write the profile as one file, atomically (the old profile or the new one, never a mix)."""
