@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import conditions, dtw
+from . import conditions, dtw, scores
 from .cohort import Cohort
 from .config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config
 from .encoder import frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, speaker_embeddings
@@ -22,12 +22,12 @@ from .profile import SpeakerProfile
 from .stages import stage
 from .templates import PerTemplate
 from .conditions import Conditions
+from .scores import top_k_mean
 from .vad import frame_decisions, frame_samples, segments_of
 from .voiceprint import cosine, unit
 
-CONDITION_NAMES = ("cond_snr", "cond_noise", "cond_speech_s", "cond_clipped")
-SCORE_NAMES = ("kw_raw", "kw_z", "kw_t", "kw_rel", "kw_avg_rel", "kw_trel", "kw_rev", "kw_warp", "kw_half",
-               "kw_nm_rel", "kw_nm_t", "kw_nm_gain", "kw_cnn", "spk_seg_z", "spk_all_z", "spk_seg_t", "spk_rel", *CONDITION_NAMES)
+CONDITION_NAMES = scores.names("condition")
+SCORE_NAMES = scores.names()   # every column, in the registry's order (kws/scores.py)
 
 
 @dataclass(frozen=True)
@@ -95,18 +95,9 @@ def noise_matched_distances(profile: SpeakerProfile, clips: list[Prepared], cfg:
     return out
 
 
-SNR_RANGE_DB = (-5.0, 40.0)   # beyond these an SNR estimate says nothing more (40: digital silence around speech)
-
-
 def condition_scores(clips: list[Prepared], cfg: Config) -> dict[str, np.ndarray]:
-    """The clips' conditions as score columns, for a fusion that judges each clip in its conditions."""
-    cond = [c.conditions or conditions.measure(c.audio, cfg.vad) for c in clips]
-    snr = np.array([c.snr_db for c in cond], np.float64)
-    return {"cond_snr": np.clip(np.nan_to_num(snr, nan=SNR_RANGE_DB[1]), *SNR_RANGE_DB),
-            "cond_noise": np.array([max(c.noise_dbfs, conditions.SILENCE_DB) if np.isfinite(c.noise_dbfs)
-                                    else conditions.SILENCE_DB for c in cond]),
-            "cond_speech_s": np.array([c.speech_s for c in cond]),
-            "cond_clipped": np.array([c.clipped_fraction for c in cond])}
+    """The clips' conditions as score columns (kws/scores.py), for a fusion that judges each clip in its conditions."""
+    return scores.group_scores("condition", [c.conditions or conditions.measure(c.audio, cfg.vad) for c in clips])
 
 
 def model_fingerprint(cfg: Config, cohort: Cohort) -> str:
@@ -159,33 +150,16 @@ def keyword_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> n
     return _capped(dtw.template_distances(templates, clips))
 
 
-def top_k_mean(values: np.ndarray, k: int, axis: int = 0, largest: bool = True) -> np.ndarray:
-    """Mean of the k largest (or smallest) values along an axis."""
-    k = max(1, min(k, values.shape[axis]))
-    s = np.sort(values, axis=axis)
-    s = np.flip(s, axis=axis) if largest else s
-    return np.take(s, np.arange(k), axis=axis).mean(axis=axis)
-
-
 def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list[dtw.Match]], cohort_dist: np.ndarray,
                    reversed_dist: np.ndarray, k: int, nm_dist: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Normalise raw distances (templates + average last) per speaker and per test clip.
+    """The keyword columns (kws/scores.py gives each one's formula) from raw distances, rows in
+    Templates.all() order: per speaker and per test clip normalised.
 
-    z: against the profile's impostor statistics (how easily each template matches anything);
-    t: against impostor templates matched in the same clip (how easily this clip matches anything);
-    rel: on the scale from impostor (0) to the enrollment clips' mutual distance (1);
-    rev: against the speaker's own templates played backwards in the same clip, an impostor with
-         the same voice, channel, length and spectrum but not the same word;
-    half: how much worse the worse template half matches than the whole (only part of the phrase there);
-    warp: how far the best match had to stretch or squeeze its template (genuine matches stay near 1);
-    nm_*: rel, t and the gain over raw of the noise-matched templates (nm_dist, NaN columns: the plain raw).
-    """
+    nm_dist: the noise-matched takes' distances (noise_matched_distances; NaN columns: the plain raw)."""
     d, cm = PerTemplate.of(dist), PerTemplate.of(profile.kw_cohort_mean)
     raw = top_k_mean(d.takes, k, largest=False)
     z = PerTemplate.of((profile.kw_cohort_mean[:, None] - dist) / (profile.kw_cohort_std[:, None] + 1e-6))
-    t_mu, t_sd = cohort_dist.mean(axis=0), cohort_dist.std(axis=0) + 1e-6
     coh = float(np.mean(cm.takes))
-    span = max(coh - profile.kw_enroll_mean, 1e-3)
     halves = np.array([[m.worst_half for m in row] for row in PerTemplate.of(matches).takes])
     warp = [abs(np.log((matches[t][i].end - matches[t][i].start + 1) / len(profile.templates[t])))
             for i, t in enumerate(np.argmin(d.takes, axis=0))]
@@ -193,12 +167,12 @@ def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list
     if nm_dist is not None:
         done = np.isfinite(nm_dist).all(axis=0)
         nm_raw = np.where(done, top_k_mean(np.where(done, nm_dist, NO_MATCH), k, largest=False), raw)
-    return {"kw_nm_rel": (coh - nm_raw) / span, "kw_nm_t": (t_mu - nm_raw) / t_sd, "kw_nm_gain": raw - nm_raw,
-            "kw_raw": raw, "kw_z": top_k_mean(z.takes, k), "kw_t": (t_mu - raw) / t_sd,
-            "kw_rel": (coh - raw) / span, "kw_avg_rel": (cm.average - d.average) / span,
-            "kw_trel": (t_mu - raw) / np.maximum(t_mu - profile.kw_enroll_mean, 1e-3),
-            "kw_rev": top_k_mean(reversed_dist, k, largest=False) - raw,
-            "kw_half": top_k_mean(_capped(halves), k, largest=False) - raw, "kw_warp": np.array(warp)}
+    return scores.group_scores("keyword", scores.KeywordInputs(
+        raw=raw, z_takes=z.takes, d_avg=d.average, cohort_avg=cm.average,
+        t_mu=cohort_dist.mean(axis=0), t_sd=cohort_dist.std(axis=0) + 1e-6, coh=coh,
+        span=max(coh - profile.kw_enroll_mean, 1e-3), enroll_mean=profile.kw_enroll_mean,
+        reversed_topk=top_k_mean(reversed_dist, k, largest=False),
+        halves_topk=top_k_mean(_capped(halves), k, largest=False), warp=np.array(warp), nm_raw=nm_raw, k=k))
 
 
 def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
@@ -208,13 +182,12 @@ def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dt
 
 def speaker_scores(profile: SpeakerProfile, segment_emb: np.ndarray, all_emb: np.ndarray,
                    cohort_emb: np.ndarray) -> dict[str, np.ndarray]:
-    """Voiceprint cosines, z-normalised by the profile's impostor statistics and t-normalised per clip."""
-    mu, sd = profile.spk_cohort_mean, profile.spk_cohort_std + 1e-6
-    seg = cosine(segment_emb, profile.voiceprint)
-    tc = unit(segment_emb) @ unit(cohort_emb).T
-    return {"spk_seg_z": (seg - mu) / sd, "spk_all_z": (cosine(all_emb, profile.voiceprint) - mu) / sd,
-            "spk_seg_t": (seg - tc.mean(axis=1)) / (tc.std(axis=1) + 1e-6),
-            "spk_rel": (seg - mu) / max(profile.spk_enroll_mean - mu, 1e-3)}
+    """The speaker columns (kws/scores.py): voiceprint cosines, z-normalised by the profile's impostor
+    statistics and t-normalised per clip."""
+    return scores.group_scores("speaker", scores.SpeakerInputs(
+        seg=cosine(segment_emb, profile.voiceprint), whole=cosine(all_emb, profile.voiceprint),
+        mu=profile.spk_cohort_mean, sd=profile.spk_cohort_std + 1e-6,
+        cohort_cos=unit(segment_emb) @ unit(cohort_emb).T, enroll_mean=profile.spk_enroll_mean))
 
 
 def matcher_scores(profile: SpeakerProfile, frames: list[np.ndarray], dist: np.ndarray,
@@ -246,26 +219,25 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
                      speaker: bool = True) -> tuple[dict[str, np.ndarray], list[dtw.Match]]:
     """score_clips, and where each clip's best match lies (its closest enrollment template's)."""
     if not clips:
-        names = [n for n in SCORE_NAMES
-                 if (speaker or not n.startswith("spk_")) and (cfg.detect.matcher or n != "kw_cnn")]
-        return {name: np.zeros(0) for name in names}, []
+        groups = {"keyword", "condition", *(["speaker"] if speaker else []), *(["matcher"] if cfg.detect.matcher else [])}
+        return {name: np.zeros(0) for name in SCORE_NAMES if scores.COLUMNS[name].group in groups}, []
     frames = [c.frames for c in clips]
     with stage("dtw"):
         dist, matches = keyword_matches(profile.all_templates(), frames)
         cohort_dist = keyword_distances(cohort.templates, frames)
         reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
         nm_dist = noise_matched_distances(profile, clips, cfg)
-        scores = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k, nm_dist)
-    scores.update(condition_scores(clips, cfg))
+        out = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k, nm_dist)
+    out.update(condition_scores(clips, cfg))
     best = best_matches_of(dist, matches)
     if cfg.detect.matcher:
         with stage("matcher"):
-            scores["kw_cnn"] = matcher_scores(profile, frames, dist, matches, cfg)
+            out.update(scores.group_scores("matcher", matcher_scores(profile, frames, dist, matches, cfg)))
     if not speaker:
-        return scores, best
+        return out, best
     segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best)]
     with stage("encoder"):
         emb = speaker_embeddings(segments + [c.audio for c in clips], cfg.detect.voiceprint, cfg.features)
     with stage("voiceprint"):
-        scores.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
-    return scores, best
+        out.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
+    return out, best

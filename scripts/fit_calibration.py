@@ -20,7 +20,7 @@ import numpy as np
 from kws.calibrate import (RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns,
                            fit_logistic,
                            fit_threshold, with_set_columns)
-from kws.detect import SCORE_NAMES
+from kws import scores
 
 log = logging.getLogger("fit_calibration")
 
@@ -56,7 +56,8 @@ def main() -> None:
     ap.add_argument("--scores", required=True, nargs="+", help="TSVs from scripts/score_tasks.py on train-split tasks")
     # kw_raw is left out by default: a raw distance shifts with language, noise and microphone,
     # while every other column is normalised per speaker or per clip.
-    ap.add_argument("--columns", default=",".join(n for n in SCORE_NAMES if n not in ("kw_raw", "kw_cnn")),
+    ap.add_argument("--columns", default=",".join(n for g in ("keyword", "speaker", "condition")
+                                                   for n in scores.names(g, fitted_only=True)),
                     help="score columns to fuse (add kw_cnn for the learned matcher)")
     ap.add_argument("--set-columns", default="",
                     help="also fuse these columns standardised over each task (<name>@set): the *_set calibrations")

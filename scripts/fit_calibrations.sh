@@ -17,9 +17,12 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 # keyword scores (with the noise-matched templates' kw_nm_*), then the clip's conditions, which every
 # fit takes: a noisy clip is judged in its conditions (docs/results.md, v4).
-kw=kw_z,kw_t,kw_rel,kw_avg_rel,kw_trel,kw_rev,kw_warp,kw_half,kw_nm_rel,kw_nm_t,kw_nm_gain
-spk=spk_seg_z,spk_all_z,spk_seg_t,spk_rel
-cond=cond_snr,cond_noise,cond_speech_s,cond_clipped
+# The column lists come from the registry (kws/scores.py; `python -m kws.scores` prints each formula).
+columns() { "$py" -m kws.scores --columns "$1"; }
+kw=$(columns keyword)
+cnn=$(columns matcher)
+spk=$(columns speaker)
+cond=$(columns condition)
 fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
   local out=$1 table=$2 cols=$3 set=${4:-}
   "$py" scripts/fit_calibration.py --scores "$dir/$table"-{1,2,3}.tsv --columns "$cols,$cond" --out "pretrained/$out.json"
@@ -32,9 +35,9 @@ fit calibration_keyword                ge2e    "$kw"              "$kw"
 fit calibration                        ge2e    "$kw,$spk"         "$kw"
 fit calibration_voice-encoder          encoder "$kw,$spk"         "$kw"
 fit calibration_voice-both             both    "$kw,$spk"         "$kw"
-fit calibration_keyword_matcher        ge2e    "$kw,kw_cnn"       "$kw,kw_cnn"
-fit calibration_matcher                ge2e    "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
-fit calibration_matcher_voice-encoder  encoder "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
+fit calibration_keyword_matcher        ge2e    "$kw,$cnn"       "$kw,$cnn"
+fit calibration_matcher                ge2e    "$kw,$cnn,$spk"  "$kw,$cnn"
+fit calibration_matcher_voice-encoder  encoder "$kw,$cnn,$spk"  "$kw,$cnn"
 fit calibration_keyword_encoder        frames  "$kw"              "$kw"
 fit calibration_encoder                frames  "$kw,$spk"         "$kw"
 fit calibration_encoder_voice-encoder  frames-encoder "$kw,$spk"  "$kw"
