@@ -67,7 +67,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1, help="which positives are kept (--positives)")
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--out", required=True,
-                    help="pretrained/<name>.json, <name> from kws.calibrate.calibration_name: calibration.json, calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
+                    help="pretrained/<name>.json, <name> from kws.calibrate.calibration_name: calibration.json, "
+                         "calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rows = []

@@ -10,6 +10,8 @@ from conftest import ROOT, write
 from scipy.signal import resample_poly
 from synth import stream
 
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
+
 
 KWS = Path(sys.executable).parent / "kws"   # the console command of the installed package
 

@@ -3,9 +3,9 @@ import pytest
 
 from kws.cohort import Cohort, load_cohort
 from kws.config import FeatureConfig
+from kws.errors import WeightsError
 
 F = FeatureConfig()
-from kws.errors import WeightsError
 
 
 def test_shipped_cohort_loads():

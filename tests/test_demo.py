@@ -10,6 +10,8 @@ from kws import demo
 from kws.errors import KwsError
 from kws.metrics import parse_labels
 
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
+
 
 def test_shipped_demo_decodes_to_the_official_layout(tmp_path):
     out = demo.demo_task_set(tmp_path / "tasks")

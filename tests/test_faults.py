@@ -20,6 +20,8 @@ from kws.config import DEFAULT
 from kws.metrics import parse_predictions
 from kws.pipeline import SCORES_FILE
 
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
+
 
 def scored(work: Path) -> dict[str, float]:
     """file -> fused score of the last predict (NaN: never scored)."""

@@ -11,6 +11,8 @@ from conftest import ROOT
 
 from kws.metrics import parse_predictions
 
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:

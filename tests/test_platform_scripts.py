@@ -10,6 +10,9 @@ from conftest import ROOT, predictions_for, run, write
 from synth import SR, utterance
 
 from kws.metrics import parse_predictions
+import pytest
+
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
 
 
 def test_tiny_task_end_to_end(tiny_task, enrolled, tmp_path):
