@@ -4,7 +4,7 @@
     python scripts/build_cohort.py --words ../shared/data/words --noise build/train-noise
     python scripts/build_cohort.py --voiceprints     # pretrained/cohort_voiceprints_encoder.npz only
 
-Uses the train split only, and only its cohort half of the speakers (see kws_train.split_speakers),
+Uses the train split only, and only its cohort half of the speakers (see word_corpus.split_speakers),
 so calibration tasks built from the other half stay unseen. Utterances are 1-3 words of one
 speaker with pauses, noise and gain like the platform's test clips. Deterministic for a --seed.
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort
+from kws.scoring.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort
 from kws.config import DEFAULT, FRONTENDS, PRETRAINED_DIR, with_frontend
-from kws.detect import prepare
-from kws.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings
+from kws.scoring.detect import prepare
+from kws.nn.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
-from kws_train import Words, augment, load_noise, split_speakers, utterance
+from word_corpus import Words, augment, load_noise, split_speakers, utterance
 
 log = logging.getLogger("build_cohort")
 

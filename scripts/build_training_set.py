@@ -36,9 +36,9 @@ kws.limit_blas_threads()  # before numpy: two worker processes on two cores, one
 import numpy as np
 import soundfile as sf
 
-from kws.audio import to_mono_16k, write_wav
+from kws.signal.audio import to_mono_16k, write_wav
 from kws.config import SAMPLE_RATE
-from kws.progress import Progress
+from kws.app.progress import Progress
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
 from augment import AugmentConfig, Augmenter, Room, load_noise_named, make_rir
 from synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_engines, engine_version,

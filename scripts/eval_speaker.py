@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from kws.config import DEFAULT
-from kws.encoder import load_multitask, speaker_embeddings
-from kws.report import eer
-from kws.voiceprint import unit
-from kws_train import Words, utterance
+from kws.nn.encoder import load_multitask, speaker_embeddings
+from kws.harness.report import eer
+from kws.scoring.voiceprint import unit
+from word_corpus import Words, utterance
 
 log = logging.getLogger("eval_speaker")
 

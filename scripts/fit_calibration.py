@@ -17,10 +17,9 @@ import sys
 
 import numpy as np
 
-from kws.calibrate import (RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns,
-                           fit_logistic,
-                           fit_threshold, with_set_columns)
-from kws import scores
+from kws.scoring.calibrate import RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns, with_set_columns
+from kws.training.fitting import fit_logistic, fit_threshold
+from kws.scoring import scores
 
 log = logging.getLogger("fit_calibration")
 
@@ -67,7 +66,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1, help="which positives are kept (--positives)")
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--out", required=True,
-                    help="pretrained/<name>.json, <name> from kws.calibrate.calibration_name: calibration.json, "
+                    help="pretrained/<name>.json, <name> from kws.scoring.calibrate.calibration_name: calibration.json, "
                          "calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -17,8 +17,8 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 # keyword scores (with the noise-matched templates' kw_nm_*), then the clip's conditions, which every
 # fit takes: a noisy clip is judged in its conditions (docs/results.md, v4).
-# The column lists come from the registry (kws/scores.py; `python -m kws.scores` prints each formula).
-columns() { "$py" -m kws.scores --columns "$1"; }
+# The column lists come from the registry (kws/scoring/scores.py; `python -m kws.scoring.scores` prints each formula).
+columns() { "$py" -m kws.scoring.scores --columns "$1"; }
 kw=$(columns keyword)
 cnn=$(columns matcher)
 spk=$(columns speaker)

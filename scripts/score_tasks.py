@@ -14,14 +14,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from kws.audio import list_wavs
+from kws.signal.audio import list_wavs
 from kws.config import DEFAULT, FRONTENDS, VOICEPRINTS, with_frontend
-from kws.detect import SCORE_NAMES
-from kws.enroll import build_profile
-from kws.metrics import parse_labels
-from kws.pipeline import score_files
-from kws.progress import Progress
-from kws_train import split_speakers
+from kws.scoring.detect import SCORE_NAMES
+from kws.enrollment.enroll import build_profile
+from kws.harness.metrics import parse_labels
+from kws.app.commands import score_files
+from kws.app.progress import Progress
+from word_corpus import split_speakers
 
 log = logging.getLogger("score_tasks")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from kws.audio import to_mono_16k
+from kws.signal.audio import to_mono_16k
 from augment import peak_normalise, pitch, speed
 from synth_phrases import POOLS, PhrasePool
 from kws.config import SAMPLE_RATE

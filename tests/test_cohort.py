@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kws.cohort import Cohort, load_cohort
+from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import FeatureConfig
 from kws.errors import WeightsError
 
@@ -28,7 +28,7 @@ def test_damaged_and_mismatched_cohorts(tmp_path):
 
 
 def test_cohort_voiceprints_of_each_kind(tmp_path, monkeypatch):
-    from kws import cohort as cohort_mod
+    from kws.scoring import cohort as cohort_mod
     g = load_cohort(cfg=F, voiceprint="ge2e")
     e = load_cohort(cfg=F, voiceprint="encoder")
     b = load_cohort(cfg=F, voiceprint="both")

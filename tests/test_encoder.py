@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 from synth import utterance
 
-from kws import encoder
+from kws.nn import encoder
 from kws.config import FeatureConfig
 
 
@@ -46,8 +46,8 @@ def test_voices_differ_and_same_voice_agrees():
 
 
 def test_predict_path_does_not_import_torch():
-    code = ("import sys, kws.pipeline, kws.detect, kws.enroll, kws.encoder; "
-            "kws.encoder.load_ge2e(); print('torch' in sys.modules)")
+    code = ("import sys, kws.app.commands, kws.scoring.detect, kws.enrollment.enroll, kws.nn.encoder; "
+            "kws.nn.encoder.load_ge2e(); print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"

@@ -7,7 +7,7 @@ from conftest import write
 from synth import SR, utterance, word
 
 from kws.config import DEFAULT
-from kws.enroll import build_profile, load_clips
+from kws.enrollment.enroll import build_profile, load_clips
 from kws.errors import EnrollmentError
 
 

@@ -2,7 +2,7 @@ import numpy as np
 from synth import SR, utterance
 
 from kws.config import FeatureConfig
-from kws.features import cmvn, frames_per_second, logmel, mfcc_frames, stack
+from kws.signal.features import cmvn, frames_per_second, logmel, mfcc_frames, stack
 
 
 def test_shapes_and_rate():
@@ -29,7 +29,7 @@ def test_gain_invariance():
 
 
 def test_sliding_cmvn_matches_global_on_stationary_input_and_tracks_changes():
-    from kws.features import _moving_mean
+    from kws.signal.features import _moving_mean
     x = np.random.default_rng(0).normal(size=(37, 3))
     # against a direct centred average with edge extension
     w = 7
@@ -47,7 +47,7 @@ def test_numpy_mel_matches_torchaudio():
     import pytest
     torch = pytest.importorskip("torch")
     torchaudio = pytest.importorskip("torchaudio")
-    from kws.features import _dct, mel_power
+    from kws.signal.features import _dct, mel_power
     y = utterance(["alpha", "delta"], seed=2)
     for n_mels, f_min, f_max, slaney in ((40, 60.0, 7600.0, False), (40, 0.0, 8000.0, True)):
         ref = torchaudio.transforms.MelSpectrogram(

@@ -1,9 +1,9 @@
 """pipeline.fused_margins: each clip by its tier's calibration, test-set normalised when the folder allows."""
 import numpy as np
 
-from kws.calibrate import Calibration
+from kws.scoring.calibrate import Calibration
 from kws.config import Config
-from kws.pipeline import Tier, fused_margins
+from kws.app.commands import Tier, fused_margins
 
 PLAIN = Calibration(("kw_z",), (0.0,), (1.0,), (1.0,), 0.0, 3.0)            # kw_z > 3
 BY_SET = Calibration(("kw_z@set",), (0.0,), (1.0,), (1.0,), 0.0, 2.0)       # 2 sd above the folder's mean
@@ -50,7 +50,7 @@ def test_every_supported_configuration_has_its_artefacts():
     from dataclasses import replace
 
     from kws.config import with_frontend
-    from kws.pipeline import check_pretrained, load_tiers
+    from kws.app.commands import check_pretrained, load_tiers
     for frontend, matcher, voiceprint in SUPPORTED:
         cfg = with_frontend(frontend)
         cfg = replace(cfg, detect=replace(cfg.detect, matcher=matcher, voiceprint=voiceprint))

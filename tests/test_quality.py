@@ -3,7 +3,7 @@ import pytest
 from conftest import write
 from synth import utterance
 
-from kws.quality import assess, assess_files, format_report, measure
+from kws.enrollment.quality import assess, assess_files, format_report, measure
 
 
 def takes(n=5, words=("alpha", "delta")):

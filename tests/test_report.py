@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from kws.enroll import build_profile
+from kws.enrollment.enroll import build_profile
 from kws.errors import KwsError
-from kws.pipeline import SCORES_FILE, predict_folder
-from kws.platform import evaluate_folder
-from kws.report import choose_clip, det_curve, load_rows, write_report
+from kws.app.commands import SCORES_FILE, predict_folder
+from kws.harness.local_platform import evaluate_folder
+from kws.harness.report import choose_clip, det_curve, load_rows, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -78,7 +78,7 @@ def test_det_curve_and_chosen_clip(tiny_task, run_dir):
 
 
 def test_eer_is_the_one_equal_error_rate():
-    from kws.report import eer
+    from kws.harness.report import eer
     assert eer(np.array([3.0, 2.0, 1.0, 0.0]), np.array([1, 1, 0, 0])) == 0.0
     assert eer(np.array([0.0, 1.0, 2.0, 3.0]), np.array([1, 1, 0, 0])) == 1.0
     # one target below one non-target of four each: both error rates meet at 1/4

@@ -4,8 +4,8 @@ import sys
 
 from conftest import ROOT
 
-from kws import scores
-from kws.detect import SCORE_NAMES
+from kws.scoring import scores
+from kws.scoring.detect import SCORE_NAMES
 
 
 def test_every_column_is_a_documented_function():
@@ -18,10 +18,10 @@ def test_every_column_is_a_documented_function():
 
 
 def test_printer_gives_the_fit_scripts_their_columns():
-    out = subprocess.run([sys.executable, "-m", "kws.scores", "--columns", "speaker"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "kws.scoring.scores", "--columns", "speaker"], capture_output=True,
                          text=True, check=True, cwd=ROOT).stdout.strip()
     assert out.split(",") == list(scores.names("speaker"))
     sh = (ROOT / "scripts" / "fit_calibrations.sh").read_text()
-    assert "-m kws.scores --columns" in sh
+    assert "-m kws.scoring.scores --columns" in sh
     for name in SCORE_NAMES:   # no list spelled out again
         assert f"{name}," not in sh and f",{name}" not in sh, name

@@ -4,12 +4,12 @@ from conftest import write
 from scipy.signal import resample_poly
 from synth import SR, stream, utterance
 
-from kws.api import Profile
-from kws.audio import read_audio
-from kws.calibrate import Calibration
+from kws.app.api import Profile
+from kws.signal.audio import read_audio
+from kws.scoring.calibrate import Calibration
 from kws.config import DEFAULT, Config, StreamConfig
 from kws.errors import AudioError, KwsError
-from kws.stream import Resampler, SpeechWindows, StreamDetector, detect_blocks, read_blocks, threshold_offset
+from kws.app.stream import Resampler, SpeechWindows, StreamDetector, detect_blocks, read_blocks, threshold_offset
 
 PHRASE = ["alpha", "delta"]
 
@@ -114,7 +114,7 @@ def test_words_apart_stay_one_phrase(tmp_path):
     """Takes and stream both pause 0.6 s between the words: longer than the VAD's merge gap, so only
     joining pauses in the stream (join_gap_s) keeps the phrase whole in one window."""
     from synth import word
-    from kws.enroll import build_profile
+    from kws.enrollment.enroll import build_profile
 
     def apart(seed, f0=120.0):
         gap = np.zeros(int(0.6 * SR), np.float32)

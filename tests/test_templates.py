@@ -1,6 +1,6 @@
 import numpy as np
 
-from kws.templates import PerTemplate, Templates
+from kws.scoring.templates import PerTemplate, Templates
 
 
 def test_rows_follow_the_templates_order():

@@ -26,15 +26,15 @@ from typing import Iterator
 
 import numpy as np
 
-from .calibrate import Calibration
-from .cohort import load_cohort
-from .config import DEFAULT, Config
-from .detect import check_compatible
-from .enroll import build_profile
-from .errors import EnrollmentError, ProfileError
-from .profile import LEGACY_NAME, PROFILE_NAME, STALE_NAME, SpeakerProfile, enrollment_lock
-from .quality import EnrollmentQuality, assess_files, format_report, unusable
-from .stream import Detection, StreamDetector, detect_blocks, read_blocks, threshold_offset
+from kws.scoring.calibrate import Calibration
+from kws.scoring.cohort import load_cohort
+from kws.config import DEFAULT, Config
+from kws.scoring.detect import check_compatible
+from kws.enrollment.enroll import build_profile
+from kws.errors import EnrollmentError, ProfileError
+from kws.scoring.profile import LEGACY_NAME, PROFILE_NAME, STALE_NAME, SpeakerProfile, enrollment_lock
+from kws.enrollment.quality import EnrollmentQuality, assess_files, format_report, unusable
+from kws.app.stream import Detection, StreamDetector, detect_blocks, read_blocks, threshold_offset
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class Detector:
 
     def listen(self, device: int | str | None = None, seconds: float | None = None) -> Iterator[Detection]:
         """Detections from the input device as they happen (the [mic] extra: sounddevice)."""
-        from .mic import microphone_blocks
+        from kws.app.mic import microphone_blocks
         return detect_blocks(self.stream(live=True), microphone_blocks(self.cfg.stream.block_s, device, seconds))
 
     def detect(self, path: str | Path) -> Iterator[Detection]:
@@ -199,7 +199,7 @@ class Detector:
     def score(self, paths: list[str | Path]) -> list[ClipScore]:
         """Whole clips scored as predict.sh scores them, each on its own: with the default sensitivity, the
         same decisions as predict.sh on a folder it does not test-set normalise (DetectConfig.set_norm)."""
-        from .pipeline import score_files   # the platform's batching and unreadable-file handling
+        from kws.app.commands import score_files   # the platform's batching and unreadable-file handling
         paths = [Path(p) for p in paths]
         names = list(self.profile.phrases)
         fused = np.array([self.calibration.fuse(score_files(p, paths, self.cfg))

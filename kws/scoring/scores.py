@@ -4,7 +4,7 @@ detect.py computes the raw material (DTW distances to the takes, the average, th
 reversed takes; voiceprint cosines; clip conditions) into an input record per group, then every
 column of that group is its function of the record. The fit scripts read the column lists from here:
 
-    python -m kws.scores --columns keyword      # kw_z,kw_t,...: the fitted keyword columns, comma-joined
+    python -m kws.scoring.scores --columns keyword      # kw_z,kw_t,...: the fitted keyword columns, comma-joined
 
 Notation: d = distances of the takes to a clip (the average's: d_avg), topk = mean of the k smallest,
 C = mean over the takes of their cohort distance (profile.kw_cohort_mean), E = the takes' mean
@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .conditions import SILENCE_DB, Conditions
+from kws.signal.conditions import SILENCE_DB, Conditions
 
 GROUPS = ("keyword", "matcher", "speaker", "condition")
 SNR_RANGE_DB = (-5.0, 40.0)   # beyond these an SNR estimate says nothing more (40: digital silence around speech)
@@ -224,7 +224,7 @@ def group_scores(group: str, inputs: object) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m kws.scores", description="Print the registered score columns.")
+    ap = argparse.ArgumentParser(prog="python -m kws.scoring.scores", description="Print the registered score columns.")
     ap.add_argument("--columns", choices=GROUPS, help="print one group's fitted columns, comma-joined")
     a = ap.parse_args(argv)
     if a.columns:

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import SAMPLE_RATE, FeatureConfig
+from kws.config import SAMPLE_RATE, FeatureConfig
 
 # Frames per STFT pass: 82 s of audio (every platform clip in one pass); a 15-minute clip then needs
 # ~30 MB at a time instead of ~600 MB.

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT, SAMPLE_RATE, Config
-from .errors import KwsError
-from .pipeline import SCORES_FILE
-from .platform import read_kinds, read_labels
+from kws.config import DEFAULT, SAMPLE_RATE, Config
+from kws.errors import KwsError
+from kws.app.commands import SCORES_FILE
+from kws.harness.local_platform import read_kinds, read_labels
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +173,11 @@ def choose_clip(rows: list[Row], threshold: float) -> Row:
 
 def plot_alignment(row: Row, run_dir: Path, dataset_dir: Path, path: Path, cfg: Config = DEFAULT) -> str:
     """The clip's speech and its DTW cost against its closest enrollment template, with the best path."""
-    from . import dtw
-    from .audio import read_audio
-    from .detect import keyword_matches, prepare
-    from .features import frames_per_second
-    from .profile import SpeakerProfile
+    from kws.scoring import dtw
+    from kws.signal.audio import read_audio
+    from kws.scoring.detect import keyword_matches, prepare
+    from kws.signal.features import frames_per_second
+    from kws.scoring.profile import SpeakerProfile
     plt = _pyplot()
     profile = SpeakerProfile.load(run_dir / "work" / row.speaker)
     clip = prepare(read_audio(dataset_dir / row.speaker / "test" / row.file, cfg.audio), cfg)
@@ -226,7 +226,7 @@ def write_report(run_dir: str | Path, solution_dir: str | Path, test_meta: str |
                  dataset_dir: str | Path | None = None, clip: str | None = None, out: str | Path | None = None,
                  cfg: Config = DEFAULT) -> Path:
     """Write OUT/index.html (default RUN_DIR/report) with det.png, scores.png and alignment.png; return its path."""
-    from .calibrate import Calibration
+    from kws.scoring.calibrate import Calibration
     run_dir, solution_dir = Path(run_dir), Path(solution_dir)
     out = Path(out) if out else run_dir / "report"
     dataset_dir = Path(dataset_dir) if dataset_dir else solution_dir.parent / "data"

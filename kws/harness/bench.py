@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import DEFAULT, REPO_ROOT
-from .platform import read_labels, read_predictions, run_step, speakers_of, wav_seconds
+from kws.config import DEFAULT, REPO_ROOT
+from kws.harness.local_platform import read_labels, read_predictions, run_step, speakers_of, wav_seconds
 
 log = logging.getLogger(__name__)
 BUDGET = DEFAULT.budget
@@ -29,7 +29,7 @@ def default_task_set(output_dir: Path) -> tuple[Path, Path]:
     practice = REPO_ROOT.parent / "shared" / "data" / "practice"
     if (practice / "data").is_dir():
         return practice / "data", practice / "solution"
-    from .demo import demo_task_set
+    from kws.harness.demo import demo_task_set
     root = demo_task_set(output_dir / "demo_tasks")
     return root / "data", root / "solution"
 
@@ -69,10 +69,10 @@ def _step(r) -> dict:
 def model_load() -> dict:
     """Cold load times in this process (bench runs first thing, so nothing is loaded yet)."""
     t = time.perf_counter()
-    from . import pipeline
-    from .cohort import load_cohort
-    from .config import DEFAULT
-    from .encoder import load_ge2e, load_multitask
+    from kws.app import commands as pipeline
+    from kws.scoring.cohort import load_cohort
+    from kws.config import DEFAULT
+    from kws.nn.encoder import load_ge2e, load_multitask
     t_import = time.perf_counter() - t
     t = time.perf_counter()
     if DEFAULT.detect.voiceprint != "encoder":
@@ -96,11 +96,11 @@ def _self_rss_mb() -> float:
 
 def stage_throughput(dataset_dir: Path, speakers: list[str], out: Path) -> dict:
     """Audio seconds per CPU second of each stage, scoring every test clip in this process."""
-    from . import stages
-    from .audio import audio_seconds, list_wavs
-    from .config import DEFAULT
-    from .pipeline import score_files
-    from .profile import SpeakerProfile
+    from kws import stages
+    from kws.signal.audio import audio_seconds, list_wavs
+    from kws.config import DEFAULT
+    from kws.app.commands import score_files
+    from kws.scoring.profile import SpeakerProfile
     stages.reset()
     audio = 0.0
     for s in speakers:
@@ -115,7 +115,7 @@ def stage_throughput(dataset_dir: Path, speakers: list[str], out: Path) -> dict:
 
 
 def accuracy(dataset_dir: Path, solution_dir: Path, speakers: list[str], out: Path) -> dict | None:
-    from .metrics import average, score_speaker
+    from kws.harness.metrics import average, score_speaker
     if not solution_dir.is_dir():
         return None
     results = [score_speaker(s, read_labels(solution_dir, s), read_predictions(out / "predictions" / f"{s}.txt"))

@@ -15,8 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import DTW_BARRIER
-from .vectors import unit
+from kws.config import DTW_BARRIER
+from kws.signal.vectors import unit
 
 BARRIER = DTW_BARRIER   # kws.config owns it
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import open_audio, read_audio
-from .config import SAMPLE_RATE, Config
-from .detect import keyword_distances, prepare
-from .conditions import CLIP_PEAK
-from .errors import AudioError
-from . import conditions
+from kws.signal.audio import open_audio, read_audio
+from kws.config import SAMPLE_RATE, Config
+from kws.scoring.detect import keyword_distances, prepare
+from kws.signal.conditions import CLIP_PEAK
+from kws.errors import AudioError
+from kws.signal import conditions
 
 log = logging.getLogger(__name__)
 

@@ -13,20 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import audio_seconds, list_wavs, read_audio
-from .calibrate import Calibration, base_columns, use_set_norm
-from .cohort import Cohort, load_cohort
-from .config import BudgetConfig, Config
-from .detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
-from .dtw import OutOfTime, time_limit
-from .encoder import load_ge2e
-from .enroll import build_profile
-from .errors import AudioError, UsageError, WeightsError
-from .matcher import matcher_for
-from .profile import SpeakerProfile, replacing
-from .quality import assess_files, warn_about_takes
-from .safefile import atomic_write, write_predictions, write_safe_predictions
-from .stages import stage
+from kws.signal.audio import audio_seconds, list_wavs, read_audio
+from kws.scoring.calibrate import Calibration, base_columns, use_set_norm
+from kws.scoring.cohort import Cohort, load_cohort
+from kws.config import BudgetConfig, Config
+from kws.scoring.detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
+from kws.scoring.dtw import OutOfTime, time_limit
+from kws.nn.encoder import load_ge2e
+from kws.enrollment.enroll import build_profile
+from kws.errors import AudioError, UsageError, WeightsError
+from kws.scoring.matcher import matcher_for
+from kws.scoring.profile import SpeakerProfile, replacing
+from kws.enrollment.quality import assess_files, warn_about_takes
+from kws.safefile import atomic_write, write_predictions, write_safe_predictions
+from kws.stages import stage
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .config import BudgetConfig
-from .metrics import (SpeakerResult, average, bad_line, errors_by_kind, misses_by_snr, parse_labels,
+from kws.config import REPO_ROOT, BudgetConfig
+from kws.harness.metrics import (SpeakerResult, average, bad_line, errors_by_kind, misses_by_snr, parse_labels,
                       parse_predictions, score_speaker)
-from .progress import Progress
+from kws.app.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Local Auto-KWS platform: run the three scripts per speaker and score.")
     ap.add_argument("--dataset_dir", default=None, help="<SPK>/{enroll,test} folders; default: a built demo set")
     ap.add_argument("--solution_dir", default=None, help="<SPK>_test_labels.txt files")
-    ap.add_argument("--code_dir", default=str(Path(__file__).resolve().parent.parent))
+    ap.add_argument("--code_dir", default=str(REPO_ROOT))
     ap.add_argument("--output_dir", default="scoring_output")
     ap.add_argument("--test_meta", default=None, help="test_meta.tsv: break errors down by kind")
     ap.add_argument("--jobs", type=int, default=1, help="speakers evaluated in parallel processes")
@@ -300,15 +300,15 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if a.set:
-        from .config import SETTINGS_ENV, with_settings
+        from kws.config import SETTINGS_ENV, with_settings
         try:
             with_settings(a.set)   # a typo fails here, not in every child
         except ValueError as e:
             ap.error(str(e))
         os.environ[SETTINGS_ENV] = " ".join([os.environ.get(SETTINGS_ENV, ""), *a.set]).strip()
     if a.dataset_dir is None:
-        from .demo import demo_task_set
-        from .errors import KwsError
+        from kws.harness.demo import demo_task_set
+        from kws.errors import KwsError
         try:
             root = demo_task_set(Path(a.output_dir) / f"demo_tasks_{a.demo}", a.demo)
         except KwsError as e:

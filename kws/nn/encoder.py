@@ -3,7 +3,7 @@ numpy, so predict never imports torch (~1.3 s and ~500 MB per process).
 
 - GE2E speaker encoder (3-layer LSTM over 40 mel bands, 256-d output) with the weights that
   ship inside the Resemblyzer wheel (Apache-2.0), read from its torch checkpoint by
-  kws.torchfile without torch. Only the ge2e and both voiceprints need it (not the default).
+  kws.nn.torchfile without torch. Only the ge2e and both voiceprints need it (not the default).
 - The project's own multi-task encoder (kws/model.py, trained by scripts/train_encoder.py):
   keyword frames for DTW and a voiceprint, from ``pretrained/encoder.npz``.
 """
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import torchfile
-from .config import PRETRAINED_DIR, VOICEPRINTS, FeatureConfig
-from .errors import WeightsError
-from .vectors import EPS, unit
-from .features import encoder_input, mfcc_frames, mel_power, stack
+from kws.nn import torchfile
+from kws.config import PRETRAINED_DIR, VOICEPRINTS, FeatureConfig
+from kws.errors import WeightsError
+from kws.signal.vectors import EPS, unit
+from kws.signal.features import encoder_input, mfcc_frames, mel_power, stack
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,13 @@ def ge2e_weights_path() -> Path:
 @lru_cache(maxsize=1)
 def ge2e_sha() -> str:
     """Of the wheel's GE2E weights: profiles whose voiceprints they made are refused under others."""
-    from .safefile import file_digest
+    from kws.safefile import file_digest
     return file_digest(ge2e_weights_path())[:10]
 
 
 @lru_cache(maxsize=1)
 def load_ge2e() -> GE2E:
-    """The wheel's checkpoint, read by kws.torchfile (no torch; ~0.1 s)."""
+    """The wheel's checkpoint, read by kws.nn.torchfile (no torch; ~0.1 s)."""
     source = ge2e_weights_path()
     try:
         state = torchfile.load(source)["model_state"]
@@ -178,7 +178,7 @@ ENCODER_FILE = "encoder.npz"
 
 @dataclass(frozen=True)
 class MultiTask:
-    arrays: dict            # exported by kws.model.export_arrays
+    arrays: dict            # exported by kws.training.model.export_arrays
     dilations: tuple[int, ...]
     sha: str                # of the weights file: cohorts built with other weights are refused
 

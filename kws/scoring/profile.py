@@ -26,10 +26,10 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import DEFAULT, SAMPLE_RATE, Config
-from .errors import ProfileError
-from .safefile import atomic_write
-from .templates import Templates
+from kws.config import DEFAULT, SAMPLE_RATE, Config
+from kws.errors import ProfileError
+from kws.safefile import atomic_write
+from kws.scoring.templates import Templates
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class SpeakerProfile:
 
 def max_template_frames(cfg: Config) -> int:
     """The longest template a profile may hold (ProfileConfig.max_template_s of keyword frames)."""
-    from .features import frames_per_second
+    from kws.signal.features import frames_per_second
     return int(cfg.profile.max_template_s * frames_per_second(cfg.features))
 
 

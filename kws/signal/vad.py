@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import webrtcvad
 
-from .config import SAMPLE_RATE, VadConfig
+from kws.config import SAMPLE_RATE, VadConfig
 
 Segment = tuple[int, int]  # [start, end) in samples
 CHUNK = 4096               # VAD frames per pass (2 minutes of audio)

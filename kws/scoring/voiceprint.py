@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .vectors import unit
+from kws.signal.vectors import unit
 
 __all__ = ["cosine", "leave_one_out", "unit", "voiceprint"]
 

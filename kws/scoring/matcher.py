@@ -4,7 +4,7 @@ best DTW match and says whether it holds the phrase, as the winning Auto-KWS sys
 DTW sums distances along one path; the CNN sees the whole neighbourhood of that path (a clean
 diagonal, a broken one, a phrase that only half fits), which a single mean cannot express.
 numpy at run time (weights in pretrained/matcher*.npz); the torch twin for training is
-kws.model.MatcherCNN, trained by scripts/train_matcher.py.
+kws.training.model.MatcherCNN, trained by scripts/train_matcher.py.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtw
-from .config import MATCHER_GRID, PRETRAINED_DIR, FeatureConfig
-from .errors import WeightsError
+from kws.scoring import dtw
+from kws.config import MATCHER_GRID, PRETRAINED_DIR, FeatureConfig
+from kws.errors import WeightsError
 
 MATCHER_FILE = "matcher.npz"
 GRID = MATCHER_GRID      # template frames x test frames, after resampling the matrix to a fixed size

@@ -6,17 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtw, quality
-from .audio import probe, read_audio
-from .cohort import Cohort, load_cohort
-from .config import SAMPLE_RATE, Config
-from .detect import Prepared, keyword_distances, model_fingerprint, prepare, top_k_mean
-from .encoder import frontend_fingerprint, speaker_embeddings
-from .errors import AudioError, EnrollmentError
-from .profile import SpeakerProfile, max_template_frames
-from .safefile import file_digest
-from .templates import PerTemplate, Templates
-from .voiceprint import cosine, leave_one_out, voiceprint
+from kws.scoring import dtw
+from kws.enrollment import quality
+from kws.signal.audio import probe, read_audio
+from kws.scoring.cohort import Cohort, load_cohort
+from kws.config import SAMPLE_RATE, Config
+from kws.scoring.detect import Prepared, keyword_distances, model_fingerprint, prepare, top_k_mean
+from kws.nn.encoder import frontend_fingerprint, speaker_embeddings
+from kws.errors import AudioError, EnrollmentError
+from kws.scoring.profile import SpeakerProfile, max_template_frames
+from kws.safefile import file_digest
+from kws.scoring.templates import PerTemplate, Templates
+from kws.scoring.voiceprint import cosine, leave_one_out, voiceprint
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import safefile
-from .config import AudioConfig, SAMPLE_RATE
-from .errors import AudioError
+from kws import safefile
+from kws.config import AudioConfig, SAMPLE_RATE
+from kws.errors import AudioError
 
 log = logging.getLogger(__name__)
 

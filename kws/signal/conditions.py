@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import SAMPLE_RATE, VadConfig
-from .vad import frame_decisions, frame_samples, segments_of
+from kws.config import SAMPLE_RATE, VadConfig
+from kws.signal.vad import frame_decisions, frame_samples, segments_of
 
 SILENCE_DB = -120.0     # the level of digital silence (log of zero)
 CLIP_PEAK = 0.999       # a sample at full scale: the recording was clipped

@@ -27,7 +27,7 @@ def _enroll(a: argparse.Namespace) -> int:
     if len(a.paths) != 2 or a.name or a.add or a.replace or a.force or a.record:
         log.error("enroll takes ENROLL_DIR WORK_DIR, or --name PHRASE --out PROFILE_DIR with take files")
         return 2
-    from .pipeline import enroll_folder
+    from kws.app.commands import enroll_folder
     enroll_folder(*a.paths, cfg=_config(a))
     return 0
 
@@ -35,8 +35,8 @@ def _enroll(a: argparse.Namespace) -> int:
 def _enroll_takes(a: argparse.Namespace) -> int:
     import tempfile
 
-    from .api import Profile
-    from .quality import format_report
+    from kws.app.api import Profile
+    from kws.enrollment.quality import format_report
     if not a.name:
         log.error("--out needs --name PHRASE: the name of the phrase these takes say")
         return 2
@@ -57,9 +57,9 @@ def _record_takes(a: argparse.Namespace, folder: Path) -> list[Path]:
     """--record N: N takes from the microphone, each followed by the quality report of the takes so far."""
     import soundfile as sf
 
-    from .config import SAMPLE_RATE
-    from .mic import record_take, sounddevice
-    from .quality import assess_files, format_report
+    from kws.config import SAMPLE_RATE
+    from kws.app.mic import record_take, sounddevice
+    from kws.enrollment.quality import assess_files, format_report
     if a.record < 1 or a.take_seconds <= 0:
         raise ValueError("--record needs a count of 1 or more and --take-seconds more than 0")
     sd, paths = sounddevice(), []
@@ -81,7 +81,7 @@ def _print_detections(stream, blocks, as_json: bool, wall_clock: bool = False) -
     import json
     import time
 
-    from .stream import detect_blocks, format_detection
+    from kws.app.stream import detect_blocks, format_detection
 
     def show(d) -> None:
         if as_json:
@@ -104,8 +104,8 @@ def _print_detections(stream, blocks, as_json: bool, wall_clock: bool = False) -
 
 
 def _listen(a: argparse.Namespace) -> int:
-    from .api import Detector
-    from .mic import microphone_blocks, sounddevice
+    from kws.app.api import Detector
+    from kws.app.mic import microphone_blocks, sounddevice
     sd = sounddevice()   # before the profile loads: the commonest mistake says so at once
     det = Detector(a.profile_dir, a.sensitivity, cfg=_config(a))
     stream = det.stream(live=True)
@@ -122,10 +122,10 @@ def _detect(a: argparse.Namespace) -> int:
         log.error("--threads must be 1 or more")
         return 2
     # BLAS pools read this at import, so it is set before numpy loads (everything runs on numpy).
-    from . import limit_blas_threads
+    from kws import limit_blas_threads
     limit_blas_threads(a.threads, force=True)
-    from .api import Detector
-    from .stream import read_blocks
+    from kws.app.api import Detector
+    from kws.app.stream import read_blocks
     det = Detector(a.profile_dir, a.sensitivity, cfg=_config(a))
     t0, stream = time.perf_counter(), det.stream()
     n = _print_detections(stream, read_blocks(a.audio, det.cfg.stream.block_s), a.json)
@@ -142,14 +142,14 @@ def _device(text: str) -> int | str:
 
 def _config(a: argparse.Namespace):
     """The defaults of kws/config.py with $KWS_SET, then each --set, applied."""
-    from .config import settings_from_env, with_settings
+    from kws.config import settings_from_env, with_settings
     cfg = with_settings(settings_from_env() + list(getattr(a, "set", None) or []))
     log.debug("configuration: %s", cfg)
     return cfg
 
 
 def _report(a: argparse.Namespace) -> int:
-    from .report import write_report
+    from kws.harness.report import write_report
     page = write_report(a.run_dir, a.solution_dir, a.test_meta, a.dataset_dir, a.clip, a.out)
     print(page)
     return 0
@@ -158,15 +158,15 @@ def _report(a: argparse.Namespace) -> int:
 def _predict(a: argparse.Namespace) -> int:
     # First, before numpy or any model loads: the complete all-0 file, so that a kill from the first
     # milliseconds on leaves a whole, legal file (and no stale one from an earlier run).
-    from .safefile import write_safe_predictions
+    from kws.safefile import write_safe_predictions
     paths = write_safe_predictions(a.test_dir, a.prediction_file)
-    from .pipeline import predict_folder
+    from kws.app.commands import predict_folder
     predict_folder(a.test_dir, a.work_dir, a.prediction_file, cfg=_config(a), deadline=a.deadline, paths=paths)
     return 0
 
 
 def _evaluate(a: argparse.Namespace) -> int:
-    from .platform import evaluate_folder
+    from kws.harness.local_platform import evaluate_folder
     evaluate_folder(a.dataset_dir, a.solution_dir, a.predictions_dir, a.test_meta, a.output_dir)
     return 0
 
@@ -174,7 +174,7 @@ def _evaluate(a: argparse.Namespace) -> int:
 def _bench(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .bench import format_bench, run_bench
+    from kws.harness.bench import format_bench, run_bench
     r = run_bench(Path(a.dataset_dir) if a.dataset_dir else None, Path(a.solution_dir) if a.solution_dir else None,
                   Path(a.output_dir), a.speakers)
     print(format_bench(r))
@@ -183,7 +183,7 @@ def _bench(a: argparse.Namespace) -> int:
 
 
 def _check(a: argparse.Namespace) -> int:
-    from .pipeline import check_pretrained
+    from kws.app.commands import check_pretrained
     check_pretrained(_config(a))
     return 0
 
@@ -273,12 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The `kws` console command (and python -m kws)."""
-    from . import limit_blas_threads
+    from kws import limit_blas_threads
     limit_blas_threads()   # before anything imports numpy: this module imports none at the top
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from .errors import KwsError
+    from kws.errors import KwsError
     try:
         return a.run(a)
     except (KwsError, ValueError, OSError) as e:   # ValueError: malformed labels; OSError: a path the user gave

@@ -11,23 +11,25 @@ from pathlib import Path
 
 import numpy as np
 
-from . import conditions, dtw, scores
-from .cohort import Cohort
-from .config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config
-from .encoder import frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, speaker_embeddings
-from .errors import ProfileError
-from .features import frames_per_second, mel_frames
-from .matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
-from .profile import SpeakerProfile
-from .stages import stage
-from .templates import PerTemplate
-from .conditions import Conditions
-from .scores import top_k_mean
-from .vad import frame_decisions, frame_samples, segments_of
-from .voiceprint import cosine, unit
+from kws.signal import conditions
+from kws.scoring import dtw
+from kws.scoring import scores
+from kws.scoring.cohort import Cohort
+from kws.config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config
+from kws.nn.encoder import frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, speaker_embeddings
+from kws.errors import ProfileError
+from kws.signal.features import frames_per_second, mel_frames
+from kws.scoring.matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
+from kws.scoring.profile import SpeakerProfile
+from kws.stages import stage
+from kws.scoring.templates import PerTemplate
+from kws.signal.conditions import Conditions
+from kws.scoring.scores import top_k_mean
+from kws.signal.vad import frame_decisions, frame_samples, segments_of
+from kws.scoring.voiceprint import cosine, unit
 
 CONDITION_NAMES = scores.names("condition")
-SCORE_NAMES = scores.names()   # every column, in the registry's order (kws/scores.py)
+SCORE_NAMES = scores.names()   # every column, in the registry's order (kws/scoring/scores.py)
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def noise_matched_distances(profile: SpeakerProfile, clips: list[Prepared], cfg:
 
 
 def condition_scores(clips: list[Prepared], cfg: Config) -> dict[str, np.ndarray]:
-    """The clips' conditions as score columns (kws/scores.py), for a fusion that judges each clip in its conditions."""
+    """The clips' conditions as score columns (kws/scoring/scores.py), for a fusion that judges each clip in its conditions."""
     return scores.group_scores("condition", [c.conditions or conditions.measure(c.audio, cfg.vad) for c in clips])
 
 
@@ -152,7 +154,7 @@ def keyword_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> n
 
 def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list[dtw.Match]], cohort_dist: np.ndarray,
                    reversed_dist: np.ndarray, k: int, nm_dist: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The keyword columns (kws/scores.py gives each one's formula) from raw distances, rows in
+    """The keyword columns (kws/scoring/scores.py gives each one's formula) from raw distances, rows in
     Templates.all() order: per speaker and per test clip normalised.
 
     nm_dist: the noise-matched takes' distances (noise_matched_distances; NaN columns: the plain raw)."""
@@ -182,7 +184,7 @@ def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dt
 
 def speaker_scores(profile: SpeakerProfile, segment_emb: np.ndarray, all_emb: np.ndarray,
                    cohort_emb: np.ndarray) -> dict[str, np.ndarray]:
-    """The speaker columns (kws/scores.py): voiceprint cosines, z-normalised by the profile's impostor
+    """The speaker columns (kws/scoring/scores.py): voiceprint cosines, z-normalised by the profile's impostor
     statistics and t-normalised per clip."""
     return scores.group_scores("speaker", scores.SpeakerInputs(
         seg=cosine(segment_emb, profile.voiceprint), whole=cosine(all_emb, profile.voiceprint),

@@ -17,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .config import REPO_ROOT
-from .errors import KwsError
-from .progress import progress
+from kws.config import REPO_ROOT
+from kws.errors import KwsError
+from kws.app.progress import progress
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PRETRAINED_DIR, FeatureConfig
-from .encoder import frontend_fingerprint, load_multitask
-from .safefile import file_digest
-from .errors import WeightsError
+from kws.config import PRETRAINED_DIR, FeatureConfig
+from kws.nn.encoder import frontend_fingerprint, load_multitask
+from kws.safefile import file_digest
+from kws.errors import WeightsError
 
 COHORT_FILE = "cohort.npz"
 # The multi-task encoder's speaker embeddings of the same cohort utterances (same seed, same crops),

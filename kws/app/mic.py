@@ -15,9 +15,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import SAMPLE_RATE
-from .errors import KwsError
-from .stream import Resampler
+from kws.config import SAMPLE_RATE
+from kws.errors import KwsError
+from kws.app.stream import Resampler
 
 log = logging.getLogger(__name__)
 

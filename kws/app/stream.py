@@ -20,16 +20,16 @@ from typing import Iterator
 import numpy as np
 import webrtcvad
 
-from .calibrate import Calibration
-from .audio import open_audio, warn_if_truncated
-from .cohort import load_cohort
-from .config import SAMPLE_RATE, Config, StreamConfig
-from .detect import Prepared, score_and_locate
-from .errors import AudioError, KwsError
-from .encoder import keyword_frames
-from .features import frames_per_second
-from .profile import SpeakerProfile
-from .vad import frame_db, frame_samples, loud_enough, pcm16
+from kws.scoring.calibrate import Calibration
+from kws.signal.audio import open_audio, warn_if_truncated
+from kws.scoring.cohort import load_cohort
+from kws.config import SAMPLE_RATE, Config, StreamConfig
+from kws.scoring.detect import Prepared, score_and_locate
+from kws.errors import AudioError, KwsError
+from kws.nn.encoder import keyword_frames
+from kws.signal.features import frames_per_second
+from kws.scoring.profile import SpeakerProfile
+from kws.signal.vad import frame_db, frame_samples, loud_enough, pcm16
 
 log = logging.getLogger(__name__)
 
