@@ -6,7 +6,7 @@
 """
 import sys
 
-from kws.platform import main  # standard library only; kws is beside this file, or installed
+from kws.harness.local_platform import main  # standard library only; kws is beside this file, or installed
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,7 @@ __all__ = ["Profile", "Detector", "Detection", "ClipScore"]
 def __getattr__(name: str):
     # PEP 562: resolve the API names on first use, so `import kws` (the platform does) stays light.
     if name in __all__:
-        from . import api
+        from kws.app import api
         return getattr(api, name)
     raise AttributeError(f"module 'kws' has no attribute {name!r}")
 

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main  # cli imports no numpy; main() limits the BLAS threads first
+from kws.app.cli import main  # cli imports no numpy; main() limits the BLAS threads first
 
 sys.exit(main())

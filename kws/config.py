@@ -16,6 +16,10 @@ from pathlib import Path
 SAMPLE_RATE = 16000
 FRONTENDS = ("mfcc", "encoder")             # FeatureConfig.frontend
 VOICEPRINTS = ("ge2e", "encoder", "both")   # DetectConfig.voiceprint
+# Fixed by the trained artefacts and the DTW's step pattern, so not settings: the one place they are spelled.
+NO_MATCH_DISTANCE: typing.Final = 2.0    # the largest cosine distance: what a template scores in a clip too short to hold it
+DTW_BARRIER: typing.Final = 2            # inf-cost columns between concatenated clips; the (1,2) step can skip only one
+MATCHER_GRID: typing.Final = (24, 40)    # template x test frames the learned matcher's input is resampled to
 SETTINGS_ENV = "KWS_SET"                    # "section.field=value ..." for runs through the platform scripts
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A wheel installs pretrained/ as kws/pretrained; a checkout (or an editable install) keeps it beside kws/.
@@ -43,6 +47,9 @@ class VadConfig:
     merge_gap_ms: int = 300            # bridge short pauses inside a phrase
     pad_ms: int = 150                  # keep some context around speech
     energy_floor_db: float = -55.0     # frames quieter than this (dBFS) are never speech
+    # ... nor frames this far under the loudest frame (the clip's; a stream's: of the last
+    # StreamConfig.peak_window_s): webrtcvad fires on loud stationary noise, far below speech peaks.
+    relative_floor_db: float = 40.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,15 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class EnrollConfig:
+    """How enrollment cuts its templates (kws/enroll.py; the quality report cuts them the same way).
+    Which takes are too quiet, long or noisy is QualityConfig's: one validator judges both."""
+    expected_takes: int = 5
+    template_pad_ms: int = 30          # templates are cut tight: padding would demand silence around the phrase
+    min_template_frames: int = 12      # 0.24 s with the padding: shorter is no distinctive phrase
+
+
+@dataclass(frozen=True)
 class ProfileConfig:
     """What a saved speaker profile may hold: kws/profile.py checks every load against these, and
     enrollment refuses a take whose template would exceed them."""
@@ -176,6 +192,7 @@ class Config:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    enroll: EnrollConfig = field(default_factory=EnrollConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
 
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.calibrate import base_columns, calibration_name
+from kws.scoring.calibrate import base_columns, calibration_name
 from kws.config import PRETRAINED_DIR, Config, with_frontend
-from kws.detect import SCORE_NAMES
-from kws.metrics import task_score
-from kws.pipeline import fused_margins, load_tiers
+from kws.scoring.detect import SCORE_NAMES
+from kws.harness.metrics import task_score
+from kws.app.commands import fused_margins, load_tiers
 
 VOICES = {"ge2e": "GE2E voiceprint", "encoder": "encoder voiceprint", "both": "GE2E + encoder voiceprints"}
 

@@ -20,8 +20,9 @@ from typing import Sequence
 
 import numpy as np
 import soundfile as sf
+from kws.config import SAMPLE_RATE
 
-SR = 16000
+SR = SAMPLE_RATE
 
 
 # ---------------------------------------------------------------- noise

@@ -163,7 +163,7 @@ def cli_cases(tmp: Path, enroll: Path, test: Path, work: Path) -> dict[str, tupl
 
 
 def run_case(cmd: list[str], cwd: Path, pred: Path | None, names: set[str]) -> dict:
-    from kws.metrics import parse_predictions
+    from kws.harness.metrics import parse_predictions
     t = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
     errors = [ln.split(" ERROR ", 1)[1].split(": ", 1)[-1] for ln in r.stderr.splitlines() if " ERROR " in ln]

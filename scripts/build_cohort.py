@@ -4,7 +4,7 @@
     python scripts/build_cohort.py --words ../shared/data/words --noise build/train-noise
     python scripts/build_cohort.py --voiceprints     # pretrained/cohort_voiceprints_encoder.npz only
 
-Uses the train split only, and only its cohort half of the speakers (see kws_train.split_speakers),
+Uses the train split only, and only its cohort half of the speakers (see word_corpus.split_speakers),
 so calibration tasks built from the other half stay unseen. Utterances are 1-3 words of one
 speaker with pauses, noise and gain like the platform's test clips. Deterministic for a --seed.
 """
@@ -16,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort
-from kws.config import PRETRAINED_DIR, with_frontend
-from kws.detect import prepare
-from kws.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings
-from kws.enroll import TEMPLATE_PAD_MS
+from kws.scoring.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort
+from kws.config import DEFAULT, FRONTENDS, PRETRAINED_DIR, with_frontend
+from kws.scoring.detect import prepare
+from kws.nn.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
-from kws_train import Words, augment, load_noise, split_speakers, utterance
+from word_corpus import Words, augment, load_noise, split_speakers, utterance
 
 log = logging.getLogger("build_cohort")
 
@@ -34,7 +33,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=400)
     ap.add_argument("--templates", type=int, default=100)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--frontend", default="mfcc", choices=["mfcc", "encoder"])
+    ap.add_argument("--frontend", default=DEFAULT.features.frontend, choices=FRONTENDS)
     ap.add_argument("--voiceprints", action="store_true",
                     help=f"write only pretrained/{ENCODER_VOICEPRINTS_FILE}: the multi-task encoder's speaker "
                     "embeddings of the same utterances")
@@ -66,7 +65,7 @@ def main() -> None:
     for i in range(a.templates):
         spk = cohort_speakers[i % len(cohort_speakers)]
         y = words.load(words.clips[spk][int(rng.integers(len(words.clips[spk])))])
-        templates.append(prepare(augment(rng, [], y), cfg, pad_ms=TEMPLATE_PAD_MS).frames)
+        templates.append(prepare(augment(rng, [], y), cfg, pad_ms=cfg.enroll.template_pad_ms).frames)
     emb = embed_speakers(crops)
     np.savez_compressed(a.out, **Cohort.pack(frames, templates, emb, frontend_fingerprint(cfg.features)))
     log.info("wrote %s: %d utterances from %d speakers, %d frames", a.out, len(frames), len(cohort_speakers),

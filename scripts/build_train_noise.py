@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from augment import SR, load_noise_named, peak_normalise
-from kws_train import Words
+from word_corpus import Words
 from noise_rule import check_training_noise
 
 log = logging.getLogger("build_train_noise")

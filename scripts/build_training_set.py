@@ -36,8 +36,9 @@ kws.limit_blas_threads()  # before numpy: two worker processes on two cores, one
 import numpy as np
 import soundfile as sf
 
-from kws.audio import to_mono_16k, write_wav
-from kws.progress import Progress
+from kws.signal.audio import to_mono_16k, write_wav
+from kws.config import SAMPLE_RATE
+from kws.app.progress import Progress
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
 from augment import AugmentConfig, Augmenter, Room, load_noise_named, make_rir
 from synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_engines, engine_version,
@@ -45,7 +46,7 @@ from synth_speakers import (ENGINE_LICENCES, SpeakerSpec, SynthError, available_
 
 log = logging.getLogger("build_training_set")
 
-SR = 16000
+SR = SAMPLE_RATE
 MANIFEST_FIELDS = ["path", "speaker", "source", "lang", "text", "role", "take", "seconds", "augment", "origin",
                    "prosody", "licence"]
 # domain tags of the seeds, so no two kinds of draw ever share a stream

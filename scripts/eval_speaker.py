@@ -16,21 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from kws.config import DEFAULT
-from kws.encoder import load_multitask, speaker_embeddings
-from kws.voiceprint import unit
-from kws_train import Words, utterance
+from kws.nn.encoder import load_multitask, speaker_embeddings
+from kws.harness.report import eer
+from kws.scoring.voiceprint import unit
+from word_corpus import Words, utterance
 
 log = logging.getLogger("eval_speaker")
-
-
-def eer(scores: np.ndarray, target: np.ndarray) -> float:
-    """Equal error rate: where the miss rate of targets meets the false-alarm rate of non-targets."""
-    order = np.argsort(-scores)
-    t = target[order]
-    fa = np.cumsum(~t) / max((~t).sum(), 1)
-    miss = 1 - np.cumsum(t) / max(t.sum(), 1)
-    k = int(np.argmin(np.abs(fa - miss)))
-    return float((fa[k] + miss[k]) / 2)
 
 
 def trials(emb: np.ndarray, speakers: list[str]) -> tuple[np.ndarray, np.ndarray]:

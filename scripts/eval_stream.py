@@ -70,9 +70,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from dataclasses import replace
 
-    from kws.api import Detector
+    from kws.app.api import Detector
     from kws.config import DEFAULT
-    from kws.stream import read_blocks
+    from kws.app.stream import read_blocks
 
     cfg = DEFAULT if a.max_delay is None else replace(DEFAULT, stream=replace(DEFAULT.stream, max_delay_s=a.max_delay))
     det = Detector(a.profile, a.sensitivity, cfg)

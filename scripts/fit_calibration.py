@@ -17,11 +17,9 @@ import sys
 
 import numpy as np
 
-from kws.calibrate import (CALIBRATION_FILE, RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns,
-                           fit_logistic,
-                           fit_threshold, with_set_columns)
-from kws.config import PRETRAINED_DIR
-from kws.detect import SCORE_NAMES
+from kws.scoring.calibrate import RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns, with_set_columns
+from kws.training.fitting import fit_logistic, fit_threshold
+from kws.scoring import scores
 
 log = logging.getLogger("fit_calibration")
 
@@ -57,7 +55,8 @@ def main() -> None:
     ap.add_argument("--scores", required=True, nargs="+", help="TSVs from scripts/score_tasks.py on train-split tasks")
     # kw_raw is left out by default: a raw distance shifts with language, noise and microphone,
     # while every other column is normalised per speaker or per clip.
-    ap.add_argument("--columns", default=",".join(n for n in SCORE_NAMES if n not in ("kw_raw", "kw_cnn")),
+    ap.add_argument("--columns", default=",".join(n for g in ("keyword", "speaker", "condition")
+                                                   for n in scores.names(g, fitted_only=True)),
                     help="score columns to fuse (add kw_cnn for the learned matcher)")
     ap.add_argument("--set-columns", default="",
                     help="also fuse these columns standardised over each task (<name>@set): the *_set calibrations")
@@ -66,8 +65,9 @@ def main() -> None:
                          "its positives: the fit then holds for folders with fewer positives than the platform's 5")
     ap.add_argument("--seed", type=int, default=1, help="which positives are kept (--positives)")
     ap.add_argument("--l2", type=float, default=1e-2)
-    ap.add_argument("--out", default=str(PRETRAINED_DIR / CALIBRATION_FILE),
-                    help="calibration.json, calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
+    ap.add_argument("--out", required=True,
+                    help="pretrained/<name>.json, <name> from kws.scoring.calibrate.calibration_name: calibration.json, "
+                         "calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rows = []

@@ -18,10 +18,13 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 # keyword scores, the noise-matched templates' (the _nm fits), then the clip's conditions, which every
 # fit takes: a noisy clip is judged in its conditions (docs/results.md, v4).
-kw=kw_z,kw_t,kw_rel,kw_avg_rel,kw_trel,kw_rev,kw_warp,kw_half
-nm=kw_nm_rel,kw_nm_t,kw_nm_gain
-spk=spk_seg_z,spk_all_z,spk_seg_t,spk_rel
-cond=cond_snr,cond_noise,cond_speech_s,cond_clipped
+# The column lists come from the registry (kws/scoring/scores.py; `python -m kws.scoring.scores` prints each formula).
+columns() { "$py" -m kws.scoring.scores --columns "$1"; }
+kw=$(columns keyword)
+nm=$(columns keyword --switch noise_match)
+cnn=$(columns matcher)
+spk=$(columns speaker)
+cond=$(columns condition)
 fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
   local out=$1 table=$2 cols=$3 set=${4:-}
   if [ -n "${ONLY:-}" ] && ! [[ $out =~ $ONLY ]]; then return 0; fi   # ONLY=REGEX: refit just those
@@ -37,9 +40,9 @@ fit calibration_voice-encoder          encoder "$kw,$spk"         "$kw"
 fit calibration_keyword_nm             encoder "$kw,$nm"          "$kw,$nm"
 fit calibration_voice-encoder_nm       encoder "$kw,$nm,$spk"     "$kw,$nm"
 fit calibration_voice-both             both    "$kw,$spk"         "$kw"
-fit calibration_keyword_matcher        encoder "$kw,kw_cnn"       "$kw,kw_cnn"
-fit calibration_matcher                ge2e    "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
-fit calibration_matcher_voice-encoder  encoder "$kw,kw_cnn,$spk"  "$kw,kw_cnn"
-fit calibration_keyword_encoder        frames-encoder "$kw"       "$kw"
+fit calibration_keyword_matcher        encoder "$kw,$cnn"       "$kw,$cnn"
+fit calibration_matcher                ge2e    "$kw,$cnn,$spk"  "$kw,$cnn"
+fit calibration_matcher_voice-encoder  encoder "$kw,$cnn,$spk"  "$kw,$cnn"
+fit calibration_keyword_encoder        frames-encoder "$kw"     "$kw"
 fit calibration_encoder                frames  "$kw,$spk"         "$kw"
 fit calibration_encoder_voice-encoder  frames-encoder "$kw,$spk"  "$kw"

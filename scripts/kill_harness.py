@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kws.metrics import parse_predictions  # noqa: E402
+from kws.harness.metrics import parse_predictions  # noqa: E402
 from kws.safefile import prediction_wavs  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
@@ -70,7 +70,7 @@ def duration(cmd: list[str], runs: int = 3) -> float:
 def profile_state(folder: Path) -> str:
     """'average' array bytes of the profile in use, 'stale' if none is in use but one was set aside, else why not."""
     from kws.errors import ProfileError
-    from kws.profile import SpeakerProfile
+    from kws.scoring.profile import SpeakerProfile
     try:
         p = SpeakerProfile.load(folder)
     except ProfileError as e:
@@ -81,7 +81,7 @@ def profile_state(folder: Path) -> str:
 def phrase_state(folder: Path, phrase: str) -> str:
     """The phrase's profile and the clips beside it, as one string (or why it is not whole)."""
     from kws.errors import ProfileError
-    from kws.profile import SpeakerProfile
+    from kws.scoring.profile import SpeakerProfile
     target = folder / phrase
     try:
         p = SpeakerProfile.load(target)

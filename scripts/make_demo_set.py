@@ -21,7 +21,7 @@ from pathlib import Path
 import soundfile as sf
 
 from kws.config import REPO_ROOT
-from kws.demo import DEMO_DIR, OPUS_SUFFIX
+from kws.harness.demo import DEMO_DIR, OPUS_SUFFIX
 
 
 def main() -> None:

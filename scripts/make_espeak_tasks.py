@@ -20,8 +20,9 @@ import soundfile as sf
 
 from augment import peak_normalise
 from synth_speakers import espeak
+from kws.config import SAMPLE_RATE
 
-SR = 16000
+SR = SAMPLE_RATE
 VOICES = ["en+m1", "en+f3", "en+m3", "en+f2", "en+m7", "en+f4"]
 PHRASES = ["hello computer", "open sesame", "wake up buddy", "hey jasper", "okay lantern", "good morning robot"]
 OTHER = ["what time is it", "turn on the lights", "play some music", "how is the weather", "call my mother",

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from kws.audio import list_wavs, read_audio
+from kws.signal.audio import list_wavs, read_audio
 from kws.config import SAMPLE_RATE
-from kws.metrics import parse_labels
+from kws.harness.metrics import parse_labels
 
 
 def main() -> None:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from kws.config import SAMPLE_RATE
 
 ROOT = Path(__file__).resolve().parent.parent
-SR, MINUTES = 16000, 30
+SR, MINUTES = SAMPLE_RATE, 30
 
 
 def peak_mb(cmd: list[str], timeout: float = 300.0) -> tuple[float, int, float]:

@@ -14,14 +14,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from kws.audio import list_wavs
-from kws.config import with_frontend
-from kws.detect import SCORE_NAMES
-from kws.enroll import build_profile
-from kws.metrics import parse_labels
-from kws.pipeline import score_files
-from kws.progress import Progress
-from kws_train import split_speakers
+from kws.signal.audio import list_wavs
+from kws.config import DEFAULT, FRONTENDS, VOICEPRINTS, with_frontend
+from kws.scoring.detect import SCORE_NAMES
+from kws.enrollment.enroll import build_profile
+from kws.harness.metrics import parse_labels
+from kws.app.commands import score_files
+from kws.app.progress import Progress
+from word_corpus import split_speakers
 
 log = logging.getLogger("score_tasks")
 
@@ -41,9 +41,9 @@ def main() -> None:
     ap.add_argument("--tasks", required=True, help="task set folder (data/, solution/, tasks.tsv)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--speakers-half", choices=["all", "calibration", "cohort"], default="all")
-    ap.add_argument("--frontend", default="mfcc", choices=["mfcc", "encoder"])
+    ap.add_argument("--frontend", default=DEFAULT.features.frontend, choices=FRONTENDS)
     ap.add_argument("--matcher", action="store_true", help="also the learned matcher's kw_cnn score")
-    ap.add_argument("--voiceprint", default="ge2e", choices=["ge2e", "encoder", "both"],
+    ap.add_argument("--voiceprint", default=DEFAULT.detect.voiceprint, choices=VOICEPRINTS,
                     help="whose speaker embedding the spk_* scores use")
     ap.add_argument("--noise-match", action="store_true", help="also the noise-matched templates' kw_nm_* scores")
     a = ap.parse_args()

@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from kws.audio import to_mono_16k
+from kws.signal.audio import to_mono_16k
 from augment import peak_normalise, pitch, speed
 from synth_phrases import POOLS, PhrasePool
+from kws.config import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SR = 16000
+SR = SAMPLE_RATE
 
 ENGINE_COMMANDS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 ENGINE_LICENCES = {

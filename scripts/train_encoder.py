@@ -33,15 +33,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from kws import dtw
+from kws.scoring import dtw
 from kws.config import DEFAULT, PRETRAINED_DIR
-from kws.encoder import ENCODER_FILE
-from kws.features import cmvn, encoder_input, mfcc
-from kws.model import EncoderShape, MultiTaskEncoder, export_arrays
-from kws.progress import Progress
-from kws.vad import speech_segments
+from kws.nn.encoder import ENCODER_FILE
+from kws.signal.features import cmvn, encoder_input, mfcc
+from kws.training.model import EncoderShape, MultiTaskEncoder, export_arrays
+from kws.app.progress import Progress
+from kws.signal.vad import speech_segments
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
-from kws_train import Words, augment, load_noise, split_speakers
+from word_corpus import Words, augment, load_noise, split_speakers
 
 log = logging.getLogger("train_encoder")
 REAL_CORPORA = ("dsp20", "asc")

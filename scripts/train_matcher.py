@@ -22,15 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws.audio import list_wavs, read_audio
-from kws.config import PRETRAINED_DIR, with_frontend
-from kws.detect import keyword_matches, prepare
-from kws.enroll import build_profile
+from kws.signal.audio import list_wavs, read_audio
+from kws.config import DEFAULT, FRONTENDS, PRETRAINED_DIR, with_frontend
+from kws.scoring.detect import keyword_matches, prepare
+from kws.enrollment.enroll import build_profile
 from kws.errors import AudioError
-from kws.matcher import MATCHER_FILE, TOP_TEMPLATES, match_matrix
-from kws.metrics import parse_labels
-from kws.model import MatcherCNN
-from kws.progress import progress
+from kws.scoring.matcher import MATCHER_FILE, TOP_TEMPLATES, match_matrix
+from kws.harness.metrics import parse_labels
+from kws.training.model import MatcherCNN
+from kws.app.progress import progress
 from score_tasks import task_ids
 
 log = logging.getLogger("train_matcher")
@@ -66,7 +66,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", nargs="+", required=True, help="train-split task sets (make_tasks.py --split train)")
     ap.add_argument("--work", required=True, help="cache of matrices")
-    ap.add_argument("--frontend", default="mfcc", choices=["mfcc", "encoder"])
+    ap.add_argument("--frontend", default=DEFAULT.features.frontend, choices=FRONTENDS)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=None, help="default: pretrained/matcher.npz (mfcc) or matcher_encoder.npz")

@@ -59,7 +59,7 @@ def enrolled(tiny_task, tmp_path_factory) -> Path:
 
 def predictions_for(test_dir: Path, work: Path, tmp_path: Path, **kw) -> tuple[dict, subprocess.CompletedProcess]:
     """Run predict.sh; check the file is legal with one line per test wav; return (predictions, process)."""
-    from kws.metrics import parse_predictions
+    from kws.harness.metrics import parse_predictions
     out = tmp_path / "pred.txt"
     r = run("predict.sh", test_dir, work, out, **kw)
     preds = parse_predictions(out.read_text(encoding="utf-8"))
@@ -72,7 +72,7 @@ def predictions_for(test_dir: Path, work: Path, tmp_path: Path, **kw) -> tuple[d
 @pytest.fixture(scope="session")
 def personal_profile(tiny_task, tmp_path_factory) -> Path:
     """A person's PROFILE_DIR with the phrase 'alpha-delta' enrolled from tiny_task's five takes."""
-    from kws.api import Profile
+    from kws.app.api import Profile
     folder = tmp_path_factory.mktemp("profile") / "me"
     Profile.enroll(folder, "alpha-delta", sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav")))
     return folder

@@ -9,10 +9,10 @@ import pytest
 from conftest import ROOT, write
 from synth import SR, stream, utterance
 
-from kws.api import Detector, Profile
+from kws.app.api import Detector, Profile
 from kws.errors import EnrollmentError, ProfileError
-from kws.pipeline import predict_folder
-from kws.profile import SpeakerProfile
+from kws.app.commands import predict_folder
+from kws.scoring.profile import SpeakerProfile
 
 
 def test_import_kws_stays_light():
@@ -20,7 +20,7 @@ def test_import_kws_stays_light():
            "print(light, 'torch' in sys.modules, Profile.__module__)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert r.stdout.split() == ["True", "False", "kws.api"], r.stderr   # the API runs on numpy alone
+    assert r.stdout.split() == ["True", "False", "kws.app.api"], r.stderr   # the API runs on numpy alone
 
 
 def test_profile_layout_and_add(tiny_task, personal_profile, tmp_path):
@@ -64,7 +64,7 @@ def test_enroll_refuses_clearly_and_writes_nothing(tiny_task, personal_profile, 
 
 
 def test_platform_work_dir_loads_as_one_phrase(tiny_task, tmp_path):
-    from kws.enroll import build_profile
+    from kws.enrollment.enroll import build_profile
     work = tmp_path / "S001"
     build_profile(sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav"))).save(work)
     assert list(Profile.load(work).phrases) == ["S001"]
@@ -111,7 +111,7 @@ def test_replace_that_fails_midway_keeps_the_old_phrase_whole(tiny_task, tmp_pat
     others = [write(tmp_path / f"o{i}.wav", utterance(["bravo", "omega"], f0=180, seed=40 + i)) for i in range(5)]
     Profile.enroll(tmp_path / "me", "wake", takes)
     before = _phrase(tmp_path / "me")
-    from kws import profile as profile_mod
+    from kws.scoring import profile as profile_mod
 
     def killed(self, folder):
         raise KeyboardInterrupt("killed while saving")

@@ -3,7 +3,7 @@ import pytest
 from conftest import write
 from synth import SR, utterance
 
-from kws.audio import list_wavs, read_audio
+from kws.signal.audio import list_wavs, read_audio
 from kws.errors import AudioError
 
 
@@ -74,7 +74,7 @@ def test_absurd_header_rate_is_refused_without_a_filter(tmp_path):
     sf.write(tmp_path / "one_hz.wav", np.zeros(20000, np.float32), 1, subtype="PCM_16")
     with pytest.raises(AudioError, match="1 Hz.*not a speech recording"):
         read_audio(tmp_path / "one_hz.wav")
-    from kws.stream import read_blocks
+    from kws.app.stream import read_blocks
     with pytest.raises(AudioError, match="1 Hz"):
         next(read_blocks(tmp_path / "one_hz.wav"))
 
@@ -84,7 +84,7 @@ def test_truncated_wav_is_reported(tmp_path, caplog):
     import logging
     data = write(tmp_path / "a.wav", utterance(["alpha", "delta"])).read_bytes()
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
-    from kws.stream import read_blocks
+    from kws.app.stream import read_blocks
     with caplog.at_level(logging.WARNING):
         read_audio(tmp_path / "cut.wav")
         list(read_blocks(tmp_path / "cut.wav"))
@@ -105,7 +105,8 @@ def test_long_audio_is_capped_before_conversion_and_hashed_in_chunks(tmp_path):
 
 def test_chunked_features_equal_whole(monkeypatch):
     """D14: STFT and VAD chunks change nothing but memory."""
-    from kws import features, vad
+    from kws.signal import features
+    from kws.signal import vad
     y = np.random.default_rng(1).standard_normal(SR * 7).astype(np.float32) * 0.1
     power, mel, dec = features.power_spectrogram(y, 400, 160), features.mel_power(y, 40, 400, 160), vad.frame_decisions(y)
     monkeypatch.setattr(features, "STFT_CHUNK", 37)

@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 from conftest import ROOT
+import pytest
+
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
 
 
 def test_bench_writes_every_measure(tiny_task, tmp_path):

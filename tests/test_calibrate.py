@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from kws.calibrate import Calibration, fit_logistic, fit_threshold
+from kws.scoring.calibrate import Calibration
+from kws.training.fitting import fit_logistic, fit_threshold
 from kws.errors import WeightsError
 
 
@@ -40,7 +41,7 @@ def test_roundtrip_and_damage(tmp_path):
 
 
 def test_set_columns_standardise_over_the_folder():
-    from kws.calibrate import with_set_columns
+    from kws.scoring.calibrate import with_set_columns
     scores = {"a": np.array([1.0, 2.0, 3.0, np.nan]), "b": np.array([5.0, 5.0, 5.0, 5.0])}
     out = with_set_columns(scores, ("a", "a@set"))
     assert np.allclose(out["a@set"][:3], np.array([-1.0, 0.0, 1.0]) * np.sqrt(1.5) / (1 + 1e-3 * np.sqrt(1.5)))
@@ -52,7 +53,7 @@ def test_set_columns_standardise_over_the_folder():
 
 
 def test_set_norm_gate():
-    from kws.calibrate import use_set_norm
+    from kws.scoring.calibrate import use_set_norm
     from kws.config import DetectConfig
     cfg = DetectConfig()
     platform_like = np.array([1.0] * 5 + [-1.0] * 45)
@@ -94,7 +95,7 @@ def test_scores_outside_the_training_range_are_not_extrapolated(tmp_path):
 
 
 def test_product_columns_are_interactions_of_their_factors():
-    from kws.calibrate import base_columns, with_set_columns
+    from kws.scoring.calibrate import base_columns, with_set_columns
     scores = {"kw_z": np.array([1.0, 2.0, 3.0]), "cond_snr": np.array([10.0, 0.0, 5.0])}
     out = with_set_columns(scores, ("kw_z", "kw_z*cond_snr", "kw_z@set*cond_snr"))
     assert list(out["kw_z*cond_snr"]) == [10.0, 0.0, 15.0]

@@ -10,6 +10,8 @@ from conftest import ROOT, write
 from scipy.signal import resample_poly
 from synth import stream
 
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
+
 
 KWS = Path(sys.executable).parent / "kws"   # the console command of the installed package
 
@@ -98,10 +100,10 @@ def test_set_reaches_the_platform_scripts_through_kws_set(tiny_task, enrolled, t
 
 
 def test_console_command_limits_blas_threads_before_numpy():
-    """The kws entry point (kws.cli:main) sets one BLAS thread before any command imports numpy."""
+    """The kws entry point (kws.app.cli:main) sets one BLAS thread before any command imports numpy."""
     code = ("import os, sys\n"
             "for v in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ.pop(v, None)\n"
-            "from kws.cli import main\nassert 'numpy' not in sys.modules\nmain(['check'])\n"
+            "from kws.app.cli import main\nassert 'numpy' not in sys.modules\nmain(['check'])\n"
             "print(os.environ['OPENBLAS_NUM_THREADS'], 'numpy' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
     assert r.returncode == 0, r.stderr

@@ -1,13 +1,15 @@
 import numpy as np
 import pytest
 
-from kws.cohort import Cohort, load_cohort
+from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import FeatureConfig
 from kws.errors import WeightsError
 
+F = FeatureConfig()
+
 
 def test_shipped_cohort_loads():
-    c = load_cohort()
+    c = load_cohort(cfg=F, voiceprint="ge2e")
     assert len(c.keyword_frames) >= 100 and len(c.templates) >= 50
     assert c.speaker_embeddings.shape[1] == 256
     assert c.keyword_frames[0].shape[1] == FeatureConfig().n_ceps - 1
@@ -16,20 +18,20 @@ def test_shipped_cohort_loads():
 def test_damaged_and_mismatched_cohorts(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     with pytest.raises(WeightsError, match="damaged"):
-        load_cohort(tmp_path / "bad.npz")
+        load_cohort(tmp_path / "bad.npz", cfg=F, voiceprint="ge2e")
     with pytest.raises(WeightsError, match="missing"):
-        load_cohort(tmp_path / "none.npz")
+        load_cohort(tmp_path / "none.npz", cfg=F, voiceprint="ge2e")
     f = [np.zeros((5, 19), np.float32)]
     np.savez(tmp_path / "old.npz", **Cohort.pack(f, f, np.ones((1, 256)), "other-settings"))
     with pytest.raises(WeightsError, match="rebuild"):
-        load_cohort(tmp_path / "old.npz")
+        load_cohort(tmp_path / "old.npz", cfg=F, voiceprint="ge2e")
 
 
 def test_cohort_voiceprints_of_each_kind(tmp_path, monkeypatch):
-    from kws import cohort as cohort_mod
-    g = load_cohort()
-    e = load_cohort(voiceprint="encoder")
-    b = load_cohort(voiceprint="both")
+    from kws.scoring import cohort as cohort_mod
+    g = load_cohort(cfg=F, voiceprint="ge2e")
+    e = load_cohort(cfg=F, voiceprint="encoder")
+    b = load_cohort(cfg=F, voiceprint="both")
     assert len(e.speaker_embeddings) == len(b.speaker_embeddings) == len(g.speaker_embeddings)
     assert b.speaker_embeddings.shape[1] == 256 + e.speaker_embeddings.shape[1]
     assert e.keyword_frames is g.keyword_frames          # only the voiceprints differ
@@ -46,6 +48,6 @@ def test_cohort_voiceprints_of_each_kind(tmp_path, monkeypatch):
                 with open(vp_file, "wb") as f:
                     np.savez(f, speaker_embeddings=np.ones((3, 4)), encoder_sha=np.array(content))
             with pytest.raises(WeightsError, match=error):
-                load_cohort(shipped, voiceprint="encoder")
+                load_cohort(shipped, cfg=F, voiceprint="encoder")
     finally:
         cohort_mod._load_encoder_voiceprints.cache_clear()

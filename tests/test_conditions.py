@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kws import conditions
+from kws.signal import conditions
 from kws.config import DEFAULT
 from synth import SR, utterance
 
@@ -40,6 +40,6 @@ def test_speech_length_and_clipping(speech):
 
 
 def test_measure_takes_the_callers_vad_decisions(speech):
-    from kws.vad import frame_decisions
+    from kws.signal.vad import frame_decisions
     dec = frame_decisions(speech, DEFAULT.vad)
     assert conditions.measure(speech, DEFAULT.vad, dec) == conditions.measure(speech, DEFAULT.vad)

@@ -1,7 +1,7 @@
 """--set section.field=value: typed, checked, and followed by the loaded calibration."""
 import pytest
 
-from kws.calibrate import Calibration, calibration_name
+from kws.scoring.calibrate import Calibration, calibration_name
 from kws.config import DEFAULT, settings_from_env, with_settings
 
 

@@ -6,9 +6,11 @@ import pytest
 import soundfile as sf
 from conftest import ROOT
 
-from kws import demo
+from kws.harness import demo
 from kws.errors import KwsError
-from kws.metrics import parse_labels
+from kws.harness.metrics import parse_labels
+
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
 
 
 def test_shipped_demo_decodes_to_the_official_layout(tmp_path):

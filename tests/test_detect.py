@@ -5,9 +5,9 @@ import pytest
 from dataclasses import replace
 
 from kws.config import DEFAULT as PLAIN
-from kws.detect import CONDITION_NAMES, noise_matched_distances, prepare, score_clips
-from kws.cohort import load_cohort
-from kws.profile import SpeakerProfile
+from kws.scoring.detect import CONDITION_NAMES, noise_matched_distances, prepare, score_clips
+from kws.scoring.cohort import load_cohort
+from kws.scoring.profile import SpeakerProfile
 from synth import SR, utterance
 
 

@@ -1,9 +1,9 @@
 import numpy as np
 from synth import utterance
 
-from kws import dtw
+from kws.scoring import dtw
 from kws.config import DEFAULT
-from kws.detect import prepare
+from kws.scoring.detect import prepare
 
 
 def frames(words, seed=0, pad=None, **kw):

@@ -7,7 +7,8 @@ import pytest
 from conftest import ROOT
 from synth import utterance
 
-from kws import encoder
+from kws.nn import encoder
+from kws.config import FeatureConfig
 
 
 def torch_reference(wavs: list[np.ndarray]) -> np.ndarray:
@@ -45,8 +46,8 @@ def test_voices_differ_and_same_voice_agrees():
 
 
 def test_predict_path_does_not_import_torch():
-    code = ("import sys, kws.pipeline, kws.detect, kws.enroll, kws.encoder; "
-            "kws.encoder.load_ge2e(); print('torch' in sys.modules)")
+    code = ("import sys, kws.app.commands, kws.scoring.detect, kws.enrollment.enroll, kws.nn.encoder; "
+            "kws.nn.encoder.load_ge2e(); print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
@@ -55,10 +56,10 @@ def test_predict_path_does_not_import_torch():
 def test_voiceprint_kinds():
     """encoder: the multi-task speaker head; both: unit halves, so one cosine is the mean of the two."""
     wavs = [utterance(["alpha", "delta"], f0=110, seed=1), utterance(["bravo"], f0=220, scale=1.15, seed=2)]
-    g, e, b = (encoder.speaker_embeddings(wavs, k) for k in encoder.VOICEPRINTS)
+    g, e, b = (encoder.speaker_embeddings(wavs, k, FeatureConfig()) for k in encoder.VOICEPRINTS)
     assert g.shape == (2, 256) and e.shape[0] == 2 and b.shape == (2, 256 + e.shape[1])
     assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5) and np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-5)
     assert np.isclose(b[0] @ b[1], (g[0] @ g[1] + e[0] @ e[1]) / 2, atol=1e-5)
-    assert encoder.speaker_embeddings([], "encoder").shape[0] == 0
+    assert encoder.speaker_embeddings([], "encoder", FeatureConfig()).shape[0] == 0
     with pytest.raises(ValueError, match="unknown voiceprint"):
-        encoder.speaker_embeddings(wavs, "ivector")
+        encoder.speaker_embeddings(wavs, "ivector", FeatureConfig())

@@ -7,7 +7,7 @@ from conftest import write
 from synth import SR, utterance, word
 
 from kws.config import DEFAULT
-from kws.enroll import build_profile, load_clips
+from kws.enrollment.enroll import build_profile, load_clips
 from kws.errors import EnrollmentError
 
 
@@ -25,8 +25,8 @@ def test_good_takes_have_no_complaints(tmp_path):
     (lambda: 0.001 * np.random.default_rng(0).standard_normal(SR * 2).astype(np.float32), "no speech", False),
     (lambda: np.pad(word("alpha", seconds_per_vowel=0.03), SR // 2), "too short", False),
     (lambda: np.clip(utterance(["alpha", "delta"], seed=9) * 8, -1, 1), "clipped", True),
-    (lambda: utterance(["alpha", "delta"], seed=9) * 0.03, "very quiet", True),
-    (lambda: utterance(["alpha", "delta", "bravo", "omega", "alpha", "delta", "bravo"], seed=9), "said alone", True),
+    (lambda: utterance(["alpha", "delta"], seed=9) * 0.03, "quiet (", True),
+    (lambda: utterance(["alpha", "delta", "bravo", "omega", "alpha", "delta", "bravo"], seed=9), "say only the phrase", True),
 ])
 def test_each_problem_is_named(tmp_path, make, expect, usable):
     paths = takes(tmp_path, 4) + [write(tmp_path / "odd.wav", make())]

@@ -15,10 +15,12 @@ import soundfile as sf
 from conftest import ROOT, predictions_for, run, write
 from synth import SR, utterance, word
 
-from kws.calibrate import calibration_name
+from kws.scoring.calibrate import calibration_name
 from kws.config import DEFAULT
-from kws.metrics import parse_predictions
-from kws.pipeline import SCORES_FILE
+from kws.harness.metrics import parse_predictions
+from kws.app.commands import SCORES_FILE
+
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
 
 
 def scored(work: Path) -> dict[str, float]:
@@ -115,7 +117,7 @@ def test_kill_midway_leaves_a_complete_legal_file(enrolled, tmp_path):
 
 
 def test_a_crash_midway_keeps_finished_batches(enrolled, tiny_task, tmp_path, monkeypatch):
-    from kws import pipeline
+    from kws.app import commands as pipeline
     from kws.config import DEFAULT, Config, DetectConfig
     calls = []
     real = pipeline.score_paths
@@ -139,7 +141,7 @@ def test_a_crash_midway_keeps_finished_batches(enrolled, tiny_task, tmp_path, mo
 
 def test_deadline_degrades_then_stops(enrolled, tiny_task, tmp_path):
     from kws.config import BudgetConfig, Config, DetectConfig
-    from kws.pipeline import predict_folder
+    from kws.app.commands import predict_folder
     test = tiny_task / "data" / "S001" / "test"
     cfg = Config(detect=DetectConfig(batch_files=2), budget=BudgetConfig(margin_s=0.0))
     # Already past: nothing is scored, the file is complete and all 0.
@@ -250,7 +252,7 @@ def test_damaged_pretrained_fails_at_initialize(tmp_path, damage, expect):
 
 
 def test_damaged_ge2e_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
-    from kws import encoder
+    from kws.nn import encoder
     from kws.errors import WeightsError
     bad = tmp_path / "pretrained.pt"
     bad.write_bytes(b"garbage")
@@ -275,10 +277,10 @@ def test_profile_of_another_voiceprint_is_refused(enrolled):
     from dataclasses import replace
 
     from kws.config import DEFAULT
-    from kws.cohort import load_cohort
-    from kws.detect import check_compatible
+    from kws.scoring.cohort import load_cohort
+    from kws.scoring.detect import check_compatible
     from kws.errors import ProfileError
-    from kws.profile import SpeakerProfile
+    from kws.scoring.profile import SpeakerProfile
     profile = SpeakerProfile.load(enrolled)
     cohort = load_cohort(cfg=DEFAULT.features, voiceprint=DEFAULT.detect.voiceprint)
     check_compatible(profile, DEFAULT, enrolled, cohort)
@@ -288,9 +290,9 @@ def test_profile_of_another_voiceprint_is_refused(enrolled):
 
 def test_deadline_holds_inside_a_batch(enrolled, tmp_path, caplog):
     """D9: the deadline used to be checked only between batches; the DTW now stops within a template row."""
-    from kws import dtw
+    from kws.scoring import dtw
     from kws.config import BudgetConfig, Config
-    from kws.pipeline import predict_folder
+    from kws.app.commands import predict_folder
     test = tmp_path / "long"
     test.mkdir()
     clips = [utterance(w, seed=s) for s, w in enumerate([["alpha", "delta"], ["bravo", "omega"], ["delta"]])]

@@ -2,14 +2,14 @@ import numpy as np
 from synth import SR, utterance
 
 from kws.config import FeatureConfig
-from kws.features import cmvn, frames_per_second, keyword_frames, logmel, stack
+from kws.signal.features import cmvn, frames_per_second, logmel, mfcc_frames, stack
 
 
 def test_shapes_and_rate():
     y = utterance(["alpha"])
     cfg = FeatureConfig()
     assert logmel(y, cfg).shape == (len(y) // 160 + 1, cfg.n_mels)
-    f = keyword_frames(y, cfg)
+    f = mfcc_frames(y, cfg)
     assert f.shape[1] == cfg.n_ceps - 1
     assert abs(len(f) - len(y) / SR * frames_per_second(cfg)) <= 1
 
@@ -25,11 +25,11 @@ def test_cmvn_and_stack():
 def test_gain_invariance():
     # the relative floor and CMVN make the frames independent of the recording level
     y = utterance(["delta"])
-    assert np.allclose(keyword_frames(y), keyword_frames(0.05 * y), atol=1e-2)
+    assert np.allclose(mfcc_frames(y), mfcc_frames(0.05 * y), atol=1e-2)
 
 
 def test_sliding_cmvn_matches_global_on_stationary_input_and_tracks_changes():
-    from kws.features import _moving_mean
+    from kws.signal.features import _moving_mean
     x = np.random.default_rng(0).normal(size=(37, 3))
     # against a direct centred average with edge extension
     w = 7
@@ -47,7 +47,7 @@ def test_numpy_mel_matches_torchaudio():
     import pytest
     torch = pytest.importorskip("torch")
     torchaudio = pytest.importorskip("torchaudio")
-    from kws.features import _dct, mel_power
+    from kws.signal.features import _dct, mel_power
     y = utterance(["alpha", "delta"], seed=2)
     for n_mels, f_min, f_max, slaney in ((40, 60.0, 7600.0, False), (40, 0.0, 8000.0, True)):
         ref = torchaudio.transforms.MelSpectrogram(
@@ -63,4 +63,4 @@ def test_numpy_mel_matches_torchaudio():
 def test_tiny_clips_have_frames():
     """Clips shorter than half a window (torch's reflect padding refuses them) still give one frame."""
     assert logmel(np.zeros(50, np.float32)).shape == (1, FeatureConfig().n_mels)
-    assert np.isfinite(keyword_frames(np.full(100, 0.01, np.float32))).all()
+    assert np.isfinite(mfcc_frames(np.full(100, 0.01, np.float32))).all()

@@ -1,6 +1,6 @@
 import pytest
 
-from kws.metrics import parse_labels, parse_predictions, score_speaker, task_score
+from kws.harness.metrics import parse_labels, parse_predictions, score_speaker, task_score
 
 
 def test_task_score_by_hand():
@@ -30,7 +30,7 @@ def test_illegal_lines():
 
 
 def test_misses_by_snr_bucket():
-    from kws.metrics import SpeakerResult, misses_by_snr, snr_bucket
+    from kws.harness.metrics import SpeakerResult, misses_by_snr, snr_bucket
     assert [snr_bucket(s) for s in (None, 25.0, 20.0, 15.0, 9.9, -3.0)] == \
         ["clean", ">=20 dB", ">=20 dB", "10-20 dB", "<10 dB", "<10 dB"]
     results = [SpeakerResult("A", 0.5, 0.5, 0.0, misses=["a2.wav"]), SpeakerResult("B", 0.0, 0.0, 0.0)]

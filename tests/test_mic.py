@@ -8,7 +8,8 @@ import pytest
 from scipy.signal import resample_poly
 from synth import SR, stream, utterance
 
-from kws import cli, mic
+from kws.app import cli
+from kws.app import mic
 from kws.errors import KwsError
 
 

@@ -6,7 +6,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("speechbrain")
 
 from kws import encoder  # noqa: E402
-from kws.model import EncoderShape, MultiTaskEncoder, export_arrays  # noqa: E402
+from kws.training.model import EncoderShape, MultiTaskEncoder, export_arrays  # noqa: E402
 
 
 def test_numpy_runtime_matches_torch(tmp_path):
@@ -33,8 +33,8 @@ def test_numpy_runtime_matches_torch(tmp_path):
 
 
 def test_matcher_numpy_matches_torch():
-    from kws.matcher import Matcher, matcher_logits
-    from kws.model import MatcherCNN
+    from kws.scoring.matcher import Matcher, matcher_logits
+    from kws.training.model import MatcherCNN
     torch.manual_seed(0)
     cnn = MatcherCNN().eval()
     mats = np.random.default_rng(2).random((5, 24, 40)).astype(np.float32)
@@ -44,8 +44,8 @@ def test_matcher_numpy_matches_torch():
 
 
 def test_match_matrix_shape_and_diagonal():
-    from kws import dtw
-    from kws.matcher import GRID, match_matrix
+    from kws.scoring import dtw
+    from kws.scoring.matcher import GRID, match_matrix
     t = np.random.default_rng(3).standard_normal((30, 19)).astype(np.float32)
     frames = np.concatenate([np.random.default_rng(4).standard_normal((20, 19)), t, np.random.default_rng(5)
                              .standard_normal((20, 19))]).astype(np.float32)

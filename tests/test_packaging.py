@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from kws.metrics import parse_predictions
+from kws.harness.metrics import parse_predictions
+
+pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def test_runtime_dependencies_only():
     assert names == {"numpy", "scipy", "soundfile", "webrtcvad-wheels"}
     assert {"torch", "torchaudio", "speechbrain", "pyroomacoustics"} <= \
         {d.split("=")[0].split(">")[0] for d in meta["optional-dependencies"]["train"]}
-    assert meta["scripts"]["kws"] == "kws.cli:main"
+    assert meta["scripts"]["kws"] == "kws.app.cli:main"
 
 
 def test_installed_package_carries_pretrained_and_nothing_else(installed):

@@ -1,9 +1,9 @@
 """pipeline.fused_margins: each clip by its tier's calibration, test-set normalised when the folder allows."""
 import numpy as np
 
-from kws.calibrate import Calibration
+from kws.scoring.calibrate import Calibration
 from kws.config import Config
-from kws.pipeline import Tier, fused_margins
+from kws.app.commands import Tier, fused_margins
 
 PLAIN = Calibration(("kw_z",), (0.0,), (1.0,), (1.0,), 0.0, 3.0)            # kw_z > 3
 BY_SET = Calibration(("kw_z@set",), (0.0,), (1.0,), (1.0,), 0.0, 2.0)       # 2 sd above the folder's mean
@@ -50,7 +50,7 @@ def test_every_supported_configuration_has_its_artefacts():
     from dataclasses import replace
 
     from kws.config import with_frontend
-    from kws.pipeline import check_pretrained, load_tiers
+    from kws.app.commands import check_pretrained, load_tiers
     for (frontend, matcher, voiceprint), speaker in ((c, s) for c in SUPPORTED for s in (False, True)):
         cfg = with_frontend(frontend)
         cfg = replace(cfg, detect=replace(cfg.detect, matcher=matcher, voiceprint=voiceprint, speaker_check=speaker))
@@ -63,8 +63,8 @@ def test_every_supported_configuration_has_its_artefacts():
 def test_the_speaker_check_and_noise_matching_are_switches_with_their_own_calibrations():
     from dataclasses import replace
 
-    from kws.calibrate import calibration_name
-    from kws.pipeline import check_pretrained
+    from kws.scoring.calibrate import calibration_name
+    from kws.app.commands import check_pretrained
     cfg = Config()
     assert calibration_name(cfg) == "calibration_keyword.json"          # default: keyword scores decide
     on = replace(cfg, detect=replace(cfg.detect, speaker_check=True))
@@ -79,7 +79,7 @@ def test_the_speaker_check_and_noise_matching_are_switches_with_their_own_calibr
 def test_every_calibration_judges_a_clip_in_its_conditions():
     """Each committed calibration was refitted under the noise rule with the cond_* columns."""
     from kws.config import PRETRAINED_DIR
-    from kws.detect import CONDITION_NAMES
+    from kws.scoring.detect import CONDITION_NAMES
     files = sorted(PRETRAINED_DIR.glob("calibration*.json"))
     assert len(files) >= 24
     for f in files:

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from kws.encoder import load_multitask
-from kws.enroll import build_profile
+from kws.nn.encoder import load_multitask
+from kws.enrollment.enroll import build_profile
 from kws.errors import EnrollmentError, ProfileError
-from kws.profile import SpeakerProfile
+from kws.scoring.profile import SpeakerProfile
 
 
 def test_enroll_save_load_roundtrip(tiny_task, tmp_path):
@@ -49,7 +49,7 @@ import shutil  # noqa: E402
 
 from conftest import run  # noqa: E402
 
-from kws.profile import PROFILE_NAME, STALE_NAME, replacing  # noqa: E402
+from kws.scoring.profile import PROFILE_NAME, STALE_NAME, replacing  # noqa: E402
 from bad_inputs import TAMPERS  # noqa: E402
 
 
@@ -62,9 +62,9 @@ def saved(tiny_task, tmp_path_factory):
 
 @pytest.mark.parametrize("kind", list(TAMPERS))
 def test_tampered_profile_is_a_profile_error(saved, tmp_path, kind):
-    from kws.cohort import load_cohort
+    from kws.scoring.cohort import load_cohort
     from kws.config import DEFAULT
-    from kws.detect import check_compatible
+    from kws.scoring.detect import check_compatible
     w = tmp_path / "w"
     shutil.copytree(saved, w)
     TAMPERS[kind](w)
@@ -95,7 +95,7 @@ def test_failed_enrollment_leaves_no_profile_in_use(saved, tiny_task, tmp_path):
     assert (w / STALE_NAME).is_file() and not (w / PROFILE_NAME).exists()
     r = run("predict.sh", tiny_task / "data" / "S001" / "test", w, tmp_path / "p.txt")
     assert r.returncode == 2 and "did not finish" in r.stderr
-    from kws.metrics import parse_predictions
+    from kws.harness.metrics import parse_predictions
     assert set(parse_predictions((tmp_path / "p.txt").read_text()).values()) == {0}
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -122,19 +122,19 @@ def test_fingerprint_covers_voiceprint_and_cohort(saved):
     """D16: other voiceprint weights or another cohort change the fingerprint, so the profile is refused."""
     from dataclasses import replace
 
-    from kws.cohort import load_cohort
+    from kws.scoring.cohort import load_cohort
     from kws.config import DEFAULT
-    from kws.detect import check_compatible, model_fingerprint
+    from kws.scoring.detect import check_compatible, model_fingerprint
     cohort = load_cohort(cfg=DEFAULT.features, voiceprint=DEFAULT.detect.voiceprint)
     p = SpeakerProfile.load(saved)
     check_compatible(p, DEFAULT, saved, cohort)
     with pytest.raises(ProfileError, match="voiceprint or cohort weights"):
         check_compatible(p, DEFAULT, saved, replace(cohort, sha="other"))
-    from kws import encoder
+    from kws.nn import encoder
     real = encoder.load_multitask()
     try:
         encoder.load_multitask.cache_clear()
-        import kws.detect as detect
+        import kws.scoring.detect as detect
         orig = detect.load_multitask
         detect.load_multitask = lambda: replace(real, sha="retrained")
         assert model_fingerprint(DEFAULT, cohort) != p.model_fingerprint

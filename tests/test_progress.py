@@ -2,7 +2,7 @@
 import io
 import logging
 
-from kws.progress import Progress, progress
+from kws.app.progress import Progress, progress
 
 
 class Tty(io.StringIO):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 from conftest import write
-from synth import SR, utterance
+from synth import utterance
 
-from kws.quality import assess, assess_files, format_report, measure
+from kws.enrollment.quality import assess, assess_files, format_report, measure
 
 
 def takes(n=5, words=("alpha", "delta")):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from kws.enroll import build_profile
+from kws.enrollment.enroll import build_profile
 from kws.errors import KwsError
-from kws.pipeline import SCORES_FILE, predict_folder
-from kws.platform import evaluate_folder
-from kws.report import choose_clip, det_curve, load_rows, write_report
+from kws.app.commands import SCORES_FILE, predict_folder
+from kws.harness.local_platform import evaluate_folder
+from kws.harness.report import choose_clip, det_curve, load_rows, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -75,3 +75,11 @@ def test_det_curve_and_chosen_clip(tiny_task, run_dir):
     assert len(rows) == 8 and {r.kind for r in rows} == {"positive", "negative"}
     worst = choose_clip(rows, threshold=1e9)   # everything rejected: the lowest-scoring positive
     assert worst.label == 1 and worst.fused == min(r.fused for r in rows if r.label == 1)
+
+
+def test_eer_is_the_one_equal_error_rate():
+    from kws.harness.report import eer
+    assert eer(np.array([3.0, 2.0, 1.0, 0.0]), np.array([1, 1, 0, 0])) == 0.0
+    assert eer(np.array([0.0, 1.0, 2.0, 3.0]), np.array([1, 1, 0, 0])) == 1.0
+    # one target below one non-target of four each: both error rates meet at 1/4
+    assert eer(np.array([8, 7, 6, 4, 5, 3, 2, 1.0]), np.array([1, 1, 1, 1, 0, 0, 0, 0])) == 0.25

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run
 
-from kws.metrics import bad_line, parse_predictions
+from kws.harness.metrics import bad_line, parse_predictions
 from kws.safefile import atomic_write, line_safe, prediction_wavs, write_safe_predictions
 
 BAD_NAMES = ["tab\there.wav", "new\nline.wav", "carriage\rreturn.wav", "form\x0cfeed.wav"]
@@ -88,7 +88,7 @@ def test_complete_file_before_heavy_imports(tmp_path):
         (tmp_path / "t" / f"{i}.wav").write_bytes(b"")
     out = tmp_path / "p.txt"
     out.write_text("garbage\n")
-    probe = ("import sys, kws.safefile as s, kws.cli as c; s.write_predictions = (lambda w: lambda *a: "
+    probe = ("import sys, kws.safefile as s, kws.app.cli as c; s.write_predictions = (lambda w: lambda *a: "
              "(w(*a), print('numpy' in sys.modules, open(a[0]).read().count('\\t0'), flush=True), sys.exit(0)))"
              "(s.write_predictions); sys.exit(c.main(sys.argv[1:]))")
     r = subprocess.run([sys.executable, "-c", probe, "predict", str(tmp_path / "t"), str(tmp_path / "w"), str(out)],
@@ -119,7 +119,7 @@ def test_missing_test_dir_replaces_a_stale_file(enrolled, tmp_path):
 
 
 def test_scores_side_file_is_replaced_atomically(enrolled, tiny_task, tmp_path):
-    from kws.pipeline import SCORES_FILE
+    from kws.app.commands import SCORES_FILE
     before = (enrolled / SCORES_FILE).stat().st_ino if (enrolled / SCORES_FILE).exists() else None
     run("predict.sh", tiny_task / "data" / "S001" / "test", enrolled, tmp_path / "p.txt")
     assert (enrolled / SCORES_FILE).stat().st_ino != before    # a rename, not a write in place

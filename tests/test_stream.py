@@ -4,12 +4,12 @@ from conftest import write
 from scipy.signal import resample_poly
 from synth import SR, stream, utterance
 
-from kws.api import Profile
-from kws.audio import read_audio
-from kws.calibrate import Calibration
-from kws.config import Config, StreamConfig
+from kws.app.api import Profile
+from kws.signal.audio import read_audio
+from kws.scoring.calibrate import Calibration
+from kws.config import DEFAULT, Config, StreamConfig
 from kws.errors import AudioError, KwsError
-from kws.stream import Resampler, SpeechWindows, StreamDetector, detect_blocks, read_blocks, threshold_offset
+from kws.app.stream import Resampler, SpeechWindows, StreamDetector, detect_blocks, read_blocks, threshold_offset
 
 PHRASE = ["alpha", "delta"]
 
@@ -80,7 +80,7 @@ def test_phrase_detected_at_its_time_and_nowhere_else(personal_profile):
             (["bravo", "alpha", "delta"], 120, 1.0), (["omega"], 200, 1.15), (PHRASE, 120, 1.0),
             (["bravo", "omega", "bravo"], 200, 1.15), (["alpha", "delta", "omega"], 120, 1.0), (["bravo"], 120, 1.0)]
     y, truth = stream(utts, seed=3)
-    det = StreamDetector(Profile.load(personal_profile).phrases, Calibration.for_config(Config()))
+    det = StreamDetector(Profile.load(personal_profile).phrases, Calibration.for_config(DEFAULT))
     found = list(detect_blocks(det, blocks(y)))
     wanted = [(s, e) for s, e, w in truth if "alpha" in w and "delta" in w]
     assert len(found) == len(wanted), found
@@ -114,7 +114,7 @@ def test_words_apart_stay_one_phrase(tmp_path):
     """Takes and stream both pause 0.6 s between the words: longer than the VAD's merge gap, so only
     joining pauses in the stream (join_gap_s) keeps the phrase whole in one window."""
     from synth import word
-    from kws.enroll import build_profile
+    from kws.enrollment.enroll import build_profile
 
     def apart(seed, f0=120.0):
         gap = np.zeros(int(0.6 * SR), np.float32)

@@ -1,4 +1,4 @@
-"""kws.torchfile reads torch checkpoints without torch: both layouts, and refuses code."""
+"""kws.nn.torchfile reads torch checkpoints without torch: both layouts, and refuses code."""
 import collections
 import io
 import os
@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from kws import torchfile
+from kws.nn import torchfile
 
 
 class _FakeTorch:
@@ -118,7 +118,7 @@ def test_refuses_code_and_garbage(tmp_path):
 
 def test_matches_torch_load_on_the_ge2e_checkpoint():
     torch = pytest.importorskip("torch")
-    from kws.encoder import ge2e_weights_path
+    from kws.nn.encoder import ge2e_weights_path
     path = ge2e_weights_path()
     ref = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
     got = torchfile.load(path)["model_state"]

@@ -2,7 +2,7 @@ import numpy as np
 from synth import SR, utterance
 
 from kws.config import VadConfig
-from kws.vad import speech_segments
+from kws.signal.vad import speech_segments
 
 
 def test_silence_has_no_speech():

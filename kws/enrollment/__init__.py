@@ -1,0 +1,1 @@
+"""Enrollment: the take validator and quality report, profile building."""

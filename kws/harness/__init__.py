@@ -1,0 +1,1 @@
+"""The local platform harness: scoring runs, metrics, reports, benchmarks, demo task sets."""

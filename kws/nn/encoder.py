@@ -1,0 +1,299 @@
+"""Neural models that turn audio into embeddings, and where their weights come from. All run in
+numpy, so predict never imports torch (~1.3 s and ~500 MB per process).
+
+- GE2E speaker encoder (3-layer LSTM over 40 mel bands, 256-d output) with the weights that
+  ship inside the Resemblyzer wheel (Apache-2.0), read from its torch checkpoint by
+  kws.nn.torchfile without torch. Only the ge2e and both voiceprints need it (not the default).
+- The project's own multi-task encoder (kws/model.py, trained by scripts/train_encoder.py):
+  keyword frames for DTW and a voiceprint, from ``pretrained/encoder.npz``.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import logging
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from kws.nn import torchfile
+from kws.config import PRETRAINED_DIR, VOICEPRINTS, FeatureConfig
+from kws.errors import WeightsError
+from kws.signal.vectors import EPS, unit
+from kws.signal.features import encoder_input, mfcc_frames, mel_power, stack
+
+log = logging.getLogger(__name__)
+
+PARTIAL_FRAMES = 160   # 1.6 s partial utterances, as GE2E was trained
+PARTIAL_STEP = 77      # Resemblyzer's default rate of 1.3 partials per second
+TARGET_DBFS = -30.0
+LAYERS, HIDDEN, DIM = 3, 256, 256
+CHUNK = 64             # partials per LSTM pass: bounds memory at ~40 MB of gate activations
+
+
+@dataclass(frozen=True)
+class GE2E:
+    """LSTM weights (gate blocks ordered i, f, o, g) and the output projection."""
+    w_ih: tuple[np.ndarray, ...]   # per layer (4H, in)
+    w_hh: tuple[np.ndarray, ...]   # per layer (4H, H)
+    bias: tuple[np.ndarray, ...]   # per layer (4H,): b_ih + b_hh
+    proj_w: np.ndarray             # (DIM, H)
+    proj_b: np.ndarray             # (DIM,)
+
+
+GE2E_WHEEL = "resemblyzer==0.1.4"
+GE2E_INSTALL = f"pip install --no-deps {GE2E_WHEEL} (./initialize.sh does)"
+
+
+def ge2e_weights_path() -> Path:
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(f"the GE2E voiceprint needs the weights of the Resemblyzer wheel: {GE2E_INSTALL}")
+    path = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
+    if not path.is_file():
+        raise WeightsError(f"{path} is missing; reinstall: {GE2E_INSTALL}")
+    return path
+
+
+@lru_cache(maxsize=1)
+def ge2e_sha() -> str:
+    """Of the wheel's GE2E weights: profiles whose voiceprints they made are refused under others."""
+    from kws.safefile import file_digest
+    return file_digest(ge2e_weights_path())[:10]
+
+
+@lru_cache(maxsize=1)
+def load_ge2e() -> GE2E:
+    """The wheel's checkpoint, read by kws.nn.torchfile (no torch; ~0.1 s)."""
+    source = ge2e_weights_path()
+    try:
+        state = torchfile.load(source)["model_state"]
+        w = {k.replace(".", "_"): np.asarray(v, np.float32) for k, v in state.items()}
+        return GE2E(w_ih=tuple(_ifog(w[f"lstm_weight_ih_l{i}"]) for i in range(LAYERS)),
+                    w_hh=tuple(_ifog(w[f"lstm_weight_hh_l{i}"]) for i in range(LAYERS)),
+                    bias=tuple(_ifog(w[f"lstm_bias_ih_l{i}"] + w[f"lstm_bias_hh_l{i}"]) for i in range(LAYERS)),
+                    proj_w=w["linear_weight"], proj_b=w["linear_bias"])
+    except (OSError, torchfile.CheckpointError, KeyError, TypeError) as e:
+        raise WeightsError(f"{source}: cannot read the GE2E weights ({e}); reinstall: {GE2E_INSTALL}") from e
+
+
+def _ifog(w: np.ndarray) -> np.ndarray:
+    """PyTorch's gate blocks (i, f, g, o) reordered to (i, f, o, g): the three sigmoid gates side by side."""
+    i, f, g, o = np.split(w, 4, axis=0)
+    return np.ascontiguousarray(np.concatenate([i, f, o, g], axis=0))
+
+
+def lstm_last_hidden(model: GE2E, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(T, N, in) padded, time-major sequences -> (N, H) top-layer hidden state at each sequence's last frame.
+
+    Padding after a sequence's end never reaches its last state, so one padded batch serves all.
+    Gates are reordered to (i, f, o, g) so one tanh pass makes all three sigmoids; buffers are
+    reused in place, as the per-step element-wise work costs more than the matrix products.
+    """
+    steps, n, _ = x.shape
+    seq = x
+    for w_ih, w_hh, b in zip(model.w_ih, model.w_hh, model.bias):
+        gates_in = (seq.reshape(steps * n, -1) @ w_ih.T + b).reshape(steps, n, 4 * HIDDEN)
+        h = np.zeros((n, HIDDEN), np.float32)
+        c = np.zeros((n, HIDDEN), np.float32)
+        g = np.empty((n, 4 * HIDDEN), np.float32)
+        tmp = np.empty((n, HIDDEN), np.float32)
+        out = np.empty((steps, n, HIDDEN), np.float32)
+        w_hh_t = np.ascontiguousarray(w_hh.T)
+        sig, cell = g[:, :3 * HIDDEN], g[:, 3 * HIDDEN:]
+        for t in range(steps):
+            np.matmul(h, w_hh_t, out=g)
+            g += gates_in[t]
+            sig *= 0.5                          # sigmoid(x) = 0.5 + 0.5 * tanh(x / 2), overflow-free
+            np.tanh(sig, out=sig)
+            sig *= 0.5
+            sig += 0.5
+            np.tanh(cell, out=cell)
+            c *= g[:, HIDDEN:2 * HIDDEN]
+            np.multiply(g[:, :HIDDEN], cell, out=tmp)
+            c += tmp
+            np.tanh(c, out=h)
+            h *= g[:, 2 * HIDDEN:3 * HIDDEN]
+            out[t] = h
+        seq = out
+    return seq[lengths - 1, np.arange(n)]
+
+
+def embed_partials(model: GE2E, parts: list[np.ndarray]) -> np.ndarray:
+    """(N, DIM) unit embeddings of mel partials, in length-sorted chunks to waste few padded steps."""
+    order = np.argsort([len(p) for p in parts], kind="stable")
+    out = np.zeros((len(parts), DIM), np.float32)
+    for c in range(0, len(parts), CHUNK):
+        idx = order[c:c + CHUNK]
+        lengths = np.array([len(parts[i]) for i in idx])
+        x = np.zeros((lengths.max(), len(idx), parts[idx[0]].shape[1]), np.float32)
+        for k, i in enumerate(idx):
+            x[:lengths[k], k] = parts[i]
+        e = np.maximum(lstm_last_hidden(model, x, lengths) @ model.proj_w.T + model.proj_b, 0.0)
+        out[idx] = unit(e)
+    return out
+
+
+def ge2e_mels(y: np.ndarray) -> np.ndarray:
+    """(T, 40) mel power frames, volume-normalised as Resemblyzer does (raise quiet audio to -30 dBFS)."""
+    rms_db = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) + 1e-12)
+    if rms_db < TARGET_DBFS:
+        y = y * 10 ** ((TARGET_DBFS - rms_db) / 20)
+    return mel_power(y, 40, 400, 160, slaney=True)
+
+
+def _partials(mels: np.ndarray) -> list[np.ndarray]:
+    if len(mels) <= PARTIAL_FRAMES:
+        return [mels]
+    starts = list(range(0, len(mels) - PARTIAL_FRAMES + 1, PARTIAL_STEP))
+    if len(mels) - (starts[-1] + PARTIAL_FRAMES) > PARTIAL_FRAMES // 4:
+        starts.append(len(mels) - PARTIAL_FRAMES)
+    return [mels[s:s + PARTIAL_FRAMES] for s in starts]
+
+
+def embed_speakers(wavs: list[np.ndarray], model: GE2E | None = None) -> np.ndarray:
+    """(N, 256) unit speaker embeddings: each clip's partial embeddings averaged."""
+    if not wavs:
+        return np.zeros((0, DIM), np.float32)
+    model = model or load_ge2e()
+    parts, owner = [], []
+    for i, y in enumerate(wavs):
+        for p in _partials(ge2e_mels(y)):
+            parts.append(np.ascontiguousarray(p, np.float32))
+            owner.append(i)
+    emb = embed_partials(model, parts)
+    out = np.zeros((len(wavs), DIM), np.float32)
+    np.add.at(out, np.array(owner), emb)
+    return unit(out)
+
+
+# --- the project's multi-task encoder ---------------------------------------------------------
+
+ENCODER_FILE = "encoder.npz"
+
+
+@dataclass(frozen=True)
+class MultiTask:
+    arrays: dict            # exported by kws.training.model.export_arrays
+    dilations: tuple[int, ...]
+    sha: str                # of the weights file: cohorts built with other weights are refused
+
+
+@lru_cache(maxsize=2)
+def load_multitask(path: str | None = None) -> MultiTask:
+    p = Path(path) if path else PRETRAINED_DIR / ENCODER_FILE
+    if not p.is_file():
+        raise WeightsError(f"{p} is missing; restore pretrained/ from git or train it with scripts/train_encoder.py")
+    try:
+        data = p.read_bytes()   # read once: hashed for the fingerprint, then parsed
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        dilations = tuple(int(d) for d in arrays.pop("dilations"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise WeightsError(f"{p}: damaged encoder weights ({e}); restore it from git") from e
+    return MultiTask(arrays, dilations, hashlib.sha1(data).hexdigest()[:10])
+
+
+def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int) -> np.ndarray:
+    """(T, C_in) -> (T, C_out): a 'same' convolution with reflect padding, as speechbrain's Conv1d."""
+    k = w.shape[2]
+    pad = dilation * (k - 1) // 2
+    if pad:
+        x = np.pad(x, ((pad, pad), (0, 0)), mode="reflect" if len(x) > pad else "edge")
+    t = len(x) - 2 * pad
+    out = np.zeros((t, w.shape[0]), np.float32) + b
+    for j in range(k):
+        out += x[j * dilation: j * dilation + t] @ w[:, :, j].T
+    return out
+
+
+def _block(m: MultiTask, x: np.ndarray, name: str, dilation: int) -> np.ndarray:
+    a = m.arrays
+    return np.maximum(_conv(x, a[f"{name}_w"], a[f"{name}_b"], dilation), 0.0) * a[f"{name}_scale"] + a[f"{name}_shift"]
+
+
+def multitask_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
+    """(T, n_mels) normalised log-mel -> (T, channels) shared features."""
+    h = frames.astype(np.float32)
+    for i, d in enumerate(m.dilations):
+        h = _block(m, h, f"trunk{i}", d)
+    return h
+
+
+def multitask_keyword_frames(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
+    """(T, kw_dim) unit-length keyword frames."""
+    kw = trunk @ m.arrays["kw_w"][:, :, 0].T + m.arrays["kw_b"]
+    return unit(kw)
+
+
+def multitask_voiceprint(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
+    """(spk_dim,) unit speaker embedding: statistics pooling over the whole input."""
+    s = _block(m, trunk, "spk", 1)
+    return _voiceprint_head(m, s.mean(axis=0), s.var(axis=0))
+
+
+def _voiceprint_head(m: MultiTask, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    stats = np.concatenate([mean, np.sqrt(np.maximum(var, 1e-5))])
+    e = stats @ m.arrays["spk_out_w"].T + m.arrays["spk_out_b"]
+    # Not vectors.unit: norm(e) of a vector is a dot product, whose rounding differs from unit()'s
+    # reduction in the last bit, and the shipped cohort voiceprints and calibrations hold these bits.
+    return (e / (np.linalg.norm(e) + EPS)).astype(np.float32)
+
+
+VOICEPRINT_CHUNK = 8192   # log-mel frames per encoder pass: 82 s, every platform clip in one pass
+
+
+def multitask_voiceprint_of(m: MultiTask, frames: np.ndarray) -> np.ndarray:
+    """multitask_voiceprint(m, multitask_trunk(m, frames)) in bounded memory: inputs longer than
+    VOICEPRINT_CHUNK frames go through the trunk in overlapping chunks (exact but for float rounding:
+    the context each layer sees is kept) and the statistics are pooled as running sums."""
+    if len(frames) <= VOICEPRINT_CHUNK:
+        return multitask_voiceprint(m, multitask_trunk(m, frames))
+    ctx = sum(d * (m.arrays[f"trunk{i}_w"].shape[2] - 1) // 2 for i, d in enumerate(m.dilations))
+    total, squares, n = 0.0, 0.0, 0
+    for a in range(0, len(frames), VOICEPRINT_CHUNK):
+        b = min(a + VOICEPRINT_CHUNK, len(frames))
+        lo, hi = max(0, a - ctx), min(len(frames), b + ctx)
+        s = _block(m, multitask_trunk(m, frames[lo:hi])[a - lo: a - lo + b - a], "spk", 1).astype(np.float64)
+        total, squares, n = total + s.sum(axis=0), squares + (s ** 2).sum(axis=0), n + len(s)
+    mean = total / n
+    return _voiceprint_head(m, mean.astype(np.float32), (squares / n - mean ** 2).astype(np.float32))
+
+
+def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+    """The frames DTW matches, from the configured front end; added: a mel power spectrum added to every
+    frame first (features.logmel), the expected effect of a noise."""
+    if cfg.frontend == "mfcc":
+        return mfcc_frames(y, cfg, added)
+    if cfg.frontend != "encoder":
+        raise ValueError(f"unknown front end {cfg.frontend!r}; use 'mfcc' or 'encoder'")
+    m = load_multitask()
+    return stack(multitask_keyword_frames(m, multitask_trunk(m, encoder_input(y, cfg, added))),
+                 cfg.stack).astype(np.float32)
+
+
+
+
+def speaker_embeddings(wavs: list[np.ndarray], kind: str, cfg: FeatureConfig) -> np.ndarray:
+    """(N, E) unit utterance embeddings of the configured voiceprint: GE2E, the multi-task encoder's
+    speaker head, or both concatenated (unit halves, so one cosine is the mean of the two)."""
+    if kind not in VOICEPRINTS:
+        raise ValueError(f"unknown voiceprint {kind!r}; use one of {', '.join(VOICEPRINTS)}")
+    if kind == "ge2e":
+        return embed_speakers(wavs)
+    m = load_multitask()
+    enc = np.array([multitask_voiceprint_of(m, encoder_input(y, cfg)) for y in wavs],
+                   np.float32).reshape(len(wavs), m.arrays["spk_out_w"].shape[0])
+    if kind == "encoder":
+        return enc
+    return (np.concatenate([embed_speakers(wavs), enc], axis=1) / np.sqrt(2)).astype(np.float32)
+
+
+def frontend_fingerprint(cfg: FeatureConfig = FeatureConfig()) -> str:
+    """Feature settings, and the encoder weights when they make the frames: profiles and cohorts
+    made under another fingerprint do not match these frames."""
+    return cfg.fingerprint() + (f"+{load_multitask().sha}" if cfg.frontend == "encoder" else "")

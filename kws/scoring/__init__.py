@@ -1,0 +1,1 @@
+"""Scoring: DTW, templates, cohort, voiceprints, the score registry, detection and calibration (apply)."""

@@ -1,0 +1,126 @@
+"""Fusion of named scores into one calibrated score, and the global threshold on it.
+
+Applying a calibration is here; fitting (kws/training/fitting.py) is driven offline by
+``scripts/fit_calibration.py`` on train-split task sets, never on dev or practice.
+
+Test-set normalisation: a column named ``<score>@set`` is ``<score>`` standardised over the
+whole test folder being predicted (no labels, only the other clips' scores). A speaker whose
+templates sit far from everything (a long phrase, an odd microphone) then keeps the same scale
+as any other. It assumes what the platform promises, mostly negatives in a folder, so predict
+uses it only when the folder is large enough and the plain calibration finds few positives
+(DetectConfig.set_min_files, set_max_positive); otherwise the plain calibration decides.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kws.config import PRETRAINED_DIR, Config, DetectConfig
+from kws.errors import WeightsError
+
+SET_SUFFIX = "@set"                       # a column standardised over the test folder (see above)
+PRODUCT = "*"                             # a column that is the product of two others: a*b
+RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range of its training values
+
+
+def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False) -> str:
+    """calibration[_keyword][_<frontend>][_matcher][_voice-<voiceprint>][_nm][_set].json: one fit per set of scores.
+
+    keyword_only: without the speaker scores, predict's fallback tier when short of time (and the only
+    one without DetectConfig.speaker_check).
+    by_set: with test-set normalised columns as well."""
+    keyword_only = keyword_only or not cfg.detect.speaker_check
+    parts = ["calibration", *(["keyword"] if keyword_only else []),
+             *([cfg.features.frontend] if cfg.features.frontend != "mfcc" else []),
+             *(["matcher"] if cfg.detect.matcher else []),
+             *([f"voice-{cfg.detect.voiceprint}"] if cfg.detect.voiceprint != "ge2e" and not keyword_only else []),
+             *(["nm"] if cfg.detect.noise_match else []),
+             *(["set"] if by_set else [])]
+    return "_".join(parts) + ".json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    names: tuple[str, ...]          # score columns used, in order
+    mean: tuple[float, ...]         # standardisation of each column
+    std: tuple[float, ...]
+    weights: tuple[float, ...]      # logistic-regression weights on standardised columns
+    bias: float
+    threshold: float                # fused score above this -> 1
+    provenance: dict = field(default_factory=dict)
+    # Each column is clipped to the range the fit saw (RANGE_PERCENTILES of the training rows): a
+    # score far outside it (an identical synthetic voice, a freak distance) is not extrapolated, so
+    # one column cannot carry a clip on its own. Empty: no clipping.
+    lo: tuple[float, ...] = ()
+    hi: tuple[float, ...] = ()
+
+    def fuse(self, scores: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Fused score of each row; `@set` columns are standardised over `reference` (default: these rows),
+        which must then be the whole test folder's scores."""
+        scores = with_set_columns(scores, self.names, reference)
+        x = np.column_stack([scores[n] for n in self.names])
+        if self.lo:
+            x = np.clip(x, self.lo, self.hi)
+        return (x - np.array(self.mean)) / np.array(self.std) @ np.array(self.weights) + self.bias
+
+    def decide(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        return (self.fuse(scores) > self.threshold).astype(int)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def for_config(cls, cfg: Config, keyword_only: bool = False, by_set: bool = False) -> "Calibration":
+        """The committed calibration fitted for this configuration (see calibration_name)."""
+        return cls.load(PRETRAINED_DIR / calibration_name(cfg, keyword_only, by_set))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Calibration":
+        """A calibration file; which one a configuration uses is for_config's (calibration_name) alone."""
+        path = Path(path)
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+            cal = cls(**{**d, **{k: tuple(d[k]) for k in ("names", "mean", "std", "weights", "lo", "hi") if k in d}})
+        except FileNotFoundError as e:
+            raise WeightsError(f"{path} is missing; restore pretrained/ or run scripts/fit_calibration.py") from e
+        except (ValueError, TypeError, KeyError) as e:
+            raise WeightsError(f"{path}: damaged calibration ({e}); restore it from git") from e
+        if not (len(cal.names) == len(cal.mean) == len(cal.std) == len(cal.weights)) or \
+                (cal.lo and not len(cal.lo) == len(cal.hi) == len(cal.names)):
+            raise WeightsError(f"{path}: calibration columns disagree in length; restore it from git")
+        return cal
+
+
+def with_set_columns(scores: dict[str, np.ndarray], names: tuple[str, ...],
+                     reference: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """scores plus the derived columns in names: each `<score>@set`, (x - mean) / std over reference's
+    finite values, and each product `<a>*<b>` (an interaction: a score whose weight depends on a
+    condition, such as kw_z*cond_snr)."""
+    out = dict(scores)
+    factors = [f for n in names for f in n.split(PRODUCT)]
+    for name in dict.fromkeys(factors):
+        if name.endswith(SET_SUFFIX) and name not in scores:
+            base = name[: -len(SET_SUFFIX)]
+            ref = np.asarray((reference or scores)[base], np.float64)
+            ref = ref[np.isfinite(ref)]
+            mu, sd = (ref.mean(), ref.std()) if len(ref) else (0.0, 1.0)
+            out[name] = (np.asarray(scores[base], np.float64) - mu) / (sd + 1e-3)
+    for name in names:
+        if PRODUCT in name and name not in out:
+            out[name] = np.prod([np.asarray(out[f], np.float64) for f in name.split(PRODUCT)], axis=0)
+    return out
+
+
+def base_columns(names: tuple[str, ...]) -> set[str]:
+    """The score columns that names are derived from (products split, @set removed)."""
+    return {f.removesuffix(SET_SUFFIX) for n in names for f in n.split(PRODUCT)}
+
+
+def use_set_norm(plain_margin: np.ndarray, cfg: DetectConfig) -> bool:
+    """Whether a folder looks like the platform's, so test-set normalisation may decide: enough
+    scored clips, and the plain calibration finds few positives among them."""
+    ok = plain_margin[np.isfinite(plain_margin)]
+    return cfg.set_norm and len(ok) >= cfg.set_min_files and float((ok > 0).mean()) <= cfg.set_max_positive

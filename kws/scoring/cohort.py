@@ -1,0 +1,101 @@
+"""The impostor cohort shipped in pretrained/: other people's speech that every profile is normalised against.
+
+Built offline by ``scripts/build_cohort.py`` from train-split speakers only.
+"""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from kws.config import PRETRAINED_DIR, FeatureConfig
+from kws.nn.encoder import frontend_fingerprint, load_multitask
+from kws.safefile import file_digest
+from kws.errors import WeightsError
+
+COHORT_FILE = "cohort.npz"
+# The multi-task encoder's speaker embeddings of the same cohort utterances (same seed, same crops),
+# for the "encoder" and "both" voiceprints; GE2E's are inside every cohort file.
+ENCODER_VOICEPRINTS_FILE = "cohort_voiceprints_encoder.npz"
+
+
+@dataclass(frozen=True)
+class Cohort:
+    keyword_frames: list[np.ndarray]   # impostor utterances as keyword frames (z-norm of templates)
+    templates: list[np.ndarray]        # impostor single words cut like templates (t-norm of test clips)
+    speaker_embeddings: np.ndarray     # (N, 256) unit GE2E embeddings of impostor utterances
+    sha: str = ""                      # of the files it was read from: profiles normalised by another are refused
+
+    @staticmethod
+    def pack(frames: list[np.ndarray], templates: list[np.ndarray], embeddings: np.ndarray,
+             fingerprint: str) -> dict[str, np.ndarray]:
+        return dict(frames=np.concatenate(frames).astype(np.float16),
+                    lengths=np.array([len(f) for f in frames], np.int64),
+                    templates=np.concatenate(templates).astype(np.float16),
+                    template_lengths=np.array([len(f) for f in templates], np.int64),
+                    speaker_embeddings=embeddings.astype(np.float16),
+                    fingerprint=np.array(fingerprint))
+
+
+def load_cohort(path: str | Path | None = None, *, cfg: FeatureConfig, voiceprint: str) -> Cohort:
+    """The cohort of the configured front end, with speaker embeddings of the configured voiceprint
+    (DetectConfig.voiceprint: callers pass it, so the default is only ever config.py's)."""
+    path = Path(path) if path else PRETRAINED_DIR / cfg.artefact(COHORT_FILE)
+    cohort = _load(str(path), frontend_fingerprint(cfg))
+    if voiceprint == "ge2e":
+        return cohort
+    enc_path = PRETRAINED_DIR / ENCODER_VOICEPRINTS_FILE
+    enc = _load_encoder_voiceprints(str(enc_path), load_multitask().sha)
+    cohort = replace(cohort, sha=f"{cohort.sha}+{_sha(str(enc_path))}")
+    if len(enc) != len(cohort.speaker_embeddings):
+        raise WeightsError(f"{ENCODER_VOICEPRINTS_FILE} holds {len(enc)} utterances, the cohort "
+                           f"{len(cohort.speaker_embeddings)}; rebuild it with scripts/build_cohort.py --voiceprints")
+    if voiceprint == "encoder":
+        return replace(cohort, speaker_embeddings=enc)
+    return replace(cohort, speaker_embeddings=np.concatenate([cohort.speaker_embeddings, enc], axis=1) / np.sqrt(2))
+
+
+@lru_cache(maxsize=1)
+def _load_encoder_voiceprints(path: str, encoder_sha: str) -> np.ndarray:
+    z = _read_arrays(path, "cohort voiceprints", "scripts/build_cohort.py --voiceprints",
+                     ("speaker_embeddings", "encoder_sha"))
+    emb, sha = z["speaker_embeddings"].astype(np.float32), str(z["encoder_sha"])
+    if sha != encoder_sha:
+        raise WeightsError(f"{path}: made with encoder weights {sha}, pretrained/encoder.npz is {encoder_sha}; "
+                           "rebuild with scripts/build_cohort.py --voiceprints")
+    return emb
+
+
+@lru_cache(maxsize=2)
+def _load(path: str, fingerprint: str) -> Cohort:
+    z = _read_arrays(path, "cohort file", "scripts/build_cohort.py",
+                     ("frames", "lengths", "templates", "template_lengths", "speaker_embeddings", "fingerprint"))
+    frames, lengths = z["frames"].astype(np.float32), z["lengths"]
+    templates, t_lengths = z["templates"].astype(np.float32), z["template_lengths"]
+    emb, fp = z["speaker_embeddings"].astype(np.float32), str(z["fingerprint"])
+    if fp != fingerprint:
+        raise WeightsError(f"{path}: built for feature settings {fp}, code uses {fingerprint}; "
+                           "rebuild with scripts/build_cohort.py")
+    if lengths.sum() != len(frames) or t_lengths.sum() != len(templates) or len(emb) == 0:
+        raise WeightsError(f"{path}: inconsistent cohort file; restore it from git")
+    return Cohort(np.split(frames, np.cumsum(lengths)[:-1]), np.split(templates, np.cumsum(t_lengths)[:-1]), emb,
+                  _sha(path))
+
+
+@lru_cache(maxsize=4)
+def _sha(path: str) -> str:
+    return file_digest(path)[:10]
+
+
+def _read_arrays(path: str, what: str, script: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The named arrays of a cohort .npz (no pickle); a missing, damaged or incomplete file is a WeightsError."""
+    if not Path(path).is_file():
+        raise WeightsError(f"{path} is missing; restore pretrained/ from git or rebuild it with {script}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in keys}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise WeightsError(f"{path}: damaged {what} ({e}); restore it from git") from e

@@ -1,0 +1,245 @@
+"""Scoring test audio against a SpeakerProfile: keyword (DTW) and speaker (cosine) scores, normalised.
+
+Audio -> Prepared (speech crop + keyword frames) -> raw distances/cosines -> per-speaker
+normalised scores (named columns) -> calibrate.Calibration turns those into 0/1.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kws.signal import conditions
+from kws.scoring import dtw
+from kws.scoring import scores
+from kws.scoring.cohort import Cohort
+from kws.config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config
+from kws.nn.encoder import frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, speaker_embeddings
+from kws.errors import ProfileError
+from kws.signal.features import frames_per_second, mel_frames
+from kws.scoring.matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
+from kws.scoring.profile import SpeakerProfile
+from kws.stages import stage
+from kws.scoring.templates import PerTemplate
+from kws.signal.conditions import Conditions
+from kws.scoring.scores import top_k_mean
+from kws.signal.vad import frame_decisions, frame_samples, segments_of
+from kws.scoring.voiceprint import cosine, unit
+
+CONDITION_NAMES = scores.names("condition")
+SCORE_NAMES = scores.names()   # every column, in the registry's order (kws/scoring/scores.py)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    audio: np.ndarray      # the cropped samples
+    frames: np.ndarray     # keyword frames of the crop
+    has_speech: bool
+    conditions: Conditions | None = None   # of the whole clip; None: measured on the crop when scored
+    noise: np.ndarray | None = None        # the clip's non-speech samples (None: not known, as in streams)
+
+
+def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None) -> Prepared:
+    """Crop to the speech span (first onset to last offset, padded), compute keyword frames, and
+    measure the clip's conditions (noise, SNR) on the whole clip, pauses included."""
+    with stage("vad"):
+        speech = frame_decisions(y, cfg.vad)
+        segs = segments_of(speech, cfg.vad, len(y), pad_ms)
+        cond = conditions.measure(y, cfg.vad, speech)
+        noise = non_speech(y, segs if pad_ms is None else segments_of(speech, cfg.vad, len(y)), cfg)
+    crop = y[segs[0][0]:segs[-1][1]] if segs else y
+    with stage("features"):
+        frames = keyword_frames(crop, cfg.features)
+    return Prepared(crop, frames, bool(segs), cond, noise)
+
+
+def non_speech(y: np.ndarray, segs: list[tuple[int, int]], cfg: Config) -> np.ndarray:
+    """The samples outside the (padded) speech segments, at most noise_match_max_s of them. Where there are
+    too few (noise loud enough for the VAD to call it all speech), the quietest fifth of the frames."""
+    keep = np.ones(len(y), bool)
+    for a, b in segs:
+        keep[a:b] = False
+    if keep.sum() < cfg.detect.noise_match_min_s * SAMPLE_RATE:
+        n = frame_samples(cfg.vad)
+        frames = y[: len(y) // n * n].reshape(-1, n)
+        quiet = np.sort(np.argsort(frames.var(axis=1))[: max(1, len(frames) // 5)])
+        return frames[quiet].reshape(-1)[: int(cfg.detect.noise_match_max_s * SAMPLE_RATE)]
+    return y[keep][: int(cfg.detect.noise_match_max_s * SAMPLE_RATE)]
+
+
+def noise_matched_distances(profile: SpeakerProfile, clips: list[Prepared], cfg: Config) -> np.ndarray:
+    """(n_templates, n_clips) distances of each enrollment take, mixed with a noisy clip's own noise at the
+    clip's SNR, to that clip; NaN for clips that are clean (DetectConfig.noise_match_max_snr_db) or whose
+    noise is not known. Templates and clip then meet in the same conditions."""
+    d = cfg.detect
+    out = np.full((len(profile.templates), len(clips)), np.nan)
+    if not d.noise_match or len(profile.template_audio) != len(profile.templates):
+        return out
+    levels = None
+    for j, c in enumerate(clips):
+        cond = c.conditions
+        if c.noise is None or cond is None or not cond.snr_db < d.noise_match_max_snr_db \
+                or len(c.noise) < d.noise_match_min_s * SAMPLE_RATE:
+            continue
+        # The clip's speech power without its noise, and its noise's mel spectrum
+        p_speech = 10 ** (cond.level_dbfs / 10) - 10 ** (cond.noise_dbfs / 10)
+        if p_speech <= 0:
+            continue
+        noise_mel = mel_frames(c.noise - c.noise.mean(), cfg.features).mean(axis=0)
+        if levels is None:   # speech power of each take, measured as the clip's was
+            levels = [10 ** (conditions.measure(a, cfg.vad).level_dbfs / 10) for a in profile.template_audio]
+        # Each take gets the noise's expected power at the clip's own ratio of noise to speech.
+        noisy = [keyword_frames(a, cfg.features, added=noise_mel * (lvl / p_speech))
+                 for a, lvl in zip(profile.template_audio, levels)]
+        out[:, j] = _capped(dtw.template_distances(noisy, [c.frames])[:, 0])
+    return out
+
+
+def condition_scores(clips: list[Prepared], cfg: Config) -> dict[str, np.ndarray]:
+    """The clips' conditions as score columns (kws/scoring/scores.py), for a fusion that judges each clip in its conditions."""
+    return scores.group_scores("condition", [c.conditions or conditions.measure(c.audio, cfg.vad) for c in clips])
+
+
+def model_fingerprint(cfg: Config, cohort: Cohort) -> str:
+    """Every weight that shapes a profile: the front end, the voiceprint model(s) and the cohort that
+    normalises its scores. A profile enrolled under another is refused, not silently misjudged."""
+    parts = [frontend_fingerprint(cfg.features), cfg.detect.voiceprint, cohort.sha]
+    if cfg.detect.voiceprint in ("encoder", "both"):
+        parts.append(load_multitask().sha)
+    if cfg.detect.voiceprint in ("ge2e", "both"):
+        parts.append(ge2e_sha())
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+
+def check_compatible(profile: SpeakerProfile, cfg: Config, where: str | Path, cohort: Cohort) -> None:
+    """A profile's templates are frames of one front end, its statistics of one voiceprint model and
+    cohort; matching them against others' is noise."""
+    now = frontend_fingerprint(cfg.features)
+    if profile.feature_fingerprint != now:
+        raise ProfileError(f"{where}: enrolled with other feature settings or encoder weights "
+                           f"({profile.feature_fingerprint}, now {now}); enroll again")
+    if profile.voiceprint_kind != cfg.detect.voiceprint:
+        raise ProfileError(f"{where}: enrolled with the {profile.voiceprint_kind} voiceprint, configured "
+                           f"{cfg.detect.voiceprint}; enroll again")
+    widths = (profile.templates[0].shape[1], len(profile.voiceprint))
+    if widths != (cohort.templates[0].shape[1], cohort.speaker_embeddings.shape[1]):
+        raise ProfileError(f"{where}: templates {widths[0]} wide and a voiceprint of {widths[1]}, the models give "
+                           f"{cohort.templates[0].shape[1]} and {cohort.speaker_embeddings.shape[1]}; enroll again")
+    if profile.model_fingerprint != (now := model_fingerprint(cfg, cohort)):
+        raise ProfileError(f"{where}: enrolled with other voiceprint or cohort weights "
+                           f"({profile.model_fingerprint or 'none'}, now {now}); enroll again")
+
+
+NO_MATCH = NO_MATCH_DISTANCE
+
+
+def _capped(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, NO_MATCH)
+
+
+def keyword_matches(templates: list[np.ndarray], clips: list[np.ndarray]) -> tuple[np.ndarray, list[list[dtw.Match]]]:
+    """(n_templates, n_clips) mean frame distances of each template's best match in each clip, capped at
+    NO_MATCH, and the matches themselves (where they lie, how each half fits)."""
+    matches = dtw.match_templates(templates, clips)
+    dist = np.array([[m.distance for m in row] for row in matches], np.float64).reshape(len(templates), len(clips))
+    return _capped(dist), matches
+
+
+def keyword_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> np.ndarray:
+    """keyword_matches without the matches: the cheap DTW pass (impostor templates, enrollment statistics)."""
+    return _capped(dtw.template_distances(templates, clips))
+
+
+def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list[dtw.Match]], cohort_dist: np.ndarray,
+                   reversed_dist: np.ndarray, k: int, nm_dist: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The keyword columns (kws/scoring/scores.py gives each one's formula) from raw distances, rows in
+    Templates.all() order: per speaker and per test clip normalised.
+
+    nm_dist: the noise-matched takes' distances (noise_matched_distances; NaN columns: the plain raw)."""
+    d, cm = PerTemplate.of(dist), PerTemplate.of(profile.kw_cohort_mean)
+    raw = top_k_mean(d.takes, k, largest=False)
+    z = PerTemplate.of((profile.kw_cohort_mean[:, None] - dist) / (profile.kw_cohort_std[:, None] + 1e-6))
+    coh = float(np.mean(cm.takes))
+    halves = np.array([[m.worst_half for m in row] for row in PerTemplate.of(matches).takes])
+    warp = [abs(np.log((matches[t][i].end - matches[t][i].start + 1) / len(profile.templates[t])))
+            for i, t in enumerate(np.argmin(d.takes, axis=0))]
+    nm_raw = raw
+    if nm_dist is not None:
+        done = np.isfinite(nm_dist).all(axis=0)
+        nm_raw = np.where(done, top_k_mean(np.where(done, nm_dist, NO_MATCH), k, largest=False), raw)
+    return scores.group_scores("keyword", scores.KeywordInputs(
+        raw=raw, z_takes=z.takes, d_avg=d.average, cohort_avg=cm.average,
+        t_mu=cohort_dist.mean(axis=0), t_sd=cohort_dist.std(axis=0) + 1e-6, coh=coh,
+        span=max(coh - profile.kw_enroll_mean, 1e-3), enroll_mean=profile.kw_enroll_mean,
+        reversed_topk=top_k_mean(reversed_dist, k, largest=False),
+        halves_topk=top_k_mean(_capped(halves), k, largest=False), warp=np.array(warp), nm_raw=nm_raw, k=k))
+
+
+def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
+    """Each clip's match by its closest enrollment template (the averaged template, last, excluded)."""
+    return [matches[t][i] for i, t in enumerate(np.argmin(PerTemplate.of(dist).takes, axis=0))]
+
+
+def speaker_scores(profile: SpeakerProfile, segment_emb: np.ndarray, all_emb: np.ndarray,
+                   cohort_emb: np.ndarray) -> dict[str, np.ndarray]:
+    """The speaker columns (kws/scoring/scores.py): voiceprint cosines, z-normalised by the profile's impostor
+    statistics and t-normalised per clip."""
+    return scores.group_scores("speaker", scores.SpeakerInputs(
+        seg=cosine(segment_emb, profile.voiceprint), whole=cosine(all_emb, profile.voiceprint),
+        mu=profile.spk_cohort_mean, sd=profile.spk_cohort_std + 1e-6,
+        cohort_cos=unit(segment_emb) @ unit(cohort_emb).T, enroll_mean=profile.spk_enroll_mean))
+
+
+def matcher_scores(profile: SpeakerProfile, frames: list[np.ndarray], dist: np.ndarray,
+                   matches: list[list[dtw.Match]], cfg: Config) -> np.ndarray:
+    """The learned matcher's mean logit over each clip's closest enrollment templates."""
+    k = min(TOP_TEMPLATES, len(profile.templates))
+    best = np.argsort(PerTemplate.of(dist).takes, axis=0)[:k]     # (k, n_clips), the average excluded
+    mats = np.stack([match_matrix(profile.templates[t], f, matches[t][i])
+                     for i, f in enumerate(frames) for t in best[:, i]])
+    return matcher_logits(matcher_for(cfg.features), mats).reshape(len(frames), k).mean(axis=1)
+
+
+def matched_segment(p: Prepared, m: dtw.Match, cfg: Config) -> np.ndarray:
+    """Samples of the best keyword match, with some context, for the speaker check."""
+    step = SAMPLE_RATE / frames_per_second(cfg.features)
+    pad = int(cfg.detect.segment_pad_s * SAMPLE_RATE)
+    a = max(0, int(m.start * step) - pad)
+    b = min(len(p.audio), int((m.end + 1) * step) + pad)
+    return p.audio[a:b] if b - a > SAMPLE_RATE // 10 else p.audio
+
+
+def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config,
+                speaker: bool = True) -> dict[str, np.ndarray]:
+    """Every named score for each prepared clip; speaker=False skips the speaker encoder (and its scores)."""
+    return score_and_locate(profile, clips, cohort, cfg, speaker)[0]
+
+
+def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config,
+                     speaker: bool = True) -> tuple[dict[str, np.ndarray], list[dtw.Match]]:
+    """score_clips, and where each clip's best match lies (its closest enrollment template's)."""
+    if not clips:
+        groups = {"keyword", "condition", *(["speaker"] if speaker else []), *(["matcher"] if cfg.detect.matcher else [])}
+        return {name: np.zeros(0) for name in SCORE_NAMES if scores.COLUMNS[name].group in groups}, []
+    frames = [c.frames for c in clips]
+    with stage("dtw"):
+        dist, matches = keyword_matches(profile.all_templates(), frames)
+        cohort_dist = keyword_distances(cohort.templates, frames)
+        reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
+        nm_dist = noise_matched_distances(profile, clips, cfg)
+        out = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k, nm_dist)
+    out.update(condition_scores(clips, cfg))
+    best = best_matches_of(dist, matches)
+    if cfg.detect.matcher:
+        with stage("matcher"):
+            out.update(scores.group_scores("matcher", matcher_scores(profile, frames, dist, matches, cfg)))
+    if not speaker:
+        return out, best
+    segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best)]
+    with stage("encoder"):
+        emb = speaker_embeddings(segments + [c.audio for c in clips], cfg.detect.voiceprint, cfg.features)
+    with stage("voiceprint"):
+        out.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
+    return out, best

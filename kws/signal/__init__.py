@@ -1,0 +1,1 @@
+"""Signal: audio in, speech frames, levels, keyword features, unit vectors."""

@@ -1,0 +1,156 @@
+"""Cepstral frames for template matching, and the mel power spectrogram the GE2E encoder expects.
+
+Pure numpy: predict never imports torch (it costs ~1.3 s and ~500 MB per process). The mel
+filterbank and STFT reproduce torchaudio's MelSpectrogram (tests/test_features.py checks it).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+
+from kws.config import SAMPLE_RATE, FeatureConfig
+
+# Frames per STFT pass: 82 s of audio (every platform clip in one pass); a 15-minute clip then needs
+# ~30 MB at a time instead of ~600 MB.
+STFT_CHUNK = 8192
+
+
+def _hz_to_mel(f: np.ndarray, slaney: bool) -> np.ndarray:
+    if not slaney:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    # Slaney: linear below 1 kHz, logarithmic above.
+    lin = f / (200.0 / 3)
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
+
+
+def _mel_to_hz(m: np.ndarray, slaney: bool) -> np.ndarray:
+    if not slaney:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * (200.0 / 3))
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(n_fft: int, n_mels: int, f_min: float, f_max: float, slaney: bool) -> np.ndarray:
+    """(n_fft // 2 + 1, n_mels) triangular filters, as torchaudio.functional.melscale_fbanks builds them."""
+    freqs = np.linspace(0, SAMPLE_RATE // 2, n_fft // 2 + 1)
+    m = np.linspace(_hz_to_mel(np.array(f_min), slaney), _hz_to_mel(np.array(f_max), slaney), n_mels + 2)
+    f_pts = _mel_to_hz(m, slaney)
+    f_diff = np.diff(f_pts)
+    slopes = f_pts[None, :] - freqs[:, None]
+    fb = np.maximum(0.0, np.minimum(-slopes[:, :-2] / f_diff[:-1], slopes[:, 2:] / f_diff[1:]))
+    if slaney:  # equal-area filters
+        fb *= 2.0 / (f_pts[2:n_mels + 2] - f_pts[:n_mels])
+    return fb.astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _hann(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)  # periodic, as torch's default
+
+
+def _power_chunks(y: np.ndarray, win: int, hop: int) -> Iterator[np.ndarray]:
+    """|STFT|^2 of centred, reflect-padded frames, STFT_CHUNK frames at a time; each chunk pads only its
+    own stretch of samples, so a long clip is never copied whole."""
+    y = np.asarray(y, np.float32)
+    pad = win // 2
+    if len(y) <= pad:  # reflect padding needs more samples than the pad; repeat the edge instead
+        y = np.pad(y, (pad, pad), mode="edge" if len(y) else "constant")
+        left = right = np.zeros(0, np.float32)
+    else:
+        left, right = y[1:pad + 1][::-1], y[-pad - 1:-1][::-1]   # what mode="reflect" adds
+    total = len(left) + len(y) + len(right)
+    n = 1 + (total - win) // hop
+    for a in range(0, n, STFT_CHUNK):   # each frame's FFT is its own: chunks change nothing but memory
+        start, stop = a * hop, (min(a + STFT_CHUNK, n) - 1) * hop + win   # in padded samples
+        piece = np.concatenate([left[start:stop], y[max(0, start - len(left)):max(0, stop - len(left))],
+                                right[max(0, start - len(left) - len(y)):max(0, stop - len(left) - len(y))]])
+        k = 1 + (len(piece) - win) // hop
+        frames = np.lib.stride_tricks.as_strided(piece, (k, win), (piece.strides[0] * hop, piece.strides[0]))
+        spec = np.fft.rfft(frames * _hann(win), axis=1)
+        yield (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+
+
+def power_spectrogram(y: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """(T, win // 2 + 1) |STFT|^2 with centred, reflect-padded frames (n_fft = win)."""
+    return np.concatenate(list(_power_chunks(y, win, hop)))
+
+
+def mel_power(y: np.ndarray, n_mels: int, win: int, hop: int, f_min: float = 0.0,
+              f_max: float | None = None, slaney: bool = False) -> np.ndarray:
+    """(T, n_mels) mel power spectrogram, computed STFT_CHUNK frames at a time (bounded memory)."""
+    f_max = f_max if f_max is not None else SAMPLE_RATE / 2
+    fb = mel_filterbank(win, n_mels, float(f_min), float(f_max), slaney)
+    return np.concatenate([p @ fb for p in _power_chunks(y, win, hop)])
+
+
+def mel_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """(T, n_mels) mel power frames at cfg.hop_ms: what logmel takes the log of."""
+    win, hop = int(SAMPLE_RATE * cfg.win_ms / 1000), int(SAMPLE_RATE * cfg.hop_ms / 1000)
+    return mel_power(y, cfg.n_mels, win, hop, cfg.f_min, cfg.f_max)
+
+
+def logmel(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+    """(T, n_mels) log-mel frames at cfg.hop_ms, floored relative to the clip's loudest band energy.
+
+    added: a mel power spectrum (n_mels,) added to every frame first, the expected power of a noise
+    mixed in (|S + N|^2 averages |S|^2 + |N|^2) without the randomness of one noise recording."""
+    m = mel_frames(y, cfg)
+    if added is not None:
+        m = m + added[None, :].astype(np.float32)
+    return np.log(m + float(m.max(initial=0.0)) * cfg.relative_floor + 1e-10).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _dct(n_mels: int, n_ceps: int) -> np.ndarray:
+    """(n_mels, n_ceps) orthonormal DCT-II matrix (torchaudio.functional.create_dct, norm 'ortho')."""
+    k, n = np.arange(n_ceps)[None, :], np.arange(n_mels)[:, None]
+    d = np.cos(np.pi / n_mels * (n + 0.5) * k) * np.sqrt(2.0 / n_mels)
+    d[:, 0] /= np.sqrt(2.0)
+    return d.astype(np.float32)
+
+
+def _moving_mean(x: np.ndarray, w: int) -> np.ndarray:
+    """Centred moving average over w frames, edges extended (scipy.ndimage.uniform_filter1d, mode 'nearest')."""
+    padded = np.concatenate([np.repeat(x[:1], w // 2, axis=0), x, np.repeat(x[-1:], (w - 1) // 2, axis=0)])
+    c = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(padded, axis=0, dtype=np.float64)])
+    return (c[w:] - c[:-w]) / w
+
+
+def cmvn(frames: np.ndarray, window: int = 0) -> np.ndarray:
+    """Mean and variance normalisation per dimension: over the whole clip, or a sliding window."""
+    if window <= 0:
+        return (frames - frames.mean(axis=0)) / (frames.std(axis=0) + 1e-3)
+    mu = _moving_mean(frames, window)
+    var = _moving_mean(frames.astype(np.float64) ** 2, window) - mu ** 2
+    return ((frames - mu) / (np.sqrt(np.maximum(var, 0.0)) + 1e-3)).astype(np.float32)
+
+
+def stack(frames: np.ndarray, k: int) -> np.ndarray:
+    """Average k consecutive frames (k=1: unchanged)."""
+    if k <= 1:
+        return frames
+    t = len(frames) // k * k
+    if t == 0:
+        return frames.mean(axis=0, keepdims=True)
+    return frames[:t].reshape(t // k, k, -1).mean(axis=1)
+
+
+def frames_per_second(cfg: FeatureConfig = FeatureConfig()) -> float:
+    return 1000.0 / (cfg.hop_ms * cfg.stack)
+
+
+def mfcc(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+    """(T, n_ceps - 1) cepstra 1.. of the floored log-mel (c0, the level, dropped); added: see logmel."""
+    return logmel(y, cfg, added) @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:]
+
+
+def encoder_input(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+    """(T, n_mels) log-mel with sliding CMVN: what the multi-task encoder reads; added: see logmel."""
+    return cmvn(logmel(y, cfg, added), cfg.cmvn_frames)
+
+
+def mfcc_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+    """MFCC template-matching frames of a speech crop: sliding CMVN, stacked (the "mfcc" front end)."""
+    return stack(cmvn(mfcc(y, cfg, added), cfg.cmvn_frames), cfg.stack).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Training only (torch): the models as torch modules. Never imported by the runtime."""
