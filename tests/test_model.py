@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("speechbrain")
 
-from kws import encoder  # noqa: E402
+from kws.nn import encoder  # noqa: E402
 from kws.training.model import EncoderShape, MultiTaskEncoder, export_arrays  # noqa: E402
 
 
