@@ -19,7 +19,7 @@ py=${PYTHON:-.venv/bin/python}
 # keyword scores, the noise-matched templates' (the _nm fits), then the clip's conditions, which every
 # fit takes: a noisy clip is judged in its conditions (docs/results.md, v4).
 # The column lists come from the registry (kws/scoring/scores.py; `python -m kws.scoring.scores` prints each formula).
-columns() { "$py" -m kws.scoring.scores --columns "$1"; }
+columns() { "$py" -m kws.scoring.scores --columns "$@"; }
 kw=$(columns keyword)
 nm=$(columns keyword --switch noise_match)
 cnn=$(columns matcher)
