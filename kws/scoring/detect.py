@@ -48,7 +48,9 @@ def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None) -> Prepared:
         speech = frame_decisions(y, cfg.vad)
         segs = segments_of(speech, cfg.vad, len(y), pad_ms)
         cond = conditions.measure(y, cfg.vad, speech)
-        noise = non_speech(y, segs if pad_ms is None else segments_of(speech, cfg.vad, len(y)), cfg)
+        # the clip's own noise, for noise-matched templates only (it costs a copy of up to 2 s)
+        noise = (non_speech(y, segs if pad_ms is None else segments_of(speech, cfg.vad, len(y)), cfg)
+                 if cfg.detect.noise_match else None)
     crop = y[segs[0][0]:segs[-1][1]] if segs else y
     with stage("features"):
         frames = keyword_frames(crop, cfg.features)
