@@ -17,7 +17,6 @@ import soundfile as sf
 from kws.signal.audio import open_audio, read_audio
 from kws.config import SAMPLE_RATE, Config
 from kws.scoring.detect import keyword_distances, prepare
-from kws.signal.conditions import CLIP_PEAK
 from kws.errors import AudioError
 from kws.signal import conditions
 
@@ -60,12 +59,12 @@ def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int =
     take's conditions.measure(y, cfg.vad), when the caller has them."""
     q = cfg.quality
     c = cond or conditions.measure(y, cfg.vad)
-    speech_s, level, noise, snr, paused, segs = c.speech_s, c.level_dbfs, c.noise_dbfs, c.snr_db, c.paused, c.speech_s > 0
+    speech_s, level, snr = c.speech_s, c.level_dbfs, c.snr_db
     peak = raw_peak if raw_peak is not None else float(np.abs(y).max(initial=0.0))
     clipped = raw_clipped if raw_clipped is not None else c.clipped_fraction
 
     problems, notes = [], []
-    if not segs:
+    if speech_s <= 0:
         problems.append("no speech found: record the phrase again, closer to the microphone")
     else:
         if speech_s < q.min_speech_s:
@@ -78,7 +77,7 @@ def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int =
             problems.append(f"noisy (speech {snr:.0f} dB above the background): record somewhere quieter")
     if clipped > q.max_clipped_fraction:
         problems.append(f"clipped ({100 * clipped:.2f}% of samples at full scale): lower the input gain")
-    if segs and not paused:
+    if speech_s > 0 and not c.paused:
         notes.append("hardly any pause around the phrase: noise taken from its quietest moments; "
                      "leave ~0.5 s before and after")
     if source_rate != SAMPLE_RATE or source_channels != 1:
@@ -86,7 +85,7 @@ def measure(y: np.ndarray, name: str, cfg: Config = Config(), source_rate: int =
     if source_rate < SAMPLE_RATE:
         notes.append(f"recorded at {source_rate} Hz: the top of the speech band is missing; 16 kHz or more is better")
     return ClipQuality(name, source_rate, source_channels, round(len(y) / SAMPLE_RATE, 3), round(speech_s, 3),
-                       level, conditions.db(peak ** 2), clipped, noise, snr, problems=tuple(problems), notes=tuple(notes))
+                       level, conditions.db(peak ** 2), clipped, c.noise_dbfs, snr, problems=tuple(problems), notes=tuple(notes))
 
 
 def consistency(templates: list[np.ndarray]) -> np.ndarray:
@@ -172,7 +171,7 @@ def _raw_levels(path: Path, cfg: Config) -> tuple[float, float, int, int]:
         left = int(cfg.audio.max_seconds * f.samplerate)
         while left > 0 and len(x := f.read(min(left, 1 << 18), dtype="float32", always_2d=True)):
             a = np.abs(x)
-            peak, clipped, n, left = max(peak, float(a.max())), clipped + int((a >= CLIP_PEAK).sum()), n + a.size, left - len(x)
+            peak, clipped, n, left = max(peak, float(a.max())), clipped + int((a >= conditions.CLIP_PEAK).sum()), n + a.size, left - len(x)
         return peak, clipped / max(n, 1), f.samplerate, f.channels
 
 
