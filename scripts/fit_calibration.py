@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from kws.scoring.calibrate import RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns, with_set_columns
-from kws.training.fitting import fit_logistic, fit_threshold
+from kws.training.fitting import fit_fusion
 from kws.scoring import scores
 
 log = logging.getLogger("fit_calibration")
@@ -60,11 +60,18 @@ def main() -> None:
                     help="score columns to fuse (add kw_cnn for the learned matcher)")
     ap.add_argument("--set-columns", default="",
                     help="also fuse these columns standardised over each task (<name>@set): the *_set calibrations")
-    ap.add_argument("--positives", default="0,1,3,5",
+    # 1..5, not 0: a folder without positives is no platform folder, and versions without any taught
+    # the fit only to refuse (CV on the train tables, docs/results.md, v5).
+    ap.add_argument("--positives", default="1,2,3,4,5",
                     help="with --set-columns, each task is fitted once per count here, keeping only that many of "
                          "its positives: the fit then holds for folders with fewer positives than the platform's 5")
     ap.add_argument("--seed", type=int, default=1, help="which positives are kept (--positives)")
-    ap.add_argument("--l2", type=float, default=1e-2)
+    ap.add_argument("--l2", type=float, default=1e-2, help="L2 weight of the logistic fit")
+    ap.add_argument("--objective", choices=("task", "logistic"), default="task",
+                    help="task: the logistic fit refined on the smoothed per-task MR + 9*FAR (fit_task_loss); "
+                         "logistic: the logistic fit alone, as calibrations before v5")
+    ap.add_argument("--task-l2", type=float, default=1e-3, help="L2 weight of the task-loss refinement")
+    ap.add_argument("--tau", type=float, default=1.0, help="sigmoid width of the task loss, in fused-score units")
     ap.add_argument("--out", required=True,
                     help="pretrained/<name>.json, <name> from kws.scoring.calibrate.calibration_name: calibration.json, "
                          "calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
@@ -80,26 +87,26 @@ def main() -> None:
     names = tuple(a.columns.split(","))
     set_names = tuple(f"{n}{SET_SUFFIX}" for n in a.set_columns.split(",") if n)
     cal = fit(rows, names, set_names, [int(k) for k in a.positives.split(",")], a.seed, a.l2,
-              " ".join(["python", *sys.argv]))
+              " ".join(["python", *sys.argv]), a.objective, a.task_l2, a.tau)
     cal.save(a.out)
     log.info("wrote %s: %d tasks, train score %.3f, weights %s", a.out, cal.provenance["tasks"],
              cal.provenance["train_score"], dict(zip(cal.names, np.round(cal.weights, 2))))
 
 
 def fit(rows: list[dict], names: tuple[str, ...], set_names: tuple[str, ...], positives: list[int], seed: int,
-        l2: float, command: str = "") -> Calibration:
-    """The calibration of score table rows: logistic fusion of the columns, then the global threshold."""
+        l2: float, command: str = "", objective: str = "task", task_l2: float = 1e-3, tau: float = 1.0) -> Calibration:
+    """The calibration of score table rows: logistic fusion of the columns (refined on the task loss unless
+    objective is "logistic"), then the global threshold."""
     x, y, groups = task_matrix(rows, names, set_names, positives, seed)
     names += set_names
     lo, hi = np.percentile(x, RANGE_PERCENTILES, axis=0)
     x = np.clip(x, lo, hi)                      # as Calibration.fuse will clip
     mean, std = x.mean(axis=0), x.std(axis=0)
     std = np.where(std < 1e-6, 1.0, std)        # a column constant over its training range adds nothing
-    w, b = fit_logistic((x - mean) / std, y, l2)
-    fused = (x - mean) / std @ w + b
-    threshold, score = fit_threshold(fused, y, groups)
+    x = (x - mean) / std
+    w, b, threshold, score, objective = fit_fusion(x, y, groups, l2, objective, task_l2, tau)
     return Calibration(names, tuple(mean.round(6)), tuple(std.round(6)), tuple(w.round(6)), round(b, 6),
-                       round(threshold, 6), provenance={"command": command, "tasks": len(set(groups)),
+                       round(threshold, 6), provenance={"command": command, "objective": objective, "tasks": len(set(groups)),
                                                         "clips": int(len(y)), "train_score": round(score, 4)},
                        lo=tuple(lo.round(6)), hi=tuple(hi.round(6)))
 

@@ -66,9 +66,10 @@ def test_the_speaker_check_and_noise_matching_are_switches_with_their_own_calibr
     from kws.scoring.calibrate import calibration_name
     from kws.app.commands import check_pretrained
     cfg = Config()
-    assert calibration_name(cfg) == "calibration_keyword.json"          # default: keyword scores decide
-    on = replace(cfg, detect=replace(cfg.detect, speaker_check=True))
-    assert calibration_name(on) == "calibration_voice-encoder.json"
+    assert calibration_name(cfg) == "calibration_voice-encoder.json"    # default: the speaker check is on
+    on = cfg
+    off = replace(cfg, detect=replace(cfg.detect, speaker_check=False))
+    assert calibration_name(off) == "calibration_keyword.json"          # keyword scores alone decide
     for d in (replace(cfg.detect, noise_match=True), replace(on.detect, noise_match=True)):
         nm = replace(cfg, detect=d)
         assert calibration_name(nm, by_set=True).endswith("_nm_set.json")
