@@ -5,9 +5,11 @@
         [--trainset SCRATCH/kws-trainset] --work SCRATCH/encoder-run [--steps 3000]
     torchrun --nproc_per_node 4 scripts/train_encoder.py ...     # the same script, DDP on gloo
 
-Data: the cohort half of the train-split speakers (the calibration half stays unseen, so the
-calibration fitted later sees new voices, as dev and the platform do) plus, with --trainset,
-the synthetic speakers of scripts/build_training_set.py. Each clip is used clean and with noise.
+Data (load_items): the cohort half of the words corpus's train speakers, every Speech Commands
+train speaker (they never make a calibration task), the phrases corpus with --phrases (keyword
+losses only: no speaker ids) and, with --trainset, the synthetic speakers of
+scripts/build_training_set.py. The calibration half of the task speakers stays unseen, so the
+calibration fitted later sees new voices, as dev and the platform do. Each clip is used clean and with noise.
 
 Losses, summed:
 - speaker: additive angular margin softmax over the training speakers (speaker head);

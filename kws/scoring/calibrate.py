@@ -47,7 +47,7 @@ class Calibration:
     names: tuple[str, ...]          # score columns used, in order
     mean: tuple[float, ...]         # standardisation of each column
     std: tuple[float, ...]
-    weights: tuple[float, ...]      # logistic-regression weights on standardised columns
+    weights: tuple[float, ...]      # fusion weights on standardised columns (kws/training/fitting.fit_fusion)
     bias: float
     threshold: float                # fused score above this -> 1
     provenance: dict = field(default_factory=dict)
