@@ -112,6 +112,12 @@ class DetectConfig:
     # calibrations fitted on the platform's own loss (v5), it measured best through the platform (dev
     # clean 0.150, noisy 0.253, vs 0.183 / 0.253 on keyword scores alone; docs/results.md, v5).
     speaker_check: bool = True
+    # A second keyword front end (a FRONTENDS name, "" for none): each clip is also matched in its frames,
+    # against templates made from the profile's stored takes, with its own cohort, and its keyword scores
+    # join the fusion as <frontend>_kw_* columns (calibration_..._plus-<frontend>...json). "encoder": the
+    # multi-task encoder's keyword frames beside MFCC measured best on dev, clip by clip most of all
+    # (docs/results.md, v5).
+    second_frontend: str = "encoder"
     set_norm: bool = True
     set_min_files: int = 30
     set_max_positive: float = 0.2
@@ -194,6 +200,12 @@ class Config:
     enroll: EnrollConfig = field(default_factory=EnrollConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
 
+    def second_features(self) -> FeatureConfig | None:
+        """The FeatureConfig of the second keyword front end (DetectConfig.second_frontend); None when it is
+        off or is the first front end itself."""
+        fe = self.detect.second_frontend
+        return replace(self.features, frontend=fe) if fe and fe != self.features.frontend else None
+
 
 DEFAULT = Config()
 
@@ -203,7 +215,8 @@ def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
     return with_settings({"features.frontend": frontend}, cfg)
 
 
-_CHOICES = {("features", "frontend"): FRONTENDS, ("detect", "voiceprint"): VOICEPRINTS}
+_CHOICES = {("features", "frontend"): FRONTENDS, ("detect", "voiceprint"): VOICEPRINTS,
+            ("detect", "second_frontend"): ("", *FRONTENDS)}
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
@@ -224,7 +237,8 @@ def with_settings(settings: typing.Iterable[str] | dict[str, object], cfg: Confi
             raise ValueError(f"--set {key}: unknown field {name!r} of {section}; fields: {', '.join(hints)}")
         typed = _convert(key, value, hints[name])
         if (section, name) in _CHOICES and typed not in _CHOICES[section, name]:
-            raise ValueError(f"--set {key}: {typed!r} is not one of {', '.join(_CHOICES[section, name])}")
+            choices = ", ".join(c or "'' (none)" for c in _CHOICES[section, name])
+            raise ValueError(f"--set {key}: {typed!r} is not one of {choices}")
         cfg = replace(cfg, **{section: replace(sub, **{name: typed})})
     return cfg
 

@@ -78,7 +78,8 @@ def configs(spec: str, has_cnn: bool):
                 needed = [calibration_name(cfg, k, s) for k in (False, True) for s in {False, set_norm}]
                 if all((PRETRAINED_DIR / n).is_file() for n in needed):
                     speaker = "none (keyword scores only)" if keyword_only else VOICES[voice]
-                    yield (f"{frontend} DTW", "yes" if matcher else "no", speaker, "yes" if set_norm else "no"), cfg, keyword_only
+                    frames = f"{frontend} DTW" + (f" + {cfg.detect.second_frontend}" if cfg.second_features() else "")
+                    yield (frames, "yes" if matcher else "no", speaker, "yes" if set_norm else "no"), cfg, keyword_only
 
 
 def subsample(tasks: dict[str, list[dict]], n_pos: int, n_neg: int, seed: int) -> dict[str, list[dict]]:

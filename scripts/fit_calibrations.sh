@@ -7,7 +7,8 @@
 # pretrained/README.md), tables from scripts/score_tasks.py --speakers-half calibration; each fit
 # uses every table of its kind there (the provenance of each calibration lists them):
 #   ge2e-k.tsv      --matcher                          (GE2E voiceprint; kw_cnn for the matcher fits)
-#   encoder-k.tsv   --matcher --voiceprint encoder --noise-match  (the default voiceprint; kw_nm_* for the _nm fits)
+#   encoder-k.tsv   --matcher --voiceprint encoder --noise-match  (the default voiceprint; kw_nm_* for the _nm
+#                   fits, and the default second front end's encoder_kw_* for the _plus-encoder fits)
 #   both-k.tsv      --voiceprint both
 #   frames-k.tsv    --frontend encoder                 (the encoder keyword front end, GE2E voiceprint)
 #   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
@@ -25,6 +26,8 @@ nm=$(columns keyword --switch noise_match)
 cnn=$(columns matcher)
 spk=$(columns speaker)
 cond=$(columns condition)
+# the second keyword front end's columns (DetectConfig.second_frontend=encoder): the _plus-encoder fits
+enc2=$(columns second --switch second_frontend | tr , '\n' | grep '^encoder_' | paste -sd, -)
 fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
   local out=$1 table=$2 cols=$3 set=${4:-}
   if [ -n "${ONLY:-}" ] && ! [[ $out =~ $ONLY ]]; then return 0; fi   # ONLY=REGEX: refit just those
@@ -34,6 +37,13 @@ fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set
         --out "pretrained/${out}_set.json"
   fi
 }
+fit calibration_keyword_plus-encoder                 encoder "$kw,$enc2"            "$kw,$enc2"
+fit calibration_plus-encoder_voice-encoder           encoder "$kw,$enc2,$spk"       "$kw,$enc2"
+fit calibration_keyword_plus-encoder_nm              encoder "$kw,$enc2,$nm"        "$kw,$enc2,$nm"
+fit calibration_plus-encoder_voice-encoder_nm        encoder "$kw,$enc2,$nm,$spk"   "$kw,$enc2,$nm"
+fit calibration_keyword_plus-encoder_matcher         encoder "$kw,$enc2,$cnn"       "$kw,$enc2,$cnn"
+fit calibration_plus-encoder_matcher_voice-encoder   encoder "$kw,$enc2,$cnn,$spk"  "$kw,$enc2,$cnn"
+# without the second front end (DetectConfig.second_frontend=""): every table kind
 fit calibration_keyword                encoder "$kw"              "$kw"
 fit calibration                        ge2e    "$kw,$spk"         "$kw"
 fit calibration_voice-encoder          encoder "$kw,$spk"         "$kw"

@@ -43,3 +43,35 @@ def test_noise_matching_can_be_switched_off_and_needs_the_takes(profile):
     noisy = prepare(_with_noise(utterance(["alpha", "delta"], seed=43), 3.0), DEFAULT)
     assert np.isnan(noise_matched_distances(profile, [noisy], PLAIN)).all()     # off by default
     assert np.isnan(noise_matched_distances(replace(profile, template_audio=[]), [noisy], DEFAULT)).all()
+
+
+def test_second_front_end_scores_are_those_of_a_profile_enrolled_in_it(tiny_task):
+    """The encoder_kw_* columns equal the kw_* columns a profile enrolled under the encoder front end gives
+    (templates from the stored takes, as saved: float16), and the MFCC columns are untouched by them."""
+    from kws.config import with_frontend
+    from kws.enrollment.enroll import build_profile
+    from kws.scoring.detect import second_profile
+    from kws.signal.audio import list_wavs, read_audio
+    takes = list_wavs(tiny_task / "data" / "S001" / "enroll")
+    tests = list_wavs(tiny_task / "data" / "S001" / "test")
+    both = PLAIN                                          # the default: mfcc, plus the encoder
+    assert both.second_features().frontend == "encoder"
+    enc = with_frontend("encoder")
+    assert enc.second_features() is None                  # a front end is not its own second
+    off = replace(both, detect=replace(both.detect, second_frontend=""))
+    p_mfcc = build_profile(takes, both)
+    p_mfcc.template_audio = [np.asarray(a, np.float16).astype(np.float32) for a in p_mfcc.template_audio]
+    p_enc = build_profile(takes, enc)
+    p_enc.template_audio = []
+    cohort = load_cohort(cfg=both.features, voiceprint=both.detect.voiceprint)
+    s_both = score_clips(p_mfcc, [prepare(read_audio(t), both) for t in tests], cohort, both, speaker=False)
+    s_off = score_clips(p_mfcc, [prepare(read_audio(t), off) for t in tests], cohort, off, speaker=False)
+    s_enc = score_clips(p_enc, [prepare(read_audio(t), enc) for t in tests],
+                        load_cohort(cfg=enc.features, voiceprint=enc.detect.voiceprint), enc, speaker=False)
+    for name in ("kw_z", "kw_t", "kw_rel", "kw_warp", "kw_half"):
+        assert np.allclose(s_both[f"encoder_{name}"], s_enc[name], atol=2e-3), name
+        assert np.array_equal(s_both[name], s_off[name])
+    assert not any(n.startswith("encoder_") for n in s_off)
+    assert second_profile(p_mfcc, both)[0] is second_profile(p_mfcc, both)[0]      # made once per profile
+    with pytest.raises(Exception, match="keeps no enrollment takes"):
+        second_profile(replace(p_mfcc, template_audio=[]), both)

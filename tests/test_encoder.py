@@ -63,3 +63,18 @@ def test_voiceprint_kinds():
     assert encoder.speaker_embeddings([], "encoder", FeatureConfig()).shape[0] == 0
     with pytest.raises(ValueError, match="unknown voiceprint"):
         encoder.speaker_embeddings(wavs, "ivector", FeatureConfig())
+
+
+def test_the_trunk_of_an_input_seen_lately_is_looked_up_bit_identical():
+    """With the second keyword front end, a crop's keyword frames and its whole-clip voiceprint share one trunk pass."""
+    import numpy as np
+    from kws.nn import encoder
+    m = encoder.load_multitask()
+    x = np.random.default_rng(3).standard_normal((120, m.arrays["trunk0_w"].shape[1])).astype(np.float32)
+    first = encoder.cached_trunk(m, x)
+    assert np.array_equal(first, encoder.multitask_trunk(m, x))
+    assert encoder.cached_trunk(m, x.copy()) is first                       # looked up by content
+    assert encoder.cached_trunk(m, x[:100]) is not first                    # another input: computed
+    for i in range(encoder.TRUNK_CACHE + 1):                                # bounded: the oldest goes first
+        encoder.cached_trunk(m, x[: 20 + i % 100] + i)
+    assert len(encoder._TRUNKS) <= encoder.TRUNK_CACHE

@@ -231,13 +231,15 @@ def test_parallel_enrollments_do_not_interfere(tiny_task, tmp_path):
 
 
 FULL, FULL_SET = calibration_name(DEFAULT), calibration_name(DEFAULT, by_set=True)   # the default's fits
+KEYWORD = calibration_name(DEFAULT, keyword_only=True)                               # ... and its fallback tier
 
 
 @pytest.mark.parametrize("damage, expect", [
     (lambda p: (p / "cohort.npz").write_bytes(b"PK\x03\x04 broken"), "cohort.npz: damaged"),
     (lambda p: (p / "cohort.npz").unlink(), "cohort.npz is missing"),
     (lambda p: (p / FULL).write_text("{not json"), f"{FULL}: damaged"),
-    (lambda p: (p / "calibration_keyword.json").unlink(), "calibration_keyword.json is missing"),
+    (lambda p: (p / KEYWORD).unlink(), f"{KEYWORD} is missing"),
+    (lambda p: (p / "cohort_encoder.npz").unlink(), "cohort_encoder.npz is missing"),    # the second front end's
     (lambda p: (p / FULL_SET).write_text('{"names": []}'), f"{FULL_SET}: damaged"),
     (lambda p: (p / "cohort_voiceprints_encoder.npz").write_bytes(b"x"), "cohort_voiceprints_encoder.npz: damaged"),
     (lambda p: (p / "encoder.npz").unlink(), "encoder.npz is missing"),

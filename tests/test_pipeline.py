@@ -40,9 +40,11 @@ def test_each_clip_uses_its_own_tier_and_unscored_clips_stay_nan():
     assert np.allclose(margin[:2], [0.5, 0.75]) and np.isnan(margin[2])
 
 
-SUPPORTED = [("mfcc", False, "encoder"), ("mfcc", False, "ge2e"), ("mfcc", False, "both"),
-             ("mfcc", True, "ge2e"), ("mfcc", True, "encoder"), ("encoder", False, "encoder"),
-             ("encoder", False, "ge2e")]
+# front end, matcher, voiceprint, second front end ("encoder" under the encoder front end: none)
+SUPPORTED = [("mfcc", False, "encoder", "encoder"), ("mfcc", True, "encoder", "encoder"),
+             ("mfcc", False, "encoder", ""), ("mfcc", False, "ge2e", ""), ("mfcc", False, "both", ""),
+             ("mfcc", True, "ge2e", ""), ("mfcc", True, "encoder", ""), ("encoder", False, "encoder", "encoder"),
+             ("encoder", False, "ge2e", "encoder")]
 
 
 def test_every_supported_configuration_has_its_artefacts():
@@ -51,9 +53,10 @@ def test_every_supported_configuration_has_its_artefacts():
 
     from kws.config import with_frontend
     from kws.app.commands import check_pretrained, load_tiers
-    for (frontend, matcher, voiceprint), speaker in ((c, s) for c in SUPPORTED for s in (False, True)):
+    for (frontend, matcher, voiceprint, second), speaker in ((c, s) for c in SUPPORTED for s in (False, True)):
         cfg = with_frontend(frontend)
-        cfg = replace(cfg, detect=replace(cfg.detect, matcher=matcher, voiceprint=voiceprint, speaker_check=speaker))
+        cfg = replace(cfg, detect=replace(cfg.detect, matcher=matcher, voiceprint=voiceprint, speaker_check=speaker,
+                                          second_frontend=second))
         check_pretrained(cfg)
         assert [t.speaker for t in load_tiers(cfg)] == ([True, False] if speaker else [False])
         assert all(t.by_set is not None for t in load_tiers(cfg))
@@ -66,10 +69,14 @@ def test_the_speaker_check_and_noise_matching_are_switches_with_their_own_calibr
     from kws.scoring.calibrate import calibration_name
     from kws.app.commands import check_pretrained
     cfg = Config()
-    assert calibration_name(cfg) == "calibration_voice-encoder.json"    # default: the speaker check is on
+    assert calibration_name(cfg) == "calibration_plus-encoder_voice-encoder.json"   # default: speaker check, 2 front ends
     on = cfg
     off = replace(cfg, detect=replace(cfg.detect, speaker_check=False))
-    assert calibration_name(off) == "calibration_keyword.json"          # keyword scores alone decide
+    assert calibration_name(off) == "calibration_keyword_plus-encoder.json"         # keyword scores alone decide
+    one = replace(cfg, detect=replace(cfg.detect, second_frontend=""))
+    assert calibration_name(one) == "calibration_voice-encoder.json"
+    assert any(n.startswith("encoder_kw_") for n in Calibration.for_config(cfg).names)
+    assert not any(n.startswith("encoder_kw_") for n in Calibration.for_config(one).names)
     for d in (replace(cfg.detect, noise_match=True), replace(on.detect, noise_match=True)):
         nm = replace(cfg, detect=d)
         assert calibration_name(nm, by_set=True).endswith("_nm_set.json")

@@ -236,6 +236,9 @@ def check_pretrained(cfg: Config = Config()) -> None:
     if cfg.detect.voiceprint in ("ge2e", "both"):   # the wheel's weights: only these voiceprints need them
         load_ge2e()
     cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
+    second = cfg.second_features()
+    if second:
+        load_cohort(cfg=second, voiceprint="ge2e")      # the second front end's keyword cohort
     tiers = load_tiers(cfg)
     for tier, cal in ((t, c) for t in tiers for c in (t.calibration, t.by_set) if c):
         names = base_columns(cal.names)
@@ -252,10 +255,13 @@ def check_pretrained(cfg: Config = Config()) -> None:
             raise WeightsError(f"the '{tier.name}' calibration {'uses' if cfg.detect.noise_match is False else 'lacks'} "
                                f"the noise-matched scores but DetectConfig.noise_match is {cfg.detect.noise_match}; "
                                "refit the calibration or switch noise matching")
+        if any(n.startswith(f"{cfg.detect.second_frontend}_kw_") for n in names) != bool(second):
+            raise WeightsError(f"the '{tier.name}' calibration does not match DetectConfig.second_frontend "
+                               f"{cfg.detect.second_frontend!r}; refit the calibration or switch it")
     if cfg.detect.matcher:
         matcher_for(cfg.features)
-    log.info("pretrained artefacts OK: front end %s, voiceprint %s, cohort of %d utterances / %d templates, "
-             "calibrations: %s; speaker check %s, noise matching %s, test-set normalisation %s",
-             cfg.features.frontend, cfg.detect.voiceprint, len(cohort.keyword_frames), len(cohort.templates),
+    log.info("pretrained artefacts OK: front end %s (second: %s), voiceprint %s, cohort of %d utterances / %d "
+             "templates, calibrations: %s; speaker check %s, noise matching %s, test-set normalisation %s",
+             cfg.features.frontend, second.frontend if second else "none", cfg.detect.voiceprint, len(cohort.keyword_frames), len(cohort.templates),
              "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in tiers),
              *("on" if x else "off" for x in (cfg.detect.speaker_check, cfg.detect.noise_match, cfg.detect.set_norm)))

@@ -4,19 +4,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 
-from kws.scoring import dtw
 from kws.enrollment import quality
 from kws.signal.audio import probe, read_audio
 from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import SAMPLE_RATE, Config
-from kws.scoring.detect import Prepared, keyword_distances, model_fingerprint, prepare, top_k_mean
+from kws.scoring.detect import Prepared, keyword_statistics, model_fingerprint, prepare
 from kws.nn.encoder import frontend_fingerprint, speaker_embeddings
 from kws.errors import AudioError, EnrollmentError
 from kws.scoring.profile import SpeakerProfile, max_template_frames
 from kws.safefile import file_digest
-from kws.scoring.templates import PerTemplate, Templates
+from kws.scoring.templates import PerTemplate
 from kws.scoring.voiceprint import cosine, leave_one_out, voiceprint
 
 log = logging.getLogger(__name__)
@@ -75,24 +73,14 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
         raise EnrollmentError("no usable enrollment clip:\n  " + "\n  ".join(problems or ["no .wav files"]))
     cohort = cohort or load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     templates = [c.frames for c in clips]
-    average = dtw.average_template(templates)
-    all_t = Templates(templates, average).all()
-
-    # How far impostor speech sits from each template: the scale every test distance is judged on.
-    coh_dist = keyword_distances(all_t, cohort.keyword_frames)
-    # How close the genuine phrase sits: each clip against the other clips' templates.
-    self_dist = keyword_distances(templates, templates)
-    np.fill_diagonal(self_dist, np.nan)
-    loo = [top_k_mean(self_dist[~np.isnan(self_dist[:, i]), i], cfg.detect.top_k, largest=False)
-           for i in range(len(templates))] if len(templates) > 1 else [0.0]
+    average, kw_mean, kw_std, kw_loo = keyword_statistics(templates, cohort.keyword_frames, cfg.detect.top_k)
 
     emb = speaker_embeddings([c.audio for c in clips], cfg.detect.voiceprint, cfg.features)
     vp = voiceprint(emb)
     coh_cos = cosine(cohort.speaker_embeddings, vp)
     profile = SpeakerProfile(
         templates=templates, average=average, voiceprint=vp,
-        kw_cohort_mean=coh_dist.mean(axis=1), kw_cohort_std=coh_dist.std(axis=1),
-        kw_enroll_mean=float(np.mean(loo)),
+        kw_cohort_mean=kw_mean, kw_cohort_std=kw_std, kw_enroll_mean=kw_loo,
         spk_cohort_mean=float(coh_cos.mean()), spk_cohort_std=float(coh_cos.std()),
         spk_enroll_mean=float(leave_one_out(emb).mean()),
         feature_fingerprint=frontend_fingerprint(cfg.features), voiceprint_kind=cfg.detect.voiceprint,

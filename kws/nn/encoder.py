@@ -224,6 +224,24 @@ def multitask_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
     return h
 
 
+# The trunks of the last inputs: with the second keyword front end on, a clip's crop goes through the
+# trunk for its keyword frames and again for its whole-clip voiceprint; the second pass is a lookup.
+_TRUNKS: dict[tuple[str, bytes], np.ndarray] = {}
+TRUNK_CACHE = 256            # inputs kept: one batch of clips (DetectConfig.batch_files) and their segments
+
+
+def cached_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
+    """multitask_trunk(m, frames), computed once for inputs seen lately (bit-identical either way)."""
+    frames = np.ascontiguousarray(frames, np.float32)
+    key = (m.sha, hashlib.sha1(frames.tobytes() + str(frames.shape).encode()).digest())
+    if (hit := _TRUNKS.get(key)) is not None:
+        return hit
+    if len(_TRUNKS) >= TRUNK_CACHE:
+        _TRUNKS.pop(next(iter(_TRUNKS)))      # the oldest
+    _TRUNKS[key] = out = multitask_trunk(m, frames)
+    return out
+
+
 def multitask_keyword_frames(m: MultiTask, trunk: np.ndarray) -> np.ndarray:
     """(T, kw_dim) unit-length keyword frames."""
     kw = trunk @ m.arrays["kw_w"][:, :, 0].T + m.arrays["kw_b"]
@@ -252,7 +270,7 @@ def multitask_voiceprint_of(m: MultiTask, frames: np.ndarray) -> np.ndarray:
     VOICEPRINT_CHUNK frames go through the trunk in overlapping chunks (exact but for float rounding:
     the context each layer sees is kept) and the statistics are pooled as running sums."""
     if len(frames) <= VOICEPRINT_CHUNK:
-        return multitask_voiceprint(m, multitask_trunk(m, frames))
+        return multitask_voiceprint(m, cached_trunk(m, frames))
     ctx = sum(d * (m.arrays[f"trunk{i}_w"].shape[2] - 1) // 2 for i, d in enumerate(m.dilations))
     total, squares, n = 0.0, 0.0, 0
     for a in range(0, len(frames), VOICEPRINT_CHUNK):
@@ -272,7 +290,7 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: n
     if cfg.frontend != "encoder":
         raise ValueError(f"unknown front end {cfg.frontend!r}; use 'mfcc' or 'encoder'")
     m = load_multitask()
-    return stack(multitask_keyword_frames(m, multitask_trunk(m, encoder_input(y, cfg, added))),
+    return stack(multitask_keyword_frames(m, cached_trunk(m, encoder_input(y, cfg, added))),
                  cfg.stack).astype(np.float32)
 
 

@@ -27,7 +27,8 @@ RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range
 
 
 def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False) -> str:
-    """calibration[_keyword][_<frontend>][_matcher][_voice-<voiceprint>][_nm][_set].json: one fit per set of scores.
+    """calibration[_keyword][_<frontend>][_plus-<second frontend>][_matcher][_voice-<voiceprint>][_nm][_set].json:
+    one fit per set of scores.
 
     keyword_only: without the speaker scores, predict's fallback tier when short of time (and the only
     one without DetectConfig.speaker_check).
@@ -35,6 +36,7 @@ def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = Fal
     keyword_only = keyword_only or not cfg.detect.speaker_check
     parts = ["calibration", *(["keyword"] if keyword_only else []),
              *([cfg.features.frontend] if cfg.features.frontend != "mfcc" else []),
+             *([f"plus-{cfg.detect.second_frontend}"] if cfg.second_features() else []),
              *(["matcher"] if cfg.detect.matcher else []),
              *([f"voice-{cfg.detect.voiceprint}"] if cfg.detect.voiceprint != "ge2e" and not keyword_only else []),
              *(["nm"] if cfg.detect.noise_match else []),

@@ -6,7 +6,8 @@ normalised scores (named columns) -> calibrate.Calibration turns those into 0/1.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,15 @@ import numpy as np
 from kws.signal import conditions
 from kws.scoring import dtw
 from kws.scoring import scores
-from kws.scoring.cohort import Cohort
-from kws.config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config
+from kws.scoring.cohort import Cohort, load_cohort
+from kws.config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config, FeatureConfig
 from kws.nn.encoder import frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, speaker_embeddings
 from kws.errors import ProfileError
 from kws.signal.features import frames_per_second, mel_frames
 from kws.scoring.matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
 from kws.scoring.profile import SpeakerProfile
 from kws.stages import stage
-from kws.scoring.templates import PerTemplate
+from kws.scoring.templates import PerTemplate, Templates
 from kws.signal.conditions import Conditions
 from kws.scoring.scores import top_k_mean
 from kws.signal.vad import frame_decisions, frame_samples, segments_of
@@ -179,6 +180,54 @@ def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list
         halves_topk=top_k_mean(_capped(halves), k, largest=False), warp=np.array(warp), nm_raw=nm_raw, k=k))
 
 
+def keyword_statistics(templates: list[np.ndarray], cohort_frames: list[np.ndarray], k: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(DTW-averaged template, each template's mean and std distance to impostor speech, the takes' mean
+    leave-one-out distance): the scale a speaker's keyword distances are judged on (rows: Templates.all())."""
+    average = dtw.average_template(templates)
+    # How far impostor speech sits from each template: the scale every test distance is judged on.
+    coh_dist = keyword_distances(Templates(templates, average).all(), cohort_frames)
+    # How close the genuine phrase sits: each take against the other takes' templates.
+    self_dist = keyword_distances(templates, templates)
+    np.fill_diagonal(self_dist, np.nan)
+    loo = [top_k_mean(self_dist[~np.isnan(self_dist[:, i]), i], k, largest=False)
+           for i in range(len(templates))] if len(templates) > 1 else [0.0]
+    return average, coh_dist.mean(axis=1), coh_dist.std(axis=1), float(np.mean(loo))
+
+
+# Second-front-end profiles, made once per profile object (a stream scores many batches with one).
+_SECOND: dict[int, tuple[weakref.ref, FeatureConfig, SpeakerProfile]] = {}
+
+
+def second_profile(profile: SpeakerProfile, cfg: Config) -> tuple[SpeakerProfile, Cohort]:
+    """The profile's keyword side in the second front end: templates from its stored takes (as saved:
+    float16), normalised against that front end's cohort; and that cohort."""
+    f2 = cfg.second_features()
+    cohort = load_cohort(cfg=f2, voiceprint="ge2e")          # keyword frames only: no voiceprint needed
+    hit = _SECOND.get(id(profile))
+    if hit and hit[0]() is profile and hit[1] == f2:
+        return hit[2], cohort
+    if len(profile.template_audio) != len(profile.templates):
+        raise ProfileError("this profile keeps no enrollment takes, which the second keyword front end needs; "
+                           "enroll again (or --set detect.second_frontend=)")
+    templates = [keyword_frames(np.asarray(a, np.float16).astype(np.float32), f2) for a in profile.template_audio]
+    average, mean, std, loo = keyword_statistics(templates, cohort.keyword_frames, cfg.detect.top_k)
+    second = replace(profile, templates=templates, average=average, kw_cohort_mean=mean, kw_cohort_std=std,
+                     kw_enroll_mean=loo)
+    _SECOND.clear()      # one speaker at a time: keep no more than the last
+    _SECOND[id(profile)] = (weakref.ref(profile), f2, second)
+    return second, cohort
+
+
+def keyword_pass(profile: SpeakerProfile, frames: list[np.ndarray], cohort: Cohort, cfg: Config,
+                 nm_dist: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray, list[list[dtw.Match]]]:
+    """(keyword columns, template x clip distances, matches) of clip frames against a profile's templates."""
+    dist, matches = keyword_matches(profile.all_templates(), frames)
+    cohort_dist = keyword_distances(cohort.templates, frames)
+    reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
+    return keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k, nm_dist), dist, matches
+
+
 def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
     """Each clip's match by its closest enrollment template (the averaged template, last, excluded)."""
     return [matches[t][i] for i, t in enumerate(np.argmin(PerTemplate.of(dist).takes, axis=0))]
@@ -227,11 +276,15 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
         return {name: np.zeros(0) for name in SCORE_NAMES if scores.COLUMNS[name].group in groups}, []
     frames = [c.frames for c in clips]
     with stage("dtw"):
-        dist, matches = keyword_matches(profile.all_templates(), frames)
-        cohort_dist = keyword_distances(cohort.templates, frames)
-        reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
-        nm_dist = noise_matched_distances(profile, clips, cfg)
-        out = keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k, nm_dist)
+        out, dist, matches = keyword_pass(profile, frames, cohort, cfg, noise_matched_distances(profile, clips, cfg))
+    f2 = cfg.second_features()
+    if f2 is not None:
+        with stage("second"):
+            second, cohort2 = second_profile(profile, cfg)
+            frames2 = [keyword_frames(c.audio, f2) for c in clips]
+            kw2, _, _ = keyword_pass(second, frames2, cohort2, cfg)
+            out.update({scores.second_name(f2.frontend, n): v for n, v in kw2.items()
+                        if scores.second_name(f2.frontend, n) in scores.COLUMNS})
     out.update(condition_scores(clips, cfg))
     best = best_matches_of(dist, matches)
     if cfg.detect.matcher:

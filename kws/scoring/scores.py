@@ -19,9 +19,10 @@ from typing import Callable
 
 import numpy as np
 
+from kws.config import FRONTENDS
 from kws.signal.conditions import SILENCE_DB, Conditions
 
-GROUPS = ("keyword", "matcher", "speaker", "condition")
+GROUPS = ("keyword", "second", "matcher", "speaker", "condition")
 SNR_RANGE_DB = (-5.0, 40.0)   # beyond these an SNR estimate says nothing more (40: digital silence around speech)
 
 
@@ -219,6 +220,19 @@ def cond_speech_s(c: list[Conditions]) -> np.ndarray:
 def cond_clipped(c: list[Conditions]) -> np.ndarray:
     """Fraction of the clip's samples at full scale."""
     return np.array([x.clipped_fraction for x in c])
+
+
+def second_name(frontend: str, name: str) -> str:
+    """The column of the second keyword front end (DetectConfig.second_frontend) for a keyword column."""
+    return f"{frontend}_{name}"
+
+
+# The second keyword front end: the keyword columns again, of its own distances, as <frontend>_kw_*;
+# fitted only by the calibrations of that switch (their formulas: the keyword column's, in its frames).
+for _c in [c for c in COLUMNS.values() if c.group == "keyword" and not c.switch]:
+    for _fe in FRONTENDS:
+        COLUMNS[second_name(_fe, _c.name)] = Column(second_name(_fe, _c.name), "second", _c.fn, _c.fitted,
+                                                    "second_frontend")
 
 
 def group_scores(group: str, inputs: object) -> dict[str, np.ndarray]:
