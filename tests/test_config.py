@@ -30,7 +30,8 @@ def test_bad_settings_say_what_is_wrong(setting, message):
 
 
 def test_calibration_follows_the_settings():
-    cfg = with_settings(["detect.voiceprint=ge2e", "detect.matcher=true", "detect.speaker_check=on"])
+    cfg = with_settings(["detect.voiceprint=ge2e", "detect.matcher=true", "detect.speaker_check=on",
+                         "detect.second_frontend="])
     assert calibration_name(cfg) == "calibration_matcher.json"
     cal = Calibration.for_config(cfg)
     assert "kw_cnn" in cal.names

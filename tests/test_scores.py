@@ -11,10 +11,15 @@ from kws.scoring.detect import SCORE_NAMES
 def test_every_column_is_a_documented_function():
     assert SCORE_NAMES == tuple(scores.COLUMNS) and len(SCORE_NAMES) == len(set(SCORE_NAMES))
     for c in scores.COLUMNS.values():
-        assert c.fn.__name__ == c.name and c.group in scores.GROUPS
+        # the second keyword front end's columns are the keyword functions again, on its frames
+        base = c.name.split("_", 1)[1] if c.group == "second" else c.name
+        assert c.fn.__name__ == base and c.group in scores.GROUPS
+        assert (c.group == "second") == (c.switch == "second_frontend")
         assert len(c.formula) > 10, f"{c.name}: no formula in its docstring"
     assert {"kw_nm_rel", "kw_nm_t", "kw_nm_gain", "cond_snr", "kw_cnn", "spk_seg_z"} <= set(SCORE_NAMES)
     assert "kw_raw" not in scores.names("keyword", fitted_only=True)
+    assert "encoder_kw_z" in scores.names("second", fitted_only=True) and "encoder_kw_raw" not in \
+        scores.names("second", fitted_only=True)
 
 
 def test_printer_gives_the_fit_scripts_their_columns():
