@@ -134,7 +134,8 @@ class BudgetConfig:
     min_deadline: float = 1e9          # epoch seconds before 2001: a duration or a typo, not a deadline
     margin_s: float = 1.5              # finish this early: writing and exiting take time too
     # Prior wall seconds per audio second of each scoring tier, until the first batch measures it
-    # (measured ~0.007 and ~0.002 on the 2-core machine; the priors are deliberately pessimistic).
+    # (measured ~0.007 and ~0.002 on the 2-core machine under v3; v5's full tier with two keyword front ends
+    # ~0.006 in process; the priors are deliberately pessimistic).
     prior_rate: tuple[tuple[str, float], ...] = (("full", 0.03), ("keyword", 0.01))
 
 
