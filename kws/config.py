@@ -109,14 +109,14 @@ class DetectConfig:
     noise_match_max_s: float = 2.0     # of the clip's non-speech samples kept as its noise
     # The speaker check: fuse the voiceprint's spk_* scores (the "full" tier) or decide on keyword
     # scores alone (the "keyword" tier, also predict's fallback when short of time). On: with the
-    # calibrations fitted on the platform's own loss (v5), it measured best through the platform (dev
-    # clean 0.150, noisy 0.253, vs 0.183 / 0.253 on keyword scores alone; docs/results.md, v5).
+    # calibrations fitted on the platform's own loss (v5), it measured best on dev (clean 0.173, noisy
+    # 0.210, clip by clip 0.210 / 0.287, vs 0.187 / 0.203 and 0.243 / 0.287 without; docs/results.md, v5).
     speaker_check: bool = True
     # A second keyword front end (a FRONTENDS name, "" for none): each clip is also matched in its frames,
-    # against templates made from the profile's stored takes, with its own cohort, and its keyword scores
-    # join the fusion as <frontend>_kw_* columns (calibration_..._plus-<frontend>...json). "encoder": the
-    # multi-task encoder's keyword frames beside MFCC measured best on dev, clip by clip most of all
-    # (docs/results.md, v5).
+    # against templates enrollment made in them (or, for a profile without, made from its stored takes),
+    # with its own cohort, and its keyword scores join the fusion as <frontend>_kw_* columns
+    # (calibration_..._plus-<frontend>...json). "encoder": the multi-task encoder's keyword frames beside
+    # MFCC measured best on dev, clip by clip most of all (docs/results.md, v5).
     second_frontend: str = "encoder"
     set_norm: bool = True
     set_min_files: int = 30

@@ -73,5 +73,12 @@ def test_second_front_end_scores_are_those_of_a_profile_enrolled_in_it(tiny_task
         assert np.array_equal(s_both[name], s_off[name])
     assert not any(n.startswith("encoder_") for n in s_off)
     assert second_profile(p_mfcc, both)[0] is second_profile(p_mfcc, both)[0]      # made once per profile
+    # enrollment stored the second front end's keyword side; made again from the takes, it is the same
+    stored = second_profile(replace(p_mfcc, template_audio=[]), both)[0]
+    remade = second_profile(replace(p_mfcc, second=None), both)[0]
+    assert all(np.array_equal(a, b) for a, b in zip(stored.all_templates(), remade.all_templates()))
+    assert np.array_equal(stored.kw_cohort_mean, remade.kw_cohort_mean) and stored.kw_enroll_mean == remade.kw_enroll_mean
+    stale = replace(p_mfcc, second=replace(p_mfcc.second, fingerprint="other weights"))
+    assert np.array_equal(second_profile(stale, both)[0].kw_cohort_std, remade.kw_cohort_std)   # made again
     with pytest.raises(Exception, match="keeps no enrollment takes"):
-        second_profile(replace(p_mfcc, template_audio=[]), both)
+        second_profile(replace(p_mfcc, template_audio=[], second=None), both)

@@ -9,7 +9,7 @@ from kws.enrollment import quality
 from kws.signal.audio import probe, read_audio
 from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import SAMPLE_RATE, Config
-from kws.scoring.detect import Prepared, keyword_statistics, model_fingerprint, prepare
+from kws.scoring.detect import Prepared, keyword_statistics, model_fingerprint, prepare, second_keywords
 from kws.nn.encoder import frontend_fingerprint, speaker_embeddings
 from kws.errors import AudioError, EnrollmentError
 from kws.scoring.profile import SpeakerProfile, max_template_frames
@@ -85,7 +85,9 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
         spk_enroll_mean=float(leave_one_out(emb).mean()),
         feature_fingerprint=frontend_fingerprint(cfg.features), voiceprint_kind=cfg.detect.voiceprint,
         model_fingerprint=model_fingerprint(cfg, cohort), template_audio=[c.audio for c in clips],
-        clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems)
+        clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems,
+        second=(second_keywords([c.audio for c in clips], cfg, load_cohort(cfg=cfg.second_features(), voiceprint="ge2e"))
+                if cfg.second_features() else None))
     log.info("enrolled %d clip(s): LOO keyword distance %.3f (cohort %.3f), LOO speaker cosine %.3f (cohort %.3f)",
              len(clips), profile.kw_enroll_mean, float(PerTemplate.of(profile.kw_cohort_mean).takes.mean()),
              profile.spk_enroll_mean, profile.spk_cohort_mean)

@@ -21,7 +21,7 @@ from kws.nn.encoder import frontend_fingerprint, ge2e_sha, keyword_frames, load_
 from kws.errors import ProfileError
 from kws.signal.features import frames_per_second, mel_frames
 from kws.scoring.matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
-from kws.scoring.profile import SpeakerProfile
+from kws.scoring.profile import SecondKeywords, SpeakerProfile
 from kws.stages import stage
 from kws.scoring.templates import PerTemplate, Templates
 from kws.signal.conditions import Conditions
@@ -199,21 +199,31 @@ def keyword_statistics(templates: list[np.ndarray], cohort_frames: list[np.ndarr
 _SECOND: dict[int, tuple[weakref.ref, FeatureConfig, SpeakerProfile]] = {}
 
 
+def second_keywords(takes: list[np.ndarray], cfg: Config, cohort: Cohort) -> SecondKeywords:
+    """The keyword side of enrollment takes in the second front end, against its cohort; the takes as a
+    profile saves them (float16), so enrollment and predict make the same numbers."""
+    f2 = cfg.second_features()
+    templates = [keyword_frames(np.asarray(a, np.float16).astype(np.float32), f2) for a in takes]
+    average, mean, std, loo = keyword_statistics(templates, cohort.keyword_frames, cfg.detect.top_k)
+    return SecondKeywords(frontend_fingerprint(f2), templates, average, mean, std, loo)
+
+
 def second_profile(profile: SpeakerProfile, cfg: Config) -> tuple[SpeakerProfile, Cohort]:
-    """The profile's keyword side in the second front end: templates from its stored takes (as saved:
-    float16), normalised against that front end's cohort; and that cohort."""
+    """The profile's keyword side in the second front end, and that front end's cohort: as stored at
+    enrollment, or made from the stored takes (a profile enrolled without it, or under other weights)."""
     f2 = cfg.second_features()
     cohort = load_cohort(cfg=f2, voiceprint="ge2e")          # keyword frames only: no voiceprint needed
     hit = _SECOND.get(id(profile))
     if hit and hit[0]() is profile and hit[1] == f2:
         return hit[2], cohort
-    if len(profile.template_audio) != len(profile.templates):
-        raise ProfileError("this profile keeps no enrollment takes, which the second keyword front end needs; "
-                           "enroll again (or --set detect.second_frontend=)")
-    templates = [keyword_frames(np.asarray(a, np.float16).astype(np.float32), f2) for a in profile.template_audio]
-    average, mean, std, loo = keyword_statistics(templates, cohort.keyword_frames, cfg.detect.top_k)
-    second = replace(profile, templates=templates, average=average, kw_cohort_mean=mean, kw_cohort_std=std,
-                     kw_enroll_mean=loo)
+    s = profile.second
+    if s is None or s.fingerprint != frontend_fingerprint(f2) or len(s.templates) != len(profile.templates):
+        if len(profile.template_audio) != len(profile.templates):
+            raise ProfileError("this profile keeps no enrollment takes, which the second keyword front end needs; "
+                               "enroll again (or --set detect.second_frontend=)")
+        s = second_keywords(profile.template_audio, cfg, cohort)
+    second = replace(profile, templates=s.templates, average=s.average, kw_cohort_mean=s.kw_cohort_mean,
+                     kw_cohort_std=s.kw_cohort_std, kw_enroll_mean=s.kw_enroll_mean, second=None)
     _SECOND.clear()      # one speaker at a time: keep no more than the last
     _SECOND[id(profile)] = (weakref.ref(profile), f2, second)
     return second, cohort

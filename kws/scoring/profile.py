@@ -43,6 +43,21 @@ MAX_DIM = 4096                       # frame and embedding widths: far above any
 
 
 @dataclass
+class SecondKeywords:
+    """The keyword side in the second front end (DetectConfig.second_frontend), made at enrollment from the
+    takes as saved (float16), so that predict need not make it again (detect.second_profile)."""
+    fingerprint: str                    # encoder.frontend_fingerprint of that front end's FeatureConfig
+    templates: list[np.ndarray]
+    average: np.ndarray
+    kw_cohort_mean: np.ndarray          # as SpeakerProfile's, against that front end's cohort
+    kw_cohort_std: np.ndarray
+    kw_enroll_mean: float
+
+
+SECOND_ARRAYS = ("average", "kw_cohort_mean", "kw_cohort_std")
+
+
+@dataclass
 class SpeakerProfile:
     templates: list[np.ndarray]         # keyword frames of each usable enrollment clip (T_i x D)
     average: np.ndarray                 # DTW-averaged template (T x D)
@@ -66,6 +81,7 @@ class SpeakerProfile:
     # The enrollment takes as cut for the templates (16 kHz samples, stored as float16): detect.py mixes
     # a noisy test clip's noise into them, so that templates and clip meet in the same conditions.
     template_audio: list[np.ndarray] = field(default_factory=list)
+    second: SecondKeywords | None = None
 
     @property
     def enrolled(self) -> Templates:
@@ -82,8 +98,13 @@ class SpeakerProfile:
         arrays = {f"template_{i}": t for i, t in enumerate(self.templates)}
         arrays.update({k: getattr(self, k) for k in ARRAYS})
         arrays.update({f"audio_{i}": np.asarray(a, np.float16) for i, a in enumerate(self.template_audio)})
-        meta = {k: v for k, v in asdict(self).items() if k not in {"templates", "template_audio", *ARRAYS}}
+        meta = {k: v for k, v in asdict(self).items() if k not in {"templates", "template_audio", "second", *ARRAYS}}
         meta["n_templates"] = len(self.templates)
+        if self.second is not None:
+            s = self.second
+            arrays.update({f"second_template_{i}": t for i, t in enumerate(s.templates)})
+            arrays.update({f"second_{k}": getattr(s, k) for k in SECOND_ARRAYS})
+            meta["second"] = {"fingerprint": s.fingerprint, "kw_enroll_mean": s.kw_enroll_mean}
         # ensure_ascii: a clip name with bytes that are not UTF-8 is stored escaped instead of failing
         arrays["meta"] = np.frombuffer(json.dumps(meta, ensure_ascii=True).encode("ascii"), np.uint8)
         buf = io.BytesIO()
@@ -166,8 +187,14 @@ def _check_meta(path: Path, meta: object, cfg: Config) -> dict:
     known = {f.name for f in fields(SpeakerProfile)} - {"templates", "template_audio", *ARRAYS} | {"n_templates"}
     if unknown := set(meta) - known:
         raise _bad(path, f"unknown metadata {sorted(unknown)[:5]}")
-    if missing := known - set(meta):
+    if missing := known - set(meta) - {"second"}:          # "second": only with a second front end
         raise _bad(path, f"missing metadata {sorted(missing)}")
+    second = meta.get("second")
+    if second is not None and not (isinstance(second, dict) and set(second) == {"fingerprint", "kw_enroll_mean"}
+                                   and isinstance(second["fingerprint"], str)
+                                   and type(second["kw_enroll_mean"]) in (int, float)
+                                   and math.isfinite(second["kw_enroll_mean"])):
+        raise _bad(path, "second is not a fingerprint and a finite kw_enroll_mean")
     if meta["version"] != PROFILE_VERSION or type(meta["version"]) is not int:
         raise ProfileError(f"{path}: profile version {meta['version']!r} but this code reads "
                            f"{PROFILE_VERSION}; enroll again")
@@ -197,7 +224,10 @@ def _read(path: Path, cfg: Config) -> SpeakerProfile:
             raise _bad(path, "metadata is not bytes")
         meta = _check_meta(path, json.loads(raw.tobytes().decode("ascii")), cfg)
         n = meta.pop("n_templates")
+        second = meta.pop("second", None)
         expected = {f"{k}.npy" for k in ("meta", *ARRAYS)} | {f"{m}_{i}.npy" for i in range(n) for m in ("template", "audio")}
+        if second is not None:
+            expected |= {f"second_{k}.npy" for k in SECOND_ARRAYS} | {f"second_template_{i}.npy" for i in range(n)}
         if len(names) != len(set(names)) or set(names) != expected:
             raise _bad(path, f"members {sorted(set(names) ^ expected)[:5]} unexpected or missing")
         frames = (1, max_template_frames(cfg))
@@ -210,6 +240,19 @@ def _read(path: Path, cfg: Config) -> SpeakerProfile:
         samples = (1, int(cfg.profile.max_template_s * SAMPLE_RATE))
         audio = [_floats(path, f"audio_{i}", _member(z, f"audio_{i}", cap, path), 1, samples).astype(np.float32)
                  for i in range(n)]
+        if second is not None:
+            t2 = [_member(z, f"second_template_{i}", cap, path) for i in range(n)]
+            dim2 = t2[0].shape[-1] if t2[0].ndim == 2 else -1
+            if not 1 <= dim2 <= MAX_DIM:
+                raise _bad(path, f"second template width {dim2}")
+            t2 = [_floats(path, f"second_template_{i}", t, 2, frames, dim2) for i, t in enumerate(t2)]
+            a2 = {k: _member(z, f"second_{k}", cap, path) for k in SECOND_ARRAYS}
+            _floats(path, "second_average", a2["average"], 2, frames, dim2)
+            for k in ("kw_cohort_mean", "kw_cohort_std"):
+                _floats(path, f"second_{k}", a2[k], 1, (n + 1, n + 1))
+            if (a2["kw_cohort_std"] < 0).any():
+                raise _bad(path, "negative second_kw_cohort_std")
+            second = SecondKeywords(second["fingerprint"], t2, kw_enroll_mean=float(second["kw_enroll_mean"]), **a2)
     _floats(path, "average", arrays["average"], 2, frames, dim)
     vp = _floats(path, "voiceprint", arrays["voiceprint"], 1, (1, MAX_DIM))
     if not np.linalg.norm(vp) > 0:
@@ -218,7 +261,7 @@ def _read(path: Path, cfg: Config) -> SpeakerProfile:
         _floats(path, k, arrays[k], 1, (n + 1, n + 1))
     if (arrays["kw_cohort_std"] < 0).any():
         raise _bad(path, "negative kw_cohort_std")
-    return SpeakerProfile(templates=templates, template_audio=audio, **arrays, **meta)
+    return SpeakerProfile(templates=templates, template_audio=audio, second=second, **arrays, **meta)
 
 
 @contextmanager
