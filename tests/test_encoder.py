@@ -78,3 +78,7 @@ def test_the_trunk_of_an_input_seen_lately_is_looked_up_bit_identical():
     for i in range(encoder.TRUNK_CACHE + 1):                                # bounded: the oldest goes first
         encoder.cached_trunk(m, x[: 20 + i % 100] + i)
     assert len(encoder._TRUNKS) <= encoder.TRUNK_CACHE
+    long = np.zeros((encoder.TRUNK_CACHE_BYTES // (4 * first.shape[1]) // 3, x.shape[1]), np.float32)   # 1/3 of the bytes
+    for i in range(4):                                                      # ... and bounded in bytes
+        encoder.cached_trunk(m, long + i)
+    assert sum(t.nbytes for t in encoder._TRUNKS.values()) <= encoder.TRUNK_CACHE_BYTES

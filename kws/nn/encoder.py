@@ -228,6 +228,9 @@ def multitask_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
 # trunk for its keyword frames and again for its whole-clip voiceprint; the second pass is a lookup.
 _TRUNKS: dict[tuple[str, bytes], np.ndarray] = {}
 TRUNK_CACHE = 256            # inputs kept: one batch of clips (DetectConfig.batch_files) and their segments
+# ... and bytes kept: one batch's audio (DetectConfig.batch_seconds, 300 s) makes ~15 MB of trunks, so
+# long inputs cannot make the cache grow past the memory bounds of docs/robustness.md.
+TRUNK_CACHE_BYTES = 32 << 20
 
 
 def cached_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
@@ -236,9 +239,12 @@ def cached_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
     key = (m.sha, hashlib.sha1(frames.tobytes() + str(frames.shape).encode()).digest())
     if (hit := _TRUNKS.get(key)) is not None:
         return hit
-    if len(_TRUNKS) >= TRUNK_CACHE:
-        _TRUNKS.pop(next(iter(_TRUNKS)))      # the oldest
-    _TRUNKS[key] = out = multitask_trunk(m, frames)
+    out = multitask_trunk(m, frames)
+    if out.nbytes <= TRUNK_CACHE_BYTES:
+        while _TRUNKS and (len(_TRUNKS) >= TRUNK_CACHE
+                           or sum(t.nbytes for t in _TRUNKS.values()) + out.nbytes > TRUNK_CACHE_BYTES):
+            _TRUNKS.pop(next(iter(_TRUNKS)))      # the oldest
+        _TRUNKS[key] = out
     return out
 
 
