@@ -82,3 +82,18 @@ def test_the_trunk_of_an_input_seen_lately_is_looked_up_bit_identical():
     for i in range(4):                                                      # ... and bounded in bytes
         encoder.cached_trunk(m, long + i)
     assert sum(t.nbytes for t in encoder._TRUNKS.values()) <= encoder.TRUNK_CACHE_BYTES
+
+
+def test_long_inputs_go_through_the_trunk_in_pieces_with_the_same_result(monkeypatch):
+    """Keyword frames and voiceprint of an input longer than VOICEPRINT_CHUNK: computed piece by piece
+    (bounded memory), equal to one whole pass but for float rounding."""
+    import numpy as np
+    from kws.nn import encoder
+    m = encoder.load_multitask()
+    x = np.random.default_rng(4).standard_normal((700, m.arrays["trunk0_w"].shape[1])).astype(np.float32)
+    whole = encoder.multitask_trunk(m, x)
+    monkeypatch.setattr(encoder, "VOICEPRINT_CHUNK", 256)
+    pieces = list(encoder.trunk_pieces(m, x))
+    assert [len(p) for p in pieces] == [256, 256, 188]
+    assert np.allclose(np.concatenate(pieces), whole, atol=1e-4)
+    assert np.allclose(encoder.multitask_voiceprint_of(m, x), encoder.multitask_voiceprint(m, whole), atol=1e-4)

@@ -14,6 +14,7 @@ import importlib.util
 import io
 import logging
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -271,18 +272,28 @@ def _voiceprint_head(m: MultiTask, mean: np.ndarray, var: np.ndarray) -> np.ndar
 VOICEPRINT_CHUNK = 8192   # log-mel frames per encoder pass: 82 s, every platform clip in one pass
 
 
-def multitask_voiceprint_of(m: MultiTask, frames: np.ndarray) -> np.ndarray:
-    """multitask_voiceprint(m, multitask_trunk(m, frames)) in bounded memory: inputs longer than
+def trunk_pieces(m: MultiTask, frames: np.ndarray) -> Iterator[np.ndarray]:
+    """multitask_trunk(m, frames) in bounded memory, as consecutive pieces: inputs longer than
     VOICEPRINT_CHUNK frames go through the trunk in overlapping chunks (exact but for float rounding:
-    the context each layer sees is kept) and the statistics are pooled as running sums."""
+    the context each layer sees is kept); shorter ones in one cached pass."""
     if len(frames) <= VOICEPRINT_CHUNK:
-        return multitask_voiceprint(m, cached_trunk(m, frames))
+        yield cached_trunk(m, frames)
+        return
     ctx = sum(d * (m.arrays[f"trunk{i}_w"].shape[2] - 1) // 2 for i, d in enumerate(m.dilations))
-    total, squares, n = 0.0, 0.0, 0
     for a in range(0, len(frames), VOICEPRINT_CHUNK):
         b = min(a + VOICEPRINT_CHUNK, len(frames))
         lo, hi = max(0, a - ctx), min(len(frames), b + ctx)
-        s = _block(m, multitask_trunk(m, frames[lo:hi])[a - lo: a - lo + b - a], "spk", 1).astype(np.float64)
+        yield multitask_trunk(m, frames[lo:hi])[a - lo: a - lo + b - a]
+
+
+def multitask_voiceprint_of(m: MultiTask, frames: np.ndarray) -> np.ndarray:
+    """multitask_voiceprint(m, multitask_trunk(m, frames)) in bounded memory (trunk_pieces); the statistics
+    of a long input are pooled as running sums."""
+    if len(frames) <= VOICEPRINT_CHUNK:
+        return multitask_voiceprint(m, cached_trunk(m, frames))
+    total, squares, n = 0.0, 0.0, 0
+    for piece in trunk_pieces(m, frames):
+        s = _block(m, piece, "spk", 1).astype(np.float64)
         total, squares, n = total + s.sum(axis=0), squares + (s ** 2).sum(axis=0), n + len(s)
     mean = total / n
     return _voiceprint_head(m, mean.astype(np.float32), (squares / n - mean ** 2).astype(np.float32))
@@ -296,8 +307,9 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: n
     if cfg.frontend != "encoder":
         raise ValueError(f"unknown front end {cfg.frontend!r}; use 'mfcc' or 'encoder'")
     m = load_multitask()
-    return stack(multitask_keyword_frames(m, cached_trunk(m, encoder_input(y, cfg, added))),
-                 cfg.stack).astype(np.float32)
+    # A long crop goes through the trunk piece by piece (trunk_pieces), as the voiceprint does.
+    kw = [multitask_keyword_frames(m, piece) for piece in trunk_pieces(m, encoder_input(y, cfg, added))]
+    return stack(kw[0] if len(kw) == 1 else np.concatenate(kw), cfg.stack).astype(np.float32)
 
 
 
