@@ -97,7 +97,9 @@ def test_set_norm_gate():
     assert use_set_norm(platform_like, cfg)
     assert not use_set_norm(platform_like, DetectConfig(set_norm=False))
     assert not use_set_norm(platform_like[:cfg.set_min_files - 1], cfg)                 # too few clips
-    assert not use_set_norm(np.array([1.0] * 25 + [-1.0] * 25), cfg)                 # too many positives
+    assert not use_set_norm(np.array([1.0] * 30 + [-1.0] * 20), cfg)                 # too many positives
+    # a platform folder on which the plain fusion over-accepts (11 of 50) is still judged by its folder
+    assert use_set_norm(np.array([1.0] * 11 + [-1.0] * 39), cfg)
     assert use_set_norm(np.append(platform_like, [np.nan] * 10), cfg)                # unscored clips do not count
     assert not use_set_norm(np.append(platform_like[:25], [np.nan] * 30), cfg)
 

@@ -22,6 +22,15 @@ def test_every_column_is_a_documented_function():
         scores.names("second", fitted_only=True)
 
 
+def test_per_set_columns_leave_out_rare_indicators():
+    per_set = scores.names("condition", fitted_only=True, per_set_only=True)
+    assert "cond_snr" in per_set and "cond_clipped" not in per_set
+    assert scores.names("speaker", fitted_only=True, per_set_only=True) == scores.names("speaker", fitted_only=True)
+    out = subprocess.run([sys.executable, "-m", "kws.scoring.scores", "--columns", "condition", "--per-set"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+    assert out.split(",") == list(per_set)
+
+
 def test_printer_gives_the_fit_scripts_their_columns():
     out = subprocess.run([sys.executable, "-m", "kws.scoring.scores", "--columns", "speaker"], capture_output=True,
                          text=True, check=True, cwd=ROOT).stdout.strip()

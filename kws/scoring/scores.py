@@ -33,6 +33,9 @@ class Column:
     fn: Callable[..., np.ndarray]
     fitted: bool = True        # offered to the calibration fits (kw_raw is kept for diagnostics only)
     switch: str = ""           # the DetectConfig switch whose calibrations alone fit it (noise_match)
+    # Also fitted standardised over the test folder (<name>@set, the *_set calibrations); not a rare
+    # indicator (cond_clipped), whose spread over a folder is mostly nil.
+    per_set: bool = True
 
     @property
     def formula(self) -> str:
@@ -42,20 +45,21 @@ class Column:
 COLUMNS: dict[str, Column] = {}
 
 
-def column(group: str, fitted: bool = True, switch: str = "") -> Callable:
+def column(group: str, fitted: bool = True, switch: str = "", per_set: bool = True) -> Callable:
     def register(fn: Callable) -> Callable:
         assert group in GROUPS and fn.__name__ not in COLUMNS
-        COLUMNS[fn.__name__] = Column(fn.__name__, group, fn, fitted, switch)
+        COLUMNS[fn.__name__] = Column(fn.__name__, group, fn, fitted, switch, per_set)
         return fn
     return register
 
 
-def names(group: str | None = None, fitted_only: bool = False, switch: str | None = None) -> tuple[str, ...]:
+def names(group: str | None = None, fitted_only: bool = False, switch: str | None = None,
+          per_set_only: bool = False) -> tuple[str, ...]:
     """Column names in registry order, of one group or all (switch: only the columns of that switch;
-    "": only those of none)."""
+    "": only those of none; per_set_only: only those also fitted as <name>@set)."""
     return tuple(c.name for c in COLUMNS.values()
                  if (group is None or c.group == group) and (c.fitted or not fitted_only)
-                 and (switch is None or c.switch == switch))
+                 and (switch is None or c.switch == switch) and (c.per_set or not per_set_only))
 
 
 def top_k_mean(values: np.ndarray, k: int, axis: int = 0, largest: bool = True) -> np.ndarray:
@@ -216,7 +220,7 @@ def cond_speech_s(c: list[Conditions]) -> np.ndarray:
     return np.array([x.speech_s for x in c])
 
 
-@column("condition")
+@column("condition", per_set=False)
 def cond_clipped(c: list[Conditions]) -> np.ndarray:
     """Fraction of the clip's samples at full scale."""
     return np.array([x.clipped_fraction for x in c])
@@ -232,7 +236,7 @@ def second_name(frontend: str, name: str) -> str:
 for _c in [c for c in COLUMNS.values() if c.group == "keyword" and not c.switch]:
     for _fe in FRONTENDS:
         COLUMNS[second_name(_fe, _c.name)] = Column(second_name(_fe, _c.name), "second", _c.fn, _c.fitted,
-                                                    "second_frontend")
+                                                    "second_frontend", _c.per_set)
 
 
 def group_scores(group: str, inputs: object) -> dict[str, np.ndarray]:
@@ -245,9 +249,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--columns", choices=GROUPS, help="print one group's fitted columns, comma-joined")
     ap.add_argument("--switch", default="", help="with --columns: the columns of this DetectConfig switch "
                     "(noise_match) instead of those every configuration fits")
+    ap.add_argument("--per-set", action="store_true", help="with --columns: only those also fitted as <name>@set")
     a = ap.parse_args(argv)
     if a.columns:
-        print(",".join(names(a.columns, fitted_only=True, switch=a.switch)))
+        print(",".join(names(a.columns, fitted_only=True, switch=a.switch, per_set_only=a.per_set)))
         return
     for c in COLUMNS.values():
         print(f"{c.name:<14} {c.group:<10} {c.formula}")
