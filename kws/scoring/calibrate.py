@@ -7,8 +7,9 @@ Test-set normalisation: a column named ``<score>@set`` is ``<score>`` standardis
 whole test folder being predicted (no labels, only the other clips' scores). A speaker whose
 templates sit far from everything (a long phrase, an odd microphone) then keeps the same scale
 as any other. It assumes what the platform promises, mostly negatives in a folder, so predict
-uses it only when the folder is large enough and the plain calibration finds few positives
-(DetectConfig.set_min_files, set_max_positive); otherwise the plain calibration decides.
+uses it only when the folder is large enough and the plain calibration finds at most half of it
+positive (DetectConfig.set_min_files, set_max_positive); otherwise the plain calibration decides.
+Speaker and condition columns are standardised too (scores.Column.per_set).
 """
 from __future__ import annotations
 
