@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from kws.scoring.calibrate import RANGE_PERCENTILES, SET_SUFFIX, Calibration, base_columns, with_set_columns
+from kws.scoring.calibrate import RANGE_PERCENTILES, Calibration, base_columns, folder_columns, with_set_columns
 from kws.training.fitting import fit_fusion
 from kws.scoring import scores
 
@@ -59,7 +59,8 @@ def main() -> None:
                                                    for n in scores.names(g, fitted_only=True)),
                     help="score columns to fuse (add kw_cnn for the learned matcher)")
     ap.add_argument("--set-columns", default="",
-                    help="also fuse these columns standardised over each task (<name>@set): the *_set calibrations")
+                    help="also fuse these columns as seen against each task's folder (<name>@set, <name>@top; "
+                         "kws.scoring.calibrate): the *_set calibrations")
     # 1..5, not 0: a folder without positives is no platform folder, and versions without any taught
     # the fit only to refuse (CV on the train tables, docs/results.md, v5).
     ap.add_argument("--positives", default="1,2,3,4,5",
@@ -85,7 +86,7 @@ def main() -> None:
     if any(r["task"].split(":", 1)[1].startswith(("D", "P")) for r in rows):
         raise SystemExit("these look like dev (D...) or practice (P...) tasks; fit on train-split tasks only")
     names = tuple(a.columns.split(","))
-    set_names = tuple(f"{n}{SET_SUFFIX}" for n in a.set_columns.split(",") if n)
+    set_names = tuple(c for n in a.set_columns.split(",") if n for c in folder_columns(n))
     cal = fit(rows, names, set_names, [int(k) for k in a.positives.split(",")], a.seed, a.l2,
               " ".join(["python", *sys.argv]), a.objective, a.task_l2, a.tau)
     cal.save(a.out)

@@ -89,6 +89,19 @@ def test_set_columns_standardise_over_the_folder():
     assert low["a@set"][0] > 2 and high["a@set"][0] < -2
 
 
+def test_top_columns_measure_how_far_a_clip_stands_out():
+    from kws.scoring.calibrate import TOP_PERCENTILE, base_columns, folder_columns, with_set_columns
+    folder = np.append(np.zeros(45), [4.0, 5.0, 6.0, 7.0, 8.0])          # 45 negatives, 5 positives
+    out = with_set_columns({"a": folder}, folder_columns("a"))
+    top = out["a@top"]
+    assert np.allclose(top, (folder - np.percentile(folder, TOP_PERCENTILE)) / (folder.std() + 1e-3))
+    assert (top[45:] >= top[44]).all() and top[45:].max() > 1 and top[:45].max() < 0
+    # a clip standing out of a folder of equals does not stand out of a folder of higher scores
+    high = with_set_columns({"a": np.array([8.0])}, ("a@top",), {"a": np.append(np.zeros(40), np.full(10, 9.0))})
+    assert high["a@top"][0] < 0 < top[-1]
+    assert base_columns(("a@top", "b@set", "c*d@top")) == {"a", "b", "c", "d"}
+
+
 def test_set_norm_gate():
     from kws.scoring.calibrate import use_set_norm
     from kws.config import DetectConfig
