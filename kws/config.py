@@ -112,8 +112,8 @@ class DetectConfig:
     noise_match_max_s: float = 2.0     # of the clip's non-speech samples kept as its noise
     # The speaker check: fuse the voiceprint's spk_* scores (the "full" tier) or decide on keyword
     # scores alone (the "keyword" tier, also predict's fallback when short of time). On: with the
-    # calibrations fitted on the platform's own loss, it measured best on dev (v6: clean 0.150, noisy
-    # 0.200, clip by clip 0.210 / 0.287, vs 0.170 / 0.183 and 0.243 / 0.287 without; docs/results.md).
+    # calibrations fitted on the platform's own loss, it measured best on dev (v6: clean 0.130, noisy
+    # 0.177, clip by clip 0.210 / 0.287, vs 0.147 / 0.187 and 0.243 / 0.287 without; docs/results.md).
     speaker_check: bool = True
     # A second keyword front end (a FRONTENDS name, "" for none): each clip is also matched in its frames,
     # against templates enrollment made in them (or, for a profile without, made from its stored takes),

@@ -33,8 +33,8 @@ class Column:
     fn: Callable[..., np.ndarray]
     fitted: bool = True        # offered to the calibration fits (kw_raw is kept for diagnostics only)
     switch: str = ""           # the DetectConfig switch whose calibrations alone fit it (noise_match)
-    # Also fitted standardised over the test folder (<name>@set, the *_set calibrations); not a rare
-    # indicator (cond_clipped), whose spread over a folder is mostly nil.
+    # Also fitted as seen against the test folder (<name>@set and @top, the *_set calibrations); not
+    # a rare indicator (cond_clipped), whose spread over a folder is mostly nil.
     per_set: bool = True
 
     @property
