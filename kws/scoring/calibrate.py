@@ -7,10 +7,11 @@ Test-set normalisation: a column named ``<score>@set`` is ``<score>`` standardis
 whole test folder being predicted (no labels, only the other clips' scores), and ``<score>@top``
 is its distance above the folder's TOP_PERCENTILE, in the folder's standard deviations: how far a
 clip stands out from the folder's best-scoring few. A speaker whose templates sit far from
-everything (a long phrase, an odd microphone) then keeps the same scale as any other. It assumes what the platform promises, mostly negatives in a folder, so predict
-uses it only when the folder is large enough and the plain calibration finds at most half of it
-positive (DetectConfig.set_min_files, set_max_positive); otherwise the plain calibration decides.
-Speaker and condition columns are standardised too (scores.Column.per_set).
+everything (a long phrase, an odd microphone) then keeps the same scale as any other. It assumes
+what the platform promises, mostly negatives in a folder, so predict uses it only when the folder
+is large enough and the plain calibration finds at most half of it positive
+(DetectConfig.set_min_files, set_max_positive); otherwise the plain calibration decides. Speaker
+and condition columns are seen against the folder too (scores.Column.per_set).
 """
 from __future__ import annotations
 
