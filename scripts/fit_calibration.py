@@ -78,13 +78,7 @@ def main() -> None:
                          "calibration_keyword.json, calibration_encoder.json, ... (see FeatureConfig.artefact)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rows = []
-    for k, path in enumerate(a.scores):
-        with open(path, encoding="utf-8") as f:
-            # task ids repeat across task sets built with other seeds: keep them apart
-            rows += [{**r, "task": f"{k}:{r['task']}"} for r in csv.DictReader(f, delimiter="\t")]
-    if any(r["task"].split(":", 1)[1].startswith(("D", "P")) for r in rows):
-        raise SystemExit("these look like dev (D...) or practice (P...) tasks; fit on train-split tasks only")
+    rows = [r for table in read_tables(a.scores) for r in table]
     names = tuple(a.columns.split(","))
     set_names = tuple(c for n in a.set_columns.split(",") if n for c in folder_columns(n))
     cal = fit(rows, names, set_names, [int(k) for k in a.positives.split(",")], a.seed, a.l2,
@@ -92,6 +86,18 @@ def main() -> None:
     cal.save(a.out)
     log.info("wrote %s: %d tasks, train score %.3f, weights %s", a.out, cal.provenance["tasks"],
              cal.provenance["train_score"], dict(zip(cal.names, np.round(cal.weights, 2))))
+
+
+def read_tables(paths: list[str]) -> list[list[dict]]:
+    """The rows of each score table, task ids prefixed with the table's index (they repeat across task
+    sets built with other seeds); refuses dev and practice tables."""
+    tables = []
+    for k, path in enumerate(paths):
+        with open(path, encoding="utf-8") as f:
+            tables.append([{**r, "task": f"{k}:{r['task']}"} for r in csv.DictReader(f, delimiter="\t")])
+    if any(r["task"].split(":", 1)[1].startswith(("D", "P")) for t in tables for r in t):
+        raise SystemExit("these look like dev (D...) or practice (P...) tasks; fit on train-split tasks only")
+    return tables
 
 
 def fit(rows: list[dict], names: tuple[str, ...], set_names: tuple[str, ...], positives: list[int], seed: int,

@@ -155,3 +155,39 @@ def test_product_columns_are_interactions_of_their_factors():
     assert base_columns(("kw_z@set*cond_snr", "spk_rel")) == {"kw_z", "cond_snr", "spk_rel"}
     cal = Calibration(("kw_z", "kw_z*cond_snr"), (0.0, 0.0), (1.0, 1.0), (0.0, 1.0), 0.0, 12.0)
     assert list(cal.decide(scores)) == [0, 0, 1]   # only the product decides
+
+
+def test_cross_validation_scores_held_out_tables_as_predict_decides(tmp_path):
+    """scripts/cv_calibration.py: a column that separates the classes scores well on the held-out table,
+    one that does not scores badly; dev tables are refused."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    rng = np.random.default_rng(0)
+    paths = []
+    for k in range(2):
+        lines = ["task\tfile\tlabel\tgood\tnoise"]
+        for t in range(8):
+            for i in range(40):
+                y = int(i < 5)
+                lines.append(f"T{t:04d}\tT{t:04d}_{i}.wav\t{y}\t{5.0 * y + rng.normal() + t:.4f}\t{rng.normal():.4f}")
+        paths.append(tmp_path / f"t{k}.tsv")
+        paths[-1].write_text("\n".join(lines) + "\n")
+
+    def cv(column: str) -> dict:
+        out = tmp_path / f"{column}.json"
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "cv_calibration.py"), "--scores", *map(str, paths),
+                        "--columns", column, "--set-columns", column, "--out", str(out)], check=True,
+                       capture_output=True, cwd=ROOT)
+        import json
+        return json.loads(out.read_text())
+
+    good, noise = cv("good"), cv("noise")
+    assert len(good["folds"]) == 2 and good["set_columns"] == ["good@set", "good@top"]
+    # per-task offsets (+ t) defeat one global threshold; the folder's view removes them
+    assert good["set_norm"] < 0.3 < noise["set_norm"] and good["set_norm"] < good["clip_by_clip"]
+    dev = tmp_path / "dev.tsv"
+    dev.write_text(paths[0].read_text().replace("\tT0", "\tD0").replace("\nT0", "\nD0"))
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "cv_calibration.py"), "--scores", str(dev), str(paths[1]),
+                        "--columns", "good"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "train-split tasks only" in r.stderr
