@@ -26,9 +26,8 @@ import numpy as np
 
 from kws.scoring.calibrate import base_columns, calibration_name
 from kws.config import PRETRAINED_DIR, Config, with_frontend
-from kws.scoring.detect import SCORE_NAMES
 from kws.harness.metrics import task_score
-from kws.app.commands import fused_margins, load_tiers
+from kws.app.commands import Tier, fused_margins, load_tiers
 
 VOICES = {"ge2e": "GE2E voiceprint", "encoder": "encoder voiceprint", "both": "GE2E + encoder voiceprints"}
 
@@ -41,12 +40,12 @@ def read_tasks(path: Path) -> dict[str, list[dict]]:
     return by_task
 
 
-def decide(rows: list[dict], cfg: Config, keyword_only: bool) -> np.ndarray:
-    """predict.sh's decisions for one task's clips, all scored by one tier."""
-    tiers = load_tiers(cfg)
-    scores = {n: np.array([float(r[n]) for r in rows]) for n in SCORE_NAMES if n in rows[0]}
-    tier = 1 if keyword_only else 0
-    cols = sorted(base_columns(tiers[tier].calibration.names))
+def decide(rows: list[dict], tiers: list[Tier], tier: int, cfg: Config) -> np.ndarray:
+    """predict.sh's decisions for one task's clips, all scored by tiers[tier] (scripts/cv_calibration.py
+    decides its held-out tables by this too)."""
+    cal = tiers[tier]
+    cols = sorted(base_columns(cal.calibration.names + (cal.by_set.names if cal.by_set else ())))
+    scores = {n: np.array([float(r[n]) for r in rows]) for n in cols}
     scored = np.isfinite(np.column_stack([scores[n] for n in cols])).all(axis=1)
     margin, _ = fused_margins(tiers, scores, np.where(scored, tier, -1), cfg)
     return (np.nan_to_num(margin, nan=-1.0) > 0).astype(int)
@@ -54,8 +53,9 @@ def decide(rows: list[dict], cfg: Config, keyword_only: bool) -> np.ndarray:
 
 def evaluate(tasks: dict[str, list[dict]], cfg: Config, keyword_only: bool, kinds: dict) -> dict:
     res, fa, miss = [], Counter(), Counter()
+    tiers = load_tiers(cfg)
     for task, rows in tasks.items():
-        d = decide(rows, cfg, keyword_only)
+        d = decide(rows, tiers, 1 if keyword_only else 0, cfg)
         y = [int(r["label"]) for r in rows]
         res.append(task_score(y, d))
         for r, label, dec in zip(rows, y, d):

@@ -6,9 +6,9 @@
         [--out cv.json]
 
 Each table in turn is held out: the plain and the test-set normalised calibrations are fitted on the
-others by fit_calibration.fit, and the held-out tasks are decided by commands.fused_margins, as
-predict.sh decides. Prints (and writes to --out) the mean task score, with test-set normalisation and
-clip by clip, per fold and overall. This is how the fit choices of docs/results.md (v5, v6) were made;
+others by fit_calibration.fit, and the held-out tasks are decided by ablation.decide
+(commands.fused_margins), as predict.sh decides. Prints (and writes to --out) the mean task score,
+with test-set normalisation and clip by clip, per fold and overall. This is how the fit choices of docs/results.md (v5, v6) were made;
 dev only picks between what it leaves tied.
 """
 from __future__ import annotations
@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ablation import decide
 from fit_calibration import fit, read_tables
-from kws.app.commands import Tier, fused_margins
+from kws.app.commands import Tier
 from kws.config import Config
 from kws.harness.metrics import task_score
-from kws.scoring.calibrate import Calibration, base_columns, folder_columns
+from kws.scoring.calibrate import Calibration, folder_columns
 
 log = logging.getLogger("cv_calibration")
 
@@ -35,14 +36,9 @@ def table_score(rows: list[dict], plain: Calibration, by_set: Calibration | None
     tasks: dict[str, list[dict]] = {}
     for r in rows:
         tasks.setdefault(r["task"], []).append(r)
-    out = []
-    for rs in tasks.values():
-        cols = sorted(base_columns(plain.names + (by_set.names if by_set else ())))
-        scores = {n: np.array([float(r[n]) for r in rs]) for n in cols}
-        scored = np.isfinite(np.column_stack([scores[n] for n in cols])).all(axis=1)
-        margin, _ = fused_margins([Tier("full", True, plain, by_set)], scores, np.where(scored, 0, -1), cfg)
-        out.append(task_score([int(r["label"]) for r in rs], (np.nan_to_num(margin, nan=-1.0) > 0).astype(int))[0])
-    return float(np.mean(out))
+    tiers = [Tier("full", True, plain, by_set)]
+    return float(np.mean([task_score([int(r["label"]) for r in rs], decide(rs, tiers, 0, cfg))[0]
+                          for rs in tasks.values()]))
 
 
 def main() -> None:
