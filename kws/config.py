@@ -144,19 +144,27 @@ class BudgetConfig:
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """Streaming detection over long recordings (kws/stream.py)."""
-    block_s: float = 0.5               # audio read per step
-    window_s: float = 4.0              # longest audio scored at once; platform test clips are ~3 s (median)
-    window_overlap_s: float = 2.0      # long speech is scored in windows overlapping this much (> longest phrase)
-    # Pauses up to this join speech into one region (the VAD's merge_gap_ms is for single clips): a phrase
-    # said with pauses between its words stays whole in one window. Train-split takes: 0.9 s at the 99th pct.
-    join_gap_s: float = 1.0
-    refractory_s: float = 1.5          # a match ending this soon after a detection is the same utterance
-    # Windows wait up to this much stream time to be scored together: one DTW pass over a batch costs
-    # little more than over one window. 0 scores each window as soon as its speech ends (live input).
+    """Streaming detection: kws detect, kws listen and the API (kws/app/stream.py, kws/scoring/spotter.py)."""
+    block_s: float = 0.5               # audio read per step from a file (decisions do not depend on it)
+    live_block_s: float = 0.1          # ... and from a microphone: what latency waits for at most
+    hop_s: float = 0.1                 # the stream is scanned in hops of this much audio, whatever the blocks
+    # A match is a candidate when its distance, against the take's impostor statistics (kw_z's scale),
+    # is at least this over the top-k takes, and no better match ends within spot_confirm_s after it.
+    spot_min_z: float = 1.0
+    spot_confirm_s: float = 0.1
+    spot_min_gap_s: float = 0.3        # after a candidate, the next one ends at least this much later
+    # Keyword columns are committed once this many 10 ms frames follow them (49: the CMVN window's whole
+    # reach, exact); the newer ones are followed provisionally, hop by hop (features.KeywordFrameStream).
+    spot_commit_frames: int = 49
+    span_pre_s: float = 0.25           # a candidate is judged on its match with this much audio before ...
+    span_post_s: float = 0.1           # ... and this much after (no more than has arrived)
+    refractory_s: float = 1.5          # a detection ending this soon after a detection is the same utterance
+    # Candidates wait up to this much stream time to be judged together (cheaper for files); 0 judges
+    # each in the hop that confirms it (live input). Decisions are the same either way.
     max_delay_s: float = 10.0
-    max_batch: int = 16                # windows scored together at most (bounds memory)
-    peak_window_s: float = 10.0        # VAD relative floor: 40 dB under the loudest frame of the last N s
+    max_batch: int = 16                # candidates judged together at most (bounds memory)
+    peak_window_s: float = 10.0        # VAD and log-mel floors: under the loudest frame of the last N s
+    noise_window_s: float = 20.0       # the noise floor: non-speech of the last N s (conditions.NoiseFloor)
     # --sensitivity s in [0, 1] moves the calibrated threshold by sensitivity_span * (1 - 2 s):
     # 0 "fewest-false-alarms" +span, 0.5 "balanced" (the calibrated threshold), 1 "fewest-misses" -span.
     sensitivity_span: float = 1.0

@@ -43,3 +43,22 @@ def test_measure_takes_the_callers_vad_decisions(speech):
     from kws.signal.vad import frame_decisions
     dec = frame_decisions(speech, DEFAULT.vad)
     assert conditions.measure(speech, DEFAULT.vad, dec) == conditions.measure(speech, DEFAULT.vad)
+
+
+def test_stream_noise_floor_hears_the_room_not_the_voices(speech):
+    """Speech back to back over a noise bed: the running floor is the bed's level, and in_stream judges a
+    clip cut from it against that floor, not against its own few frames of non-speech."""
+    from kws.signal.vad import StreamVad
+    rng = np.random.default_rng(0)
+    talk = np.concatenate([speech] * 8)
+    bed = 0.003 * rng.standard_normal(len(talk))          # about -50 dBFS
+    vad, floor = StreamVad(DEFAULT.vad), conditions.NoiseFloor(DEFAULT.vad, window_s=20.0)
+    y = (talk + bed).astype(np.float32)
+    for i in range(0, len(y), 1600):
+        floor.push(*vad.push(y[i:i + 1600]))
+    bed_db = 10 * np.log10(np.mean(bed ** 2))
+    assert abs(floor.dbfs() - bed_db) < 3.0
+    clip = conditions.measure(y[:len(speech)], DEFAULT.vad)
+    judged = conditions.in_stream(clip, floor.dbfs())
+    assert judged.noise_dbfs == floor.dbfs() and judged.snr_db == pytest.approx(clip.level_dbfs - floor.dbfs())
+    assert conditions.in_stream(clip, float("nan")) == clip

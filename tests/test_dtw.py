@@ -56,3 +56,25 @@ def test_half_of_a_phrase_has_a_bad_half():
     assert full.worst_half < 1.5 * full.distance + 0.05
     assert half.worst_half - half.distance > 3 * (full.worst_half - full.distance)
     assert half.worst_half >= half.distance
+
+
+def test_online_match_equals_the_batch_distances_column_by_column():
+    """OnlineMatch, fed a few columns at a time, knows at every column what the batch pass would find
+    in the clip ending there; peek() leaves its state as it was."""
+    templates = [frames(["alpha", "delta"], seed=s, pad=30) for s in (1, 2)] + [frames(["omega"], seed=3, pad=30)]
+    test = np.concatenate([frames(["bravo"], seed=4), frames(["alpha", "delta"], seed=5), frames(["omega"], seed=6)])
+    online, got, i = dtw.OnlineMatch(templates), [], 0
+    for n in [1, 7, 3, 30, 2, 100, 1000]:
+        if i < len(test):
+            before = online.peek(test[i:i + n])
+            got.append(online.step(test[i:i + n]))
+            assert np.array_equal(before, got[-1])
+            i += n
+    dist = np.concatenate(got)
+    assert dist.shape == (len(test), len(templates)) and online.column == len(test)
+    for end in (len(test) // 3, 2 * len(test) // 3, len(test)):
+        batch = dtw.template_distances(templates, [test[:end]])[:, 0]
+        assert np.allclose(dist[:end].min(axis=0), batch, rtol=1e-4, atol=1e-5)
+    # the phrase's best match ends inside it, the word's inside the word
+    first, second = len(frames(["bravo"], seed=4)), len(frames(["alpha", "delta"], seed=5))
+    assert first < int(np.argmin(dist[:, 0])) < first + second + 3 <= int(np.argmin(dist[:, 2])) + 3

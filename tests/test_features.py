@@ -64,3 +64,25 @@ def test_tiny_clips_have_frames():
     """Clips shorter than half a window (torch's reflect padding refuses them) still give one frame."""
     assert logmel(np.zeros(50, np.float32)).shape == (1, FeatureConfig().n_mels)
     assert np.isfinite(mfcc_frames(np.full(100, 0.01, np.float32))).all()
+
+
+def test_keyword_frame_stream_equals_mfcc_frames_however_the_audio_is_cut():
+    """A stream's final columns are the clip's columns; its provisional ones are what a clip ending now
+    would have, and no way of cutting the audio into pushes changes either."""
+    from kws.signal.features import KeywordFrameStream
+    cfg = FeatureConfig(frontend="mfcc")
+    y = np.concatenate([utterance(["alpha", "delta"], seed=1), utterance(["omega"], seed=2)])
+    y[:200] = 0.9 * np.sign(np.sin(np.arange(200)))   # the loudest frame first: clip and running peaks agree
+    clip = mfcc_frames(y, cfg)
+    for sizes in ([1600], [160, 3333, 17, 8000], [len(y)]):
+        s, final, i, n = KeywordFrameStream(cfg), [], 0, 0
+        while i < len(y):
+            f, provisional = s.push(y[i:i + sizes[n % len(sizes)]])
+            final.append(f)
+            i, n = i + sizes[n % len(sizes)], n + 1
+        got = np.concatenate(final + [provisional])
+        m = min(len(got), len(clip)) - 2   # mfcc_frames pads the clip's end (one more frame or two)
+        assert len(got) >= len(clip) - 2 and np.allclose(got[:m], clip[:m], atol=2e-3)
+        if sizes == [1600]:
+            reference = got
+        assert got.shape == reference.shape and np.allclose(got, reference, atol=1e-4)

@@ -9,7 +9,7 @@ from kws.signal.audio import read_audio
 from kws.scoring.calibrate import Calibration
 from kws.config import DEFAULT, Config, StreamConfig
 from kws.errors import AudioError, KwsError
-from kws.app.stream import Resampler, SpeechWindows, StreamDetector, detect_blocks, read_blocks, threshold_offset
+from kws.app.stream import Resampler, StreamDetector, detect_blocks, read_blocks, threshold_offset
 
 PHRASE = ["alpha", "delta"]
 
@@ -45,62 +45,6 @@ def test_read_blocks_matches_read_audio_and_rejects_bad_files(tmp_path):
             list(read_blocks(tmp_path / bad))
 
 
-def test_windows_cover_speech_and_stay_short():
-    y, truth = stream([(["bravo"], 120, 1.0), (["omega", "bravo"] * 6, 120, 1.0), (PHRASE, 120, 1.0)], seed=1)
-    sw = SpeechWindows()
-    wins = [w for b in blocks(y) for w in sw.feed(b)] + sw.flush()
-    limit = StreamConfig().window_s * SR
-    assert all(len(w.audio) <= limit for w in wins)
-    for start, end, _ in truth:   # every utterance's speech lies within the windows
-        covered = [w for w in wins if w.start < end * SR and w.end > start * SR]
-        assert covered and min(w.start for w in covered) <= start * SR + 0.35 * SR
-        assert max(w.end for w in covered) >= end * SR - 0.35 * SR
-    long = [w for w in wins if w.start < truth[1][1] * SR and w.end > truth[1][0] * SR]
-    assert len(long) >= 3   # 6 s of speech: cut into overlapping windows
-    assert all(b.start < a.end - 1.5 * SR for a, b in zip(long, long[1:]))
-
-
-def test_buffers_stay_bounded_on_a_long_stream():
-    """Memory flatness at unit level: 10 minutes of speech and noise leave the buffers no larger."""
-    sw = SpeechWindows()
-    rng = np.random.default_rng(0)
-    talk = np.concatenate([utterance(["omega", "bravo"] * 4, seed=2), np.zeros(SR, np.float32)])
-    sizes = []
-    for minute in range(10):
-        y = np.resize(talk, 60 * SR) + 1e-3 * rng.standard_normal(60 * SR).astype(np.float32)
-        for b in blocks(y):
-            sw.feed(b)
-        sizes.append((len(sw.buffer.data), len(sw.recent_db), len(sw.partial)))
-    assert sizes[-1] == sizes[0] and len(sw.buffer.data) == sw.buffer.capacity
-    assert sw.buffer.capacity < 8 * SR
-
-
-def test_phrase_detected_at_its_time_and_nowhere_else(personal_profile):
-    utts = [(["bravo"], 120, 1.0), (PHRASE, 120, 1.0), (["omega", "bravo"], 120, 1.0), (["delta", "omega"], 120, 1.0),
-            (["bravo", "alpha", "delta"], 120, 1.0), (["omega"], 200, 1.15), (PHRASE, 120, 1.0),
-            (["bravo", "omega", "bravo"], 200, 1.15), (["alpha", "delta", "omega"], 120, 1.0), (["bravo"], 120, 1.0)]
-    y, truth = stream(utts, seed=3)
-    det = StreamDetector(Profile.load(personal_profile).phrases, Calibration.for_config(DEFAULT))
-    found = list(detect_blocks(det, blocks(y)))
-    wanted = [(s, e) for s, e, w in truth if "alpha" in w and "delta" in w]
-    assert len(found) == len(wanted), found
-    for d, (s, e) in zip(found, wanted):
-        assert d.phrase == "alpha-delta" and s - 1 <= d.start_s < d.end_s <= e + 1
-        assert d.fused > d.threshold and d.decided_s >= d.end_s
-    assert det.pending == [] and abs(det.seconds - len(y) / SR) < 1e-6
-
-
-def test_one_detection_per_utterance_in_long_speech(personal_profile):
-    """The phrase inside 7 s of unbroken speech is seen by two overlapping windows, reported once."""
-    words = ["omega", "bravo", "omega", "bravo", "alpha", "delta", "bravo", "omega", "bravo", "omega"]
-    y, truth = stream([(words, 120, 1.0)], seed=4)
-    cfg = Config(stream=StreamConfig(max_delay_s=0.0))   # score each window as soon as it is complete
-    det = StreamDetector(Profile.load(personal_profile).phrases, Calibration.for_config(cfg), cfg=cfg)
-    found = list(detect_blocks(det, blocks(y)))
-    assert len(found) == 1
-    assert truth[0][0] + 2.0 < found[0].start_s < found[0].end_s < truth[0][1] - 1.5
-
-
 def test_sensitivity_maps_onto_the_threshold():
     assert threshold_offset("balanced") == 0.0
     assert threshold_offset("fewest-false-alarms") == 1.0 and threshold_offset("fewest-misses") == -1.0
@@ -108,25 +52,6 @@ def test_sensitivity_maps_onto_the_threshold():
     for bad in ("loud", 1.5, "-0.1"):
         with pytest.raises(KwsError, match="sensitivity"):
             threshold_offset(bad)
-
-
-def test_words_apart_stay_one_phrase(tmp_path):
-    """Takes and stream both pause 0.6 s between the words: longer than the VAD's merge gap, so only
-    joining pauses in the stream (join_gap_s) keeps the phrase whole in one window."""
-    from synth import word
-    from kws.enrollment.enroll import build_profile
-
-    def apart(seed, f0=120.0):
-        gap = np.zeros(int(0.6 * SR), np.float32)
-        y = np.concatenate([gap, word("alpha", f0, seed=seed), gap, word("delta", f0, seed=seed + 1), gap])
-        return y + 1e-4 * np.random.default_rng(seed).standard_normal(len(y)).astype(np.float32)
-
-    profile = build_profile([write(tmp_path / f"t{i}.wav", apart(10 * i)) for i in range(5)])
-    y = np.concatenate([utterance(["bravo", "omega"], seed=1), apart(77), utterance(["omega"], seed=2)])
-    for join, expected in ((StreamConfig().join_gap_s, 1), (0.3, 0)):
-        cfg = Config(stream=StreamConfig(join_gap_s=join))
-        found = list(detect_blocks(StreamDetector({"ad": profile}, Calibration.for_config(cfg), cfg=cfg), blocks(y)))
-        assert len(found) == expected, (join, found)
 
 
 def test_nan_block_is_silence_and_the_scan_goes_on(tmp_path, caplog):
@@ -141,3 +66,79 @@ def test_nan_block_is_silence_and_the_scan_goes_on(tmp_path, caplog):
         out = np.concatenate(list(read_blocks(tmp_path / "nan.wav")))
     assert len(out) == len(y) and np.isfinite(out).all() and "treated as silence" in caplog.text
     assert np.array_equal(out[-SR:], y[-SR:])
+
+
+def detector(profile_dir, **stream) -> StreamDetector:
+    cfg = Config(stream=StreamConfig(**stream))
+    return StreamDetector(Profile.load(profile_dir).phrases, Calibration.for_config(cfg), cfg=cfg)
+
+
+UTTERANCES = [(["bravo"], 120, 1.0), (PHRASE, 120, 1.0), (["omega", "bravo"], 120, 1.0), (["delta", "omega"], 120, 1.0),
+              (["bravo", "alpha", "delta"], 120, 1.0), (["omega"], 200, 1.15), (PHRASE, 120, 1.0),
+              (["bravo", "omega", "bravo"], 200, 1.15), (["alpha", "delta", "omega"], 120, 1.0), (["bravo"], 120, 1.0)]
+
+
+def test_phrase_detected_at_its_time_and_nowhere_else(personal_profile):
+    y, truth = stream(UTTERANCES, seed=3)
+    det = detector(personal_profile)
+    found = list(detect_blocks(det, blocks(y)))
+    wanted = [(s, e) for s, e, w in truth if "alpha" in w and "delta" in w]
+    assert len(found) == len(wanted), found
+    for d, (s, e) in zip(found, wanted):
+        assert d.phrase == "alpha-delta" and s <= d.start_s < d.end_s <= e
+        assert d.fused > d.threshold and d.decided_s >= d.end_s
+    assert det.pending == [] and abs(det.seconds - len(y) / SR) < 1e-6
+
+
+def test_live_decides_as_the_phrase_ends_and_as_files_do(personal_profile):
+    """Live (each candidate judged in the hop that finds it, 0.1 s blocks) and batched (0.5 s blocks,
+    candidates waiting 10 s) make the same decisions; live ones come within a few hops of the match."""
+    y, _ = stream(UTTERANCES, seed=3)
+    live = list(detect_blocks(detector(personal_profile, max_delay_s=0.0), blocks(y, 1600)))
+    files = list(detect_blocks(detector(personal_profile), blocks(y, 8000)))
+    odd = list(detect_blocks(detector(personal_profile), blocks(y, 777)))
+    assert live and len(live) == len(files) == len(odd)
+    for a, b, c in zip(live, files, odd):
+        assert a.phrase == b.phrase == c.phrase and a.start_s == b.start_s == c.start_s and a.end_s == b.end_s
+        assert a.fused == pytest.approx(b.fused, abs=1e-4) and c.fused == pytest.approx(b.fused, abs=1e-4)
+        assert a.end_s < a.decided_s <= a.end_s + 0.4 < b.decided_s
+
+
+def test_phrase_inside_unbroken_speech_found_once(personal_profile):
+    """No pause marks the phrase: it sits among other words, and is still found, once, where it is."""
+    words = ["omega", "bravo", "omega", "bravo", "alpha", "delta", "bravo", "omega", "bravo", "omega"]
+    y, truth = stream([(words, 120, 1.0)], seed=4)
+    found = list(detect_blocks(detector(personal_profile, max_delay_s=0.0), blocks(y)))
+    assert len(found) == 1
+    assert truth[0][0] + 2.0 < found[0].start_s < found[0].end_s < truth[0][1] - 1.5
+
+
+def test_words_apart_stay_one_phrase(tmp_path):
+    """Takes and stream both pause 0.6 s between the words: the match spans the pause, as no VAD region
+    or window has to hold the phrase whole."""
+    from synth import word
+    from kws.enrollment.enroll import build_profile
+
+    def apart(seed, f0=120.0):
+        gap = np.zeros(int(0.6 * SR), np.float32)
+        y = np.concatenate([gap, word("alpha", f0, seed=seed), gap, word("delta", f0, seed=seed + 1), gap])
+        return y + 1e-4 * np.random.default_rng(seed).standard_normal(len(y)).astype(np.float32)
+
+    profile = build_profile([write(tmp_path / f"t{i}.wav", apart(10 * i)) for i in range(5)])
+    y = np.concatenate([utterance(["bravo", "omega"], seed=1), apart(77), utterance(["omega"], seed=2)])
+    found = list(detect_blocks(StreamDetector({"ad": profile}, Calibration.for_config(DEFAULT)), blocks(y)))
+    assert len(found) == 1 and 1.0 < found[0].start_s < found[0].end_s < len(y) / SR - 0.5, found
+
+
+def test_memory_stays_bounded_on_a_long_stream(personal_profile):
+    """Five minutes of talk leave every buffer as large as after one."""
+    det = detector(personal_profile, max_delay_s=0.0)
+    talk = np.concatenate([utterance(["omega", "bravo"] * 4, seed=2), np.zeros(SR, np.float32)])
+    rng, sizes = np.random.default_rng(0), []
+    for minute in range(5):
+        y = np.resize(talk, 60 * SR) + 1e-3 * rng.standard_normal(60 * SR).astype(np.float32)
+        list(detect_blocks(det, blocks(y)))
+        sizes.append((len(det.buffer.data), len(det.frames.raw), len(det.pending),
+                      max(len(sp.recent) for sp in det.spotters), len(det.noise.power)))
+    assert sizes[-1] == sizes[1] and len(det.buffer.data) == det.buffer.capacity < 10 * SR
+

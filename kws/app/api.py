@@ -183,14 +183,15 @@ class Detector:
     def stream(self, live: bool = False) -> StreamDetector:
         """A fresh streaming state, for audio that arrives in blocks (16 kHz mono float32): feed(), then flush().
 
-        live: score each window as soon as its speech ends (StreamConfig.max_delay_s = 0), for real-time input."""
+        live: judge each candidate in the hop that finds it (StreamConfig.max_delay_s = 0), for real-time
+        input; the decisions are the same as batched ones, only sooner."""
         cfg = replace(self.cfg, stream=replace(self.cfg.stream, max_delay_s=0.0)) if live else self.cfg
         return StreamDetector(self.profile.phrases, self.calibration, self.offset, cfg)
 
     def listen(self, device: int | str | None = None, seconds: float | None = None) -> Iterator[Detection]:
         """Detections from the input device as they happen (the [mic] extra: sounddevice)."""
         from kws.app.mic import microphone_blocks
-        return detect_blocks(self.stream(live=True), microphone_blocks(self.cfg.stream.block_s, device, seconds))
+        return detect_blocks(self.stream(live=True), microphone_blocks(self.cfg.stream.live_block_s, device, seconds))
 
     def detect(self, path: str | Path) -> Iterator[Detection]:
         """Detections in a file of any length and format, as the file is read block by block."""

@@ -109,7 +109,7 @@ def _listen(a: argparse.Namespace) -> int:
     sd = sounddevice()   # before the profile loads: the commonest mistake says so at once
     det = Detector(a.profile_dir, a.sensitivity, cfg=_config(a))
     stream = det.stream(live=True)
-    blocks = microphone_blocks(det.cfg.stream.block_s, a.device, a.seconds, sd)
+    blocks = microphone_blocks(det.cfg.stream.live_block_s, a.device, a.seconds, sd)
     print(f"listening for {', '.join(det.profile.phrases)} (Ctrl-C stops)", file=sys.stderr, flush=True)
     n = _print_detections(stream, blocks, a.json, wall_clock=True)
     log.info("%d detection(s) in %.1f s of audio", n, stream.seconds)

@@ -1,35 +1,36 @@
 """Streaming detection over a recording of any length: audio blocks in, time-stamped detections out.
 
     read_blocks     file -> 16 kHz mono blocks (never the whole file)
-    SpeechWindows   webrtcvad frame by frame -> speech regions -> windows of at most window_s
-    StreamDetector  windows scored in small batches by detect.score_and_locate for each phrase,
-                    fused and thresholded by the calibration, one detection per utterance
+    StreamDetector  hop by hop: keyword columns -> every phrase's Spotter (online subsequence DTW)
+                    -> candidates -> each judged on its own span by detect.score_and_locate and the
+                    calibration, as predict.sh judges a clip -> one detection per utterance
 
-Memory is bounded: the sample buffer holds the last few seconds, at most max_batch windows wait
-to be scored, and nothing else grows with the length of the stream.
+Memory is bounded: the sample buffer holds the last few seconds, at most max_batch candidates wait
+to be judged, and nothing else grows with the length of the stream.
 """
 from __future__ import annotations
 
-import collections
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import webrtcvad
 
 from kws.scoring.calibrate import Calibration
 from kws.signal.audio import open_audio, warn_if_truncated
 from kws.scoring.cohort import load_cohort
-from kws.config import SAMPLE_RATE, Config, StreamConfig
-from kws.scoring.detect import Prepared, score_and_locate
+from kws.config import SAMPLE_RATE, Config, FeatureConfig, StreamConfig
+from kws.scoring.detect import Prepared, prepare, score_and_locate
 from kws.errors import AudioError, KwsError
 from kws.nn.encoder import keyword_frames
-from kws.signal.features import frames_per_second
+from kws.signal.conditions import NoiseFloor, in_stream
+from kws.signal.features import KeywordFrameStream, frames_per_second
 from kws.scoring.profile import SpeakerProfile
-from kws.signal.vad import frame_db, frame_samples, loud_enough, pcm16
+from kws.scoring.spotter import Candidate, Spotter
+from kws.stages import stage
+from kws.signal.vad import StreamVad
 
 log = logging.getLogger(__name__)
 
@@ -127,97 +128,6 @@ class SampleBuffer:
 
 
 @dataclass(frozen=True)
-class Window:
-    start: int           # first sample, as a stream index
-    audio: np.ndarray
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.audio)
-
-
-class SpeechWindows:
-    """Webrtcvad frame by frame over a stream; returns padded speech windows of at most window_s.
-
-    vad.speech_segments' rules made causal: pauses up to join_gap_s join a region (so the words of a
-    phrase stay together), regions shorter than min_speech_ms are dropped, pad_ms of context either
-    side, and the relative energy floor is taken under the loudest frame of the last peak_window_s
-    (not of the whole clip). A region longer than window_s is cut into windows overlapping by
-    window_overlap_s, so a phrase is whole in at least one.
-    """
-
-    def __init__(self, cfg: Config = Config()):
-        v, s = cfg.vad, cfg.stream
-        self.cfg = v
-        self.n = frame_samples(v)
-        self.vad = webrtcvad.Vad(v.aggressiveness)
-        self.recent_db: collections.deque[float] = collections.deque(maxlen=int(s.peak_window_s * 1000 / v.frame_ms))
-        self.pad = SAMPLE_RATE * v.pad_ms // 1000
-        self.gap = int(max(v.merge_gap_ms, 1000 * s.join_gap_s)) // v.frame_ms
-        self.min_frames = math.ceil(v.min_speech_ms / v.frame_ms)
-        self.win = int(s.window_s * SAMPLE_RATE)
-        self.hop = self.win - int(s.window_overlap_s * SAMPLE_RATE)
-        # A window spans at most win + pad and ends at most gap + 2 frames, a pad and a block before the newest sample.
-        lag = (self.gap + 2) * self.n + self.pad + int(s.block_s * SAMPLE_RATE)
-        self.buffer = SampleBuffer(self.win + 2 * self.pad + lag)
-        self.partial = np.zeros(0, np.float32)   # samples short of a whole VAD frame
-        self.frame = 0                            # index of the next VAD frame
-        self.run: list[int] | None = None         # open region: [first, one past the last] speech frame
-        self.next_start = 0                       # first sample of the open region's next window
-        self.last_end = -1                        # end of the open region's last window (-1: none yet)
-
-    def feed(self, y: np.ndarray) -> list[Window]:
-        self.buffer.append(y)
-        x = np.concatenate([self.partial, y])
-        count = len(x) // self.n
-        self.partial = x[count * self.n:]
-        frames = x[:count * self.n].reshape(count, self.n)
-        db = frame_db(frames)
-        pcm = pcm16(frames)
-        out: list[Window] = []
-        for k in range(count):
-            self.recent_db.append(db[k])
-            # vad's frame rule, with the peak of the recent past instead of the whole clip's
-            loud = bool(loud_enough(db[k], max(self.recent_db), self.cfg))
-            out += self._step(loud and self.vad.is_speech(pcm[k].tobytes(), SAMPLE_RATE))
-            self.frame += 1
-        return out
-
-    def flush(self) -> list[Window]:
-        """Close the region still open at the end of the stream."""
-        return self._close() if self.run else []
-
-    def _step(self, speech: bool) -> list[Window]:
-        i, out = self.frame, []
-        if speech:
-            if self.run is None:
-                self.run = [i, i + 1]
-                self.next_start, self.last_end = max(0, i * self.n - self.pad), -1
-            else:
-                self.run[1] = i + 1
-        elif self.run and i + 1 - self.run[1] > self.gap:
-            return self._close()
-        # Long speech: emit each full window as soon as the speech has run past its end.
-        while self.run and self.run[1] * self.n + self.pad >= self.next_start + self.win \
-                and self.next_start + self.win <= self.buffer.end:
-            out.append(Window(self.next_start, self.buffer.get(self.next_start, self.next_start + self.win)))
-            self.last_end = self.next_start + self.win
-            self.next_start += self.hop
-        return out
-
-    def _close(self) -> list[Window]:
-        a, b = self.run
-        self.run = None
-        if b - a < self.min_frames:
-            return []
-        end = min(b * self.n + self.pad, self.buffer.end)
-        if end <= self.last_end:   # already inside the last window
-            return []
-        start = max(a * self.n - self.pad, end - self.win, 0)
-        return [Window(start, self.buffer.get(start, end))]
-
-
-@dataclass(frozen=True)
 class Detection:
     phrase: str
     start_s: float           # the matched segment, in seconds from the start of the stream
@@ -246,59 +156,147 @@ def format_detection(d: Detection) -> str:
             f"keyword kw_z {kw:.2f}  speaker spk_seg_z {spk:.2f}")
 
 
+@dataclass
+class _Pending:
+    candidate: Candidate
+    audio: np.ndarray        # the candidate's span, padded
+    start: int               # stream sample of audio[0]
+    noise_dbfs: float        # the stream's noise floor when the candidate came
+
+
 class StreamDetector:
-    """Feed 16 kHz mono blocks, get Detections: the best phrase per window, one per utterance."""
+    """Feed 16 kHz mono blocks, get Detections, one per utterance.
+
+    The stream is cut into hops of StreamConfig.hop_s, whatever the blocks: each hop extends the keyword
+    columns (features.KeywordFrameStream), every phrase's Spotter matches them as they come, and each
+    Candidate is judged on its own span (the match, padded) by detect.score_and_locate and the calibration,
+    as predict.sh judges a clip, in the stream's own noise floor (conditions.NoiseFloor). Live
+    (max_delay_s = 0) judges each candidate in the hop that confirms it; otherwise candidates wait up to
+    max_delay_s to be judged together, with the same decisions.
+    """
 
     def __init__(self, phrases: dict[str, SpeakerProfile], calibration: Calibration, offset: float = 0.0,
                  cfg: Config = Config()):
         if not phrases:
             raise KwsError("no phrase to detect: the profile is empty")
         self.phrases, self.calibration, self.cfg = phrases, calibration, cfg
+        s = cfg.stream
         self.threshold = calibration.threshold + offset
-        self.windows = SpeechWindows(cfg)
         self.cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
-        self.pending: list[Window] = []
-        self.last_end_s = -math.inf
-        self.step = SAMPLE_RATE / frames_per_second(cfg.features)   # samples per keyword frame
+        spot = spot_features(cfg.features)
+        self.frames = KeywordFrameStream(spot, s.peak_window_s, s.spot_commit_frames)
+        self.step = SAMPLE_RATE / frames_per_second(spot)   # samples per keyword column
+        self.spotters = [spotter_for(name, p, spot, cfg) for name, p in phrases.items()]
+        self.vad = StreamVad(cfg.vad, s.peak_window_s)
+        self.noise = NoiseFloor(cfg.vad, s.noise_window_s)
+        self.hop = int(s.hop_s * SAMPLE_RATE)
+        self.pre, self.post = int(s.span_pre_s * SAMPLE_RATE), int(s.span_post_s * SAMPLE_RATE)
+        # The buffer holds the longest span a match can have (a template at half speed), its padding and a hop.
+        longest = max(sp.longest for sp in self.spotters) * 2 * self.step
+        self.buffer = SampleBuffer(int(longest + self.pre + self.post + 4 * self.hop
+                                       + (cfg.features.cmvn_frames + 8) * SAMPLE_RATE * cfg.features.hop_ms / 1000))
+        self.todo = np.zeros(0, np.float32)          # samples short of a whole hop
+        self.fed = 0                                 # samples fed
+        self.pending: list[_Pending] = []
+        self.last_end = -math.inf                    # end of the last detection, stream samples
+        self.judged = 0                              # candidates judged so far
+        self.trace: list[tuple[Candidate, float, dict[str, float]]] | None = None   # a list: every judgement kept
 
     @property
     def seconds(self) -> float:
         """Audio consumed so far."""
-        return self.windows.buffer.end / SAMPLE_RATE
+        return self.fed / SAMPLE_RATE
 
     def feed(self, y: np.ndarray) -> list[Detection]:
-        self.pending += self.windows.feed(y)
-        s = self.cfg.stream
-        waited = (self.windows.buffer.end - self.pending[0].end) / SAMPLE_RATE if self.pending else 0.0
-        if self.pending and (len(self.pending) >= s.max_batch or waited >= s.max_delay_s):
-            return self._score()
-        return []
+        x = np.concatenate([self.todo, np.asarray(y, np.float32)])
+        out: list[Detection] = []
+        n = len(x) // self.hop
+        for k in range(n):
+            self._hop(x[k * self.hop:(k + 1) * self.hop])
+            self.fed += self.hop
+            out += self._maybe_score()
+        self.todo = x[n * self.hop:]
+        return out
 
     def flush(self) -> list[Detection]:
-        """Score what is left at the end of the stream."""
-        self.pending += self.windows.flush()
+        """Judge what is left at the end of the stream (the last part hop is scanned too)."""
+        if len(self.todo):
+            self._hop(self.todo)
+            self.fed += len(self.todo)
+            self.todo = np.zeros(0, np.float32)
         return self._score() if self.pending else []
 
+    def _hop(self, x: np.ndarray) -> None:
+        self.buffer.append(x)
+        with stage("stream_vad"):
+            self.noise.push(*self.vad.push(x))
+        with stage("stream_frames"):
+            final, provisional = self.frames.push(x)
+        for sp in self.spotters:
+            with stage("spot"):
+                found = sp.push(final, provisional)
+            for c in found:
+                a = max(self.buffer.start, int(c.start * self.step) - self.pre)
+                b = min(self.buffer.end, int((c.end + 1) * self.step) + self.post)
+                self.pending.append(_Pending(c, self.buffer.get(a, b), a, self.noise.dbfs()))
+
+    def _maybe_score(self) -> list[Detection]:
+        if not self.pending:
+            return []
+        s = self.cfg.stream
+        waited = (self.fed - int((self.pending[0].candidate.end + 1) * self.step)) / SAMPLE_RATE
+        return self._score() if len(self.pending) >= s.max_batch or waited >= s.max_delay_s else []
+
     def _score(self) -> list[Detection]:
-        windows, self.pending = self.pending, []
-        clips = [Prepared(w.audio, keyword_frames(w.audio, self.cfg.features), True) for w in windows]
-        best: list[Detection | None] = [None] * len(windows)
+        todo, self.pending = self.pending, []
+        self.judged += len(todo)
+        fused = np.full(len(todo), -np.inf)
+        named: list[dict[str, float]] = [{} for _ in todo]
         for name, profile in self.phrases.items():
-            scores, located = score_and_locate(profile, clips, self.cohort, self.cfg, self.cfg.detect.speaker_check)
-            fused = self.calibration.fuse(scores)
-            for i, (w, m, f) in enumerate(zip(windows, located, fused)):
-                if f > self.threshold and (best[i] is None or f > best[i].fused):
-                    best[i] = Detection(name, (w.start + m.start * self.step) / SAMPLE_RATE,
-                                        (w.start + (m.end + 1) * self.step) / SAMPLE_RATE, float(f), self.threshold,
-                                        self.seconds, {k: float(v[i]) for k, v in scores.items()})
-        log.debug("%.1f s: scored %d window(s), %d above threshold", self.seconds, len(windows),
-                  sum(d is not None for d in best))
+            idx = [i for i, p in enumerate(todo) if p.candidate.phrase == name]
+            if not idx:
+                continue
+            clips = [span_clip(todo[i].audio, todo[i].noise_dbfs, self.cfg) for i in idx]
+            scores, _ = score_and_locate(profile, clips, self.cohort, self.cfg, self.cfg.detect.speaker_check)
+            for i, f, j in zip(idx, self.calibration.fuse(scores), range(len(idx))):
+                fused[i], named[i] = float(f), {k: float(v[j]) for k, v in scores.items()}
+        if self.trace is not None:
+            self.trace += [(p.candidate, fused[i], named[i]) for i, p in enumerate(todo)]
         out = []
-        for d in best:   # windows come in stream order
-            if d is not None and d.end_s - self.last_end_s > self.cfg.stream.refractory_s:
-                out.append(d)
-                self.last_end_s = d.end_s
+        for i in sorted(range(len(todo)), key=lambda i: todo[i].candidate.end):   # in stream order
+            c = todo[i].candidate
+            end = int((c.end + 1) * self.step)
+            if fused[i] > self.threshold and end - self.last_end > self.cfg.stream.refractory_s * SAMPLE_RATE:
+                out.append(Detection(c.phrase, c.start * self.step / SAMPLE_RATE, end / SAMPLE_RATE, fused[i],
+                                     self.threshold, self.seconds, named[i]))
+                self.last_end = end
+        log.debug("%.1f s: judged %d candidate(s), %d detection(s)", self.seconds, len(todo), len(out))
         return out
+
+
+def span_clip(audio: np.ndarray, noise_dbfs: float, cfg: Config) -> Prepared:
+    """A candidate's span as a platform clip: cropped and framed by detect.prepare, its conditions those
+    of its own speech in the stream's noise floor."""
+    p = prepare(audio, cfg)
+    return replace(p, conditions=in_stream(p.conditions, noise_dbfs))
+
+
+def spot_features(cfg: FeatureConfig) -> FeatureConfig:
+    """The front end spotters match in: MFCC (cheap, and the frames KeywordFrameStream makes)."""
+    return replace(cfg, frontend="mfcc")
+
+
+def spotter_for(name: str, profile: SpeakerProfile, spot: FeatureConfig, cfg: Config) -> Spotter:
+    """A phrase's Spotter: its MFCC templates and their impostor statistics, the profile's own when it
+    was enrolled in MFCC, else made from its stored takes against the MFCC cohort."""
+    if cfg.features.frontend == spot.frontend:
+        templates, mean, std = profile.templates, profile.kw_cohort_mean, profile.kw_cohort_std
+    else:
+        from kws.scoring.detect import keyword_statistics
+        templates = [keyword_frames(np.asarray(a, np.float32), spot) for a in profile.template_audio]
+        cohort = load_cohort(cfg=spot, voiceprint="ge2e")
+        _, mean, std, _ = keyword_statistics(templates, cohort.keyword_frames, cfg.detect.top_k)
+    return Spotter(name, templates, mean, std, frames_per_second(spot), cfg.stream, cfg.detect.top_k)
 
 
 def detect_blocks(detector: StreamDetector, blocks: Iterator[np.ndarray]) -> Iterator[Detection]:

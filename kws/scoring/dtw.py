@@ -291,3 +291,52 @@ def average_template(templates: list[np.ndarray], iterations: int = 2) -> np.nda
                 cnt[i] += 1
         centre = (acc / np.maximum(cnt, 1)[:, None]).astype(np.float32)
     return centre
+
+
+class OnlineMatch:
+    """Subsequence DTW column by column: each new test frame adds one column of accumulated cost, so the
+    best match of every template ending at that frame is known the moment the frame arrives.
+
+    The same step pattern and costs as template_distances (slopes 1/2..2, every template frame charged
+    once, free start and end); the templates' rows are stacked, so a column is a few vectorised steps
+    whatever the number of templates. Where a match starts is not tracked (it would double the work);
+    best_matches on the last columns finds it for the few matches that need it. step() commits columns;
+    peek() scores columns that may still change (a stream's newest frames) without committing them.
+    """
+
+    def __init__(self, templates: list[np.ndarray]):
+        self.lengths = np.array([len(t) for t in templates])
+        self.rows = unit(np.concatenate(templates)).astype(np.float32)
+        first = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self.ends = first + self.lengths - 1
+        pos = np.concatenate([np.arange(n) for n in self.lengths])   # row index inside its template
+        self.first = pos == 0
+        self.no_pair = np.where(pos[2:] >= 2, 0.0, np.inf).astype(np.float32)   # rows the (2,1) step cannot reach
+        inf = np.full(len(self.rows), np.inf, np.float32)
+        self.d1, self.d2 = inf, inf.copy()      # accumulated costs of the last two committed columns
+        self.column = 0                         # index of the next column
+
+    def _run(self, columns: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cols = unit(np.asarray(columns, np.float32))
+        costs = 1.0 - cols @ self.rows.T                    # (n_columns, rows), one product for the hop
+        dist = np.empty((len(cols), len(self.lengths)), np.float32)
+        best = np.empty_like(d1)
+        for k, c in enumerate(costs):
+            np.minimum(d1[:-1], d2[:-1], out=best[1:])      # row r - 1, one or two columns back
+            np.minimum(best[2:], d1[:-2] + c[1:-1] + self.no_pair, out=best[2:])   # r - 2 back, then r - 1 here
+            best[0] = 0.0
+            d = c + np.where(self.first, 0.0, best)
+            d1, d2 = d, d1
+            dist[k] = d[self.ends] / self.lengths
+        return dist, d1, d2
+
+    def step(self, columns: np.ndarray) -> np.ndarray:
+        """Commit test columns; returns (n_columns, n_templates) mean path costs of each template's best
+        match ending at each column (inf: none fits yet)."""
+        dist, self.d1, self.d2 = self._run(columns, self.d1, self.d2)
+        self.column += len(dist)
+        return dist
+
+    def peek(self, columns: np.ndarray) -> np.ndarray:
+        """step() for columns after the committed ones, leaving the committed state as it was."""
+        return self._run(columns, self.d1, self.d2)[0]

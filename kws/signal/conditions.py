@@ -52,3 +52,36 @@ def measure(y: np.ndarray, cfg: VadConfig = VadConfig(), speech: np.ndarray | No
     snr = level - noise if speech.any() and not math.isnan(noise) else math.nan
     clipped = float(np.mean(np.abs(y) >= CLIP_PEAK)) if len(y) else 0.0
     return Conditions(speech_s, level, noise, snr, clipped, paused)
+
+
+class NoiseFloor:
+    """A stream's running estimate of its noise, from its own non-speech: measure()'s rule (the median
+    power of the frames the VAD calls non-speech; the quietest 5% when they are too few) over the last
+    window_s, so that a phrase said among other voices is judged against the room, not the voices."""
+
+    def __init__(self, cfg: VadConfig = VadConfig(), window_s: float = 20.0):
+        import collections
+        n = max(1, int(window_s * 1000 / cfg.frame_ms))
+        self.power: collections.deque[float] = collections.deque(maxlen=n)
+        self.speech: collections.deque[bool] = collections.deque(maxlen=n)
+
+    def push(self, power: np.ndarray, speech: np.ndarray) -> None:
+        self.power.extend(power.tolist())
+        self.speech.extend(speech.tolist())
+
+    def dbfs(self) -> float:
+        """The noise level now (NaN before any frame)."""
+        if not self.power:
+            return math.nan
+        p, s = np.array(self.power), np.array(self.speech, bool)
+        paused = int((~s).sum()) >= max(3, len(p) // 10)
+        quiet = p[~s] if paused else np.sort(p)[:max(1, len(p) // 20)]
+        return db(float(np.median(quiet)))
+
+
+def in_stream(c: Conditions, noise_dbfs: float) -> Conditions:
+    """A clip cut from a stream, in the stream's noise: its own speech level, the stream's noise floor."""
+    if math.isnan(noise_dbfs):
+        return c
+    snr = c.level_dbfs - noise_dbfs if c.level_dbfs > SILENCE_DB else math.nan
+    return Conditions(c.speech_s, c.level_dbfs, noise_dbfs, snr, c.clipped_fraction, True)

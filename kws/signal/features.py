@@ -5,6 +5,7 @@ filterbank and STFT reproduce torchaudio's MelSpectrogram (tests/test_features.p
 """
 from __future__ import annotations
 
+from collections import deque
 from functools import lru_cache
 from typing import Iterator
 
@@ -154,3 +155,97 @@ def encoder_input(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np
 def mfcc_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
     """MFCC template-matching frames of a speech crop: sliding CMVN, stacked (the "mfcc" front end)."""
     return stack(cmvn(mfcc(y, cfg, added), cfg.cmvn_frames), cfg.stack).astype(np.float32)
+
+
+PEAK_CHUNK = 16   # frames per step of a stream's running peak
+
+
+class KeywordFrameStream:
+    """The MFCC keyword frames of a stream, hop by hop, as mfcc_frames computes them on a clip.
+
+    Each frame's sliding CMVN window reaches cmvn_frames // 2 frames ahead, so the newest frames are
+    only provisional: push() returns the columns that are final and, after them, the ones a clip ending
+    now would have (its edge repeated, as mfcc_frames does at a clip's end). The log-mel floor is taken
+    under the loudest band energy of the last peak_window_s, not of a whole clip. Memory: a few seconds.
+    """
+
+    def __init__(self, cfg: FeatureConfig = FeatureConfig(), peak_window_s: float = 10.0, commit_after: int | None = None):
+        self.cfg = cfg
+        # Frames are final once this many frames follow them (default: the whole CMVN window's reach); fewer
+        # makes the columns approximate (their window's far end repeats the newest frame) and cheaper to follow.
+        self.commit_after = (cfg.cmvn_frames - 1) // 2 if commit_after is None else commit_after
+        self.win, self.hop = int(SAMPLE_RATE * cfg.win_ms / 1000), int(SAMPLE_RATE * cfg.hop_ms / 1000)
+        self.before, self.after = cfg.cmvn_frames // 2, (cfg.cmvn_frames - 1) // 2
+        self.samples = np.zeros(0, np.float32)      # not yet framed (the last win - hop samples overlap)
+        self.started = False
+        self.raw = np.zeros((0, cfg.n_ceps - 1), np.float32)   # cepstra before CMVN, newest last
+        self.n_raw = 0                              # raw frames made so far
+        self.peaks: deque[float] = deque(maxlen=max(1, int(peak_window_s * 1000 / cfg.hop_ms / PEAK_CHUNK)))
+        self.chunk_peak = 0.0
+        self.columns = 0                            # final columns returned so far
+        self.fb = mel_filterbank(self.win, cfg.n_mels, float(cfg.f_min), float(cfg.f_max), False)
+
+    def _raw_frames(self, y: np.ndarray) -> None:
+        if not self.started:   # the reflect padding a clip gets at its start
+            if len(self.samples) + len(y) <= self.win // 2:
+                self.samples = np.concatenate([self.samples, y])
+                return
+            y = np.concatenate([self.samples, y])
+            self.samples = y[1:self.win // 2 + 1][::-1].copy()
+            self.started = True
+        x = np.concatenate([self.samples, y])
+        k = max(0, 1 + (len(x) - self.win) // self.hop)
+        if k == 0:
+            self.samples = x
+            return
+        frames = np.lib.stride_tricks.as_strided(x, (k, self.win), (x.strides[0] * self.hop, x.strides[0]))
+        spec = np.fft.rfft(frames * _hann(self.win), axis=1)
+        mel = (spec.real ** 2 + spec.imag ** 2).astype(np.float32) @ self.fb
+        self.samples = x[k * self.hop:]
+        # The running peak: each frame's floor is under the loudest frame of the completed PEAK_CHUNK-frame
+        # chunks of the last peak_window_s and of its own chunk so far (chunks counted from the stream's start,
+        # so how the stream is cut into pushes changes nothing).
+        frame_peak = mel.max(axis=1, initial=0.0)
+        idx = self.n_raw + np.arange(k)
+        floor = np.empty(k, np.float32)
+        for a in range(0, k):
+            if idx[a] % PEAK_CHUNK == 0 and idx[a] > 0:
+                self.peaks.append(self.chunk_peak)
+                self.chunk_peak = 0.0
+            b = min(k, a + PEAK_CHUNK - idx[a] % PEAK_CHUNK)   # the rest of this chunk
+            if a == 0 or idx[a] % PEAK_CHUNK == 0:
+                run = np.maximum.accumulate(frame_peak[a:b])
+                floor[a:b] = np.maximum(np.maximum(run, self.chunk_peak), max(self.peaks, default=0.0))
+                self.chunk_peak = max(self.chunk_peak, float(run[-1]))
+        logm = np.log(mel + floor[:, None] * self.cfg.relative_floor + 1e-10)
+        ceps = (logm @ _dct(self.cfg.n_mels, self.cfg.n_ceps)[:, 1:]).astype(np.float32)
+        self.raw = np.concatenate([self.raw, ceps])
+        self.n_raw += k
+
+    def _normalised(self, a: int, b: int) -> np.ndarray:
+        """CMVN frames a..b-1 (stream frame indices), frames past the newest repeating it."""
+        first = self.n_raw - len(self.raw)
+        idx = np.clip(np.arange(a - self.before, b + self.after), 0, self.n_raw - 1) - first
+        ext = self.raw[idx].astype(np.float64)
+        w = self.cfg.cmvn_frames
+        c = np.concatenate([np.zeros((1, ext.shape[1])), np.cumsum(ext, axis=0)])
+        c2 = np.concatenate([np.zeros((1, ext.shape[1])), np.cumsum(ext ** 2, axis=0)])
+        mu = (c[w:] - c[:-w]) / w
+        var = (c2[w:] - c2[:-w]) / w - mu ** 2
+        x = self.raw[np.arange(a, b) - first]
+        return ((x - mu) / (np.sqrt(np.maximum(var, 0.0)) + 1e-3)).astype(np.float32)
+
+    def push(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(final columns, provisional columns after them) once y is added."""
+        self._raw_frames(np.asarray(y, np.float32))
+        k = self.cfg.stack
+        n_final = max(0, self.n_raw - self.commit_after) // k
+        a, b = self.columns * k, self.n_raw // k * k
+        cols = stack(self._normalised(a, b), k) if b > a else np.zeros((0, self.raw.shape[1]), np.float32)
+        cut = max(0, n_final - self.columns)
+        final, rest = cols[:cut], cols[cut:]
+        self.columns += cut
+        # Keep only the raw frames the next columns' CMVN windows reach back to.
+        keep = self.n_raw - max(0, min(self.columns * k - self.before, self.n_raw - 1))
+        self.raw = self.raw[-keep:]
+        return final.astype(np.float32), rest.astype(np.float32)

@@ -72,3 +72,30 @@ def segments_of(dec: np.ndarray, cfg: VadConfig, n_samples: int, pad_ms: int | N
             out.append((max(0, a * n - pad), min(n_samples, b * n + pad)))
     return out
 
+
+
+class StreamVad:
+    """frame_decisions' rule over a stream, frame by frame: webrtcvad, the absolute energy floor, and the
+    relative one under the loudest frame of the last peak_window_s (not of a whole clip)."""
+
+    def __init__(self, cfg: VadConfig = VadConfig(), peak_window_s: float = 10.0):
+        self.cfg, self.n = cfg, frame_samples(cfg)
+        self.vad = webrtcvad.Vad(cfg.aggressiveness)
+        self.recent = np.full(max(1, int(peak_window_s * 1000 / cfg.frame_ms)), -np.inf)   # a ring of frame levels
+        self.count = 0                            # frames so far
+        self.partial = np.zeros(0, np.float32)   # samples short of a whole frame
+
+    def push(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(variance of each new whole frame, whether it is speech)."""
+        x = np.concatenate([self.partial, np.asarray(y, np.float32)])
+        count = len(x) // self.n
+        self.partial = x[count * self.n:]
+        frames = x[:count * self.n].reshape(count, self.n)
+        db, pcm = frame_db(frames), pcm16(frames)
+        speech = np.zeros(count, bool)
+        for k in range(count):
+            self.recent[self.count % len(self.recent)] = db[k]
+            self.count += 1
+            speech[k] = bool(loud_enough(db[k], self.recent.max(), self.cfg)) and \
+                self.vad.is_speech(pcm[k].tobytes(), SAMPLE_RATE)
+        return frames.astype(np.float64).var(axis=1) if count else np.zeros(0), speech
