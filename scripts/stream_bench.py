@@ -291,7 +291,9 @@ def summarise(results: list[dict]) -> dict:
     lat = sorted(x for r in results for x in r["latencies_s"])
     hours = sum(r["audio_s"] for r in results) / 3600
     fa = sum(r["false_alarms"] for r in results)
-    q = (lambda p: round(float(np.percentile(lat, p)), 3) if lat else None)
+
+    def q(p: float) -> float | None:
+        return round(float(np.percentile(lat, p)), 3) if lat else None
     return {"tasks": len(results), "hours": round(hours, 2), "positives": pos, "hits": hits,
             "miss_rate": round(1 - hits / max(pos, 1), 4), "false_alarms": fa,
             "false_alarms_per_hour": round(fa / max(hours, 1e-9), 3),
