@@ -28,11 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from kws.harness.metrics import parse_predictions
+from kws.safefile import prediction_wavs
 
-from kws.harness.metrics import parse_predictions  # noqa: E402
-from kws.safefile import prediction_wavs  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 

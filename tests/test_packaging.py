@@ -78,3 +78,11 @@ def test_setup_refuses_what_it_cannot_use(tmp_path):
     r = subprocess.run(["bash", str(ROOT / "scripts" / "setup_venv.sh")], capture_output=True, text=True,
                        env={**os.environ, "KWS_VENV": str(tmp_path)})
     assert r.returncode == 1 and "not a complete kws environment" in r.stderr
+
+
+def test_scripts_import_the_installed_package_without_patching_sys_path():
+    """Scripts run against the installed kws (editable in .venv), never a sys.path they patch themselves."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    patched = [p.name for p in sorted((root / "scripts").glob("*.py")) if "sys.path" in p.read_text(encoding="utf-8")]
+    assert patched == []
