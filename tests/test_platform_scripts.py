@@ -12,6 +12,10 @@ from synth import SR, utterance
 from kws.harness.metrics import parse_predictions
 import pytest
 
+# run_local_test.py runs this checkout's initialize.sh: it must reuse the environment the tests run in,
+# not make (and link .venv to) the one setup_venv.sh would key on its own (issue 20).
+HERE_ENV = {**os.environ, **({"KWS_VENV": os.path.realpath(ROOT / ".venv")} if (ROOT / ".venv" / ".complete").exists() else {})}
+
 pytestmark = pytest.mark.e2e   # runs the platform scripts, the CLI or a build in subprocesses
 
 
@@ -50,7 +54,7 @@ def test_local_platform_reports(tiny_task, tmp_path):
     out = tmp_path / "scoring"
     r = subprocess.run([sys.executable, str(ROOT / "run_local_test.py"), "--dataset_dir", tiny_task / "data",
                         "--solution_dir", tiny_task / "solution", "--code_dir", ROOT, "--output_dir", out],
-                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path, env=HERE_ENV)
     assert r.returncode == 0, r.stderr
     assert (out / "scores.txt").read_text().startswith("score: ")
     rep = json.loads((out / "report.json").read_text())
@@ -120,7 +124,7 @@ def test_parallel_jobs_give_the_same_predictions(tiny_task, tmp_path):
     for jobs in (1, 2):
         r = subprocess.run([sys.executable, str(ROOT / "run_local_test.py"), "--dataset_dir", data,
                             "--solution_dir", tmp_path / "solution", "--output_dir", tmp_path / f"j{jobs}",
-                            "--jobs", str(jobs)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+                            "--jobs", str(jobs)], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=HERE_ENV)
         assert r.returncode == 0, r.stderr
         reports[jobs] = json.loads((tmp_path / f"j{jobs}" / "report.json").read_text())
     for s in ("S001", "S002"):
@@ -151,7 +155,7 @@ def test_local_platform_with_no_arguments_scores_the_shipped_demo(tmp_path):
     """The README's main job: no data given, no ../shared needed; a full platform run on demo/."""
     out = tmp_path / "scoring"
     r = subprocess.run([sys.executable, str(ROOT / "run_local_test.py"), "--output_dir", out],
-                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path, env=HERE_ENV)
     assert r.returncode == 0, r.stderr
     rep = json.loads((out / "report.json").read_text())
     assert [s["speaker"] for s in rep["speakers"]] == ["D0001", "D0003", "D0005", "D0010"]
