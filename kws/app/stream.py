@@ -160,7 +160,6 @@ def format_detection(d: Detection) -> str:
 class _Pending:
     candidate: Candidate
     audio: np.ndarray        # the candidate's span, padded
-    start: int               # stream sample of audio[0]
     noise_dbfs: float        # the stream's noise floor when the candidate came
 
 
@@ -238,7 +237,7 @@ class StreamDetector:
             for c in found:
                 a = max(self.buffer.start, int(c.start * self.step) - self.pre)
                 b = min(self.buffer.end, int((c.end + 1) * self.step) + self.post)
-                self.pending.append(_Pending(c, self.buffer.get(a, b), a, self.noise.dbfs()))
+                self.pending.append(_Pending(c, self.buffer.get(a, b), self.noise.dbfs()))
 
     def _maybe_score(self) -> list[Detection]:
         if not self.pending:

@@ -6,6 +6,7 @@ phrase said at 3 dB SNR matches its clean templates less well than the same phra
 """
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass
 
@@ -32,6 +33,18 @@ def db(power: float) -> float:
     return 10 * math.log10(power) if power > 0 else SILENCE_DB
 
 
+def noise_of(power: np.ndarray, speech: np.ndarray) -> tuple[float, bool]:
+    """(noise dBFS, paused) from per-frame powers and the VAD's decisions (NaN: no frame)."""
+    # Median, not mean: onsets the VAD missed should not count as noise. With hardly any pause (a tight
+    # cut, or noise loud enough for the VAD to call it speech) the quietest 5% of frames stand in for it.
+    count = len(power)
+    paused = int((~speech).sum()) >= max(3, count // 10)
+    if not count:
+        return math.nan, paused
+    quiet = power[~speech] if paused else np.sort(power)[:max(1, count // 20)]
+    return db(float(np.median(quiet))), paused
+
+
 def measure(y: np.ndarray, cfg: VadConfig = VadConfig(), speech: np.ndarray | None = None) -> Conditions:
     """Conditions of 16 kHz mono samples; speech: frame_decisions(y, cfg), when the caller has them."""
     n = frame_samples(cfg)
@@ -44,23 +57,17 @@ def measure(y: np.ndarray, cfg: VadConfig = VadConfig(), speech: np.ndarray | No
                             for a in range(0, count, 4096)]) if count else np.zeros(0)
     speech_s = sum(b - a for a, b in segments_of(speech, cfg, len(y), pad_ms=0)) / SAMPLE_RATE
     level = db(float(power[speech].mean())) if speech.any() else SILENCE_DB
-    # Median, not mean: onsets the VAD missed should not count as noise. With hardly any pause (a tight
-    # cut, or noise loud enough for the VAD to call it speech) the quietest 5% of frames stand in for it.
-    paused = int((~speech).sum()) >= max(3, count // 10)
-    quiet = power[~speech] if paused else np.sort(power)[:max(1, count // 20)]
-    noise = db(float(np.median(quiet))) if count else math.nan
+    noise, paused = noise_of(power, speech)
     snr = level - noise if speech.any() and not math.isnan(noise) else math.nan
     clipped = float(np.mean(np.abs(y) >= CLIP_PEAK)) if len(y) else 0.0
     return Conditions(speech_s, level, noise, snr, clipped, paused)
 
 
 class NoiseFloor:
-    """A stream's running estimate of its noise, from its own non-speech: measure()'s rule (the median
-    power of the frames the VAD calls non-speech; the quietest 5% when they are too few) over the last
-    window_s, so that a phrase said among other voices is judged against the room, not the voices."""
+    """A stream's running estimate of its noise, from its own non-speech: measure()'s rule (noise_of) over
+    the last window_s, so that a phrase said among other voices is judged against the room, not the voices."""
 
     def __init__(self, cfg: VadConfig = VadConfig(), window_s: float = 20.0):
-        import collections
         n = max(1, int(window_s * 1000 / cfg.frame_ms))
         self.power: collections.deque[float] = collections.deque(maxlen=n)
         self.speech: collections.deque[bool] = collections.deque(maxlen=n)
@@ -71,12 +78,7 @@ class NoiseFloor:
 
     def dbfs(self) -> float:
         """The noise level now (NaN before any frame)."""
-        if not self.power:
-            return math.nan
-        p, s = np.array(self.power), np.array(self.speech, bool)
-        paused = int((~s).sum()) >= max(3, len(p) // 10)
-        quiet = p[~s] if paused else np.sort(p)[:max(1, len(p) // 20)]
-        return db(float(np.median(quiet)))
+        return noise_of(np.array(self.power), np.array(self.speech, bool))[0]
 
 
 def in_stream(c: Conditions, noise_dbfs: float) -> Conditions:

@@ -67,10 +67,15 @@ def _power_chunks(y: np.ndarray, win: int, hop: int) -> Iterator[np.ndarray]:
         start, stop = a * hop, (min(a + STFT_CHUNK, n) - 1) * hop + win   # in padded samples
         piece = np.concatenate([left[start:stop], y[max(0, start - len(left)):max(0, stop - len(left))],
                                 right[max(0, start - len(left) - len(y)):max(0, stop - len(left) - len(y))]])
-        k = 1 + (len(piece) - win) // hop
-        frames = np.lib.stride_tricks.as_strided(piece, (k, win), (piece.strides[0] * hop, piece.strides[0]))
-        spec = np.fft.rfft(frames * _hann(win), axis=1)
-        yield (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+        yield _framed_power(piece, win, hop)
+
+
+def _framed_power(x: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """|FFT|^2 of every whole Hann-windowed frame of x, frames hop apart from x[0] (no padding)."""
+    k = max(0, 1 + (len(x) - win) // hop)
+    frames = np.lib.stride_tricks.as_strided(x, (k, win), (x.strides[0] * hop, x.strides[0]))
+    spec = np.fft.rfft(frames * _hann(win), axis=1)
+    return (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
 
 
 def power_spectrogram(y: np.ndarray, win: int, hop: int) -> np.ndarray:
@@ -198,9 +203,7 @@ class KeywordFrameStream:
         if k == 0:
             self.samples = x
             return
-        frames = np.lib.stride_tricks.as_strided(x, (k, self.win), (x.strides[0] * self.hop, x.strides[0]))
-        spec = np.fft.rfft(frames * _hann(self.win), axis=1)
-        mel = (spec.real ** 2 + spec.imag ** 2).astype(np.float32) @ self.fb
+        mel = _framed_power(x, self.win, self.hop) @ self.fb
         self.samples = x[k * self.hop:]
         # The running peak: each frame's floor is under the loudest frame of the completed PEAK_CHUNK-frame
         # chunks of the last peak_window_s and of its own chunk so far (chunks counted from the stream's start,
@@ -208,32 +211,27 @@ class KeywordFrameStream:
         frame_peak = mel.max(axis=1, initial=0.0)
         idx = self.n_raw + np.arange(k)
         floor = np.empty(k, np.float32)
-        for a in range(0, k):
+        a = 0
+        while a < k:   # chunk by chunk
             if idx[a] % PEAK_CHUNK == 0 and idx[a] > 0:
                 self.peaks.append(self.chunk_peak)
                 self.chunk_peak = 0.0
             b = min(k, a + PEAK_CHUNK - idx[a] % PEAK_CHUNK)   # the rest of this chunk
-            if a == 0 or idx[a] % PEAK_CHUNK == 0:
-                run = np.maximum.accumulate(frame_peak[a:b])
-                floor[a:b] = np.maximum(np.maximum(run, self.chunk_peak), max(self.peaks, default=0.0))
-                self.chunk_peak = max(self.chunk_peak, float(run[-1]))
+            run = np.maximum.accumulate(frame_peak[a:b])
+            floor[a:b] = np.maximum(np.maximum(run, self.chunk_peak), max(self.peaks, default=0.0))
+            self.chunk_peak = max(self.chunk_peak, float(run[-1]))
+            a = b
         logm = np.log(mel + floor[:, None] * self.cfg.relative_floor + 1e-10)
         ceps = (logm @ _dct(self.cfg.n_mels, self.cfg.n_ceps)[:, 1:]).astype(np.float32)
         self.raw = np.concatenate([self.raw, ceps])
         self.n_raw += k
 
     def _normalised(self, a: int, b: int) -> np.ndarray:
-        """CMVN frames a..b-1 (stream frame indices), frames past the newest repeating it."""
+        """CMVN frames a..b-1 (stream frame indices), frames past the newest repeating it: cmvn() over
+        the frames their windows reach (the stream's first and newest frame extended, as a clip's edges)."""
         first = self.n_raw - len(self.raw)
         idx = np.clip(np.arange(a - self.before, b + self.after), 0, self.n_raw - 1) - first
-        ext = self.raw[idx].astype(np.float64)
-        w = self.cfg.cmvn_frames
-        c = np.concatenate([np.zeros((1, ext.shape[1])), np.cumsum(ext, axis=0)])
-        c2 = np.concatenate([np.zeros((1, ext.shape[1])), np.cumsum(ext ** 2, axis=0)])
-        mu = (c[w:] - c[:-w]) / w
-        var = (c2[w:] - c2[:-w]) / w - mu ** 2
-        x = self.raw[np.arange(a, b) - first]
-        return ((x - mu) / (np.sqrt(np.maximum(var, 0.0)) + 1e-3)).astype(np.float32)
+        return cmvn(self.raw[idx], self.cfg.cmvn_frames)[self.before:self.before + b - a]
 
     def push(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(final columns, provisional columns after them) once y is added."""
