@@ -201,6 +201,27 @@ class ProfileConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """kws serve, the Wyoming wake-word service (kws/app/serve.py); the limits hold per connection."""
+    # Loopback only: whoever reaches the port can stream audio in and learn who spoke (docs/serve.md).
+    host: str = "127.0.0.1"
+    port: int = 10400                  # the port Wyoming wake-word services use (openWakeWord's)
+    max_header_bytes: int = 16 << 10   # one JSON header line; Home Assistant's are under 200 bytes
+    max_data_bytes: int = 64 << 10     # the data block a header may announce (data_length)
+    max_payload_bytes: int = 1 << 20   # one chunk of audio (payload_length): 2.7 s of 48 kHz stereo 32-bit
+    max_channels: int = 8
+    max_rate: int = 192000             # the lowest rate is AudioConfig.min_rate
+    # Audio received but not yet through the detector; while it is full the socket is not read, so a
+    # fast sender is slowed by TCP instead of being buffered.
+    max_queued_s: float = 5.0
+    idle_timeout_s: float = 60.0       # no new frame for this long closes the connection
+    frame_timeout_s: float = 10.0      # once a header has come, its data and payload must come within this
+    write_timeout_s: float = 10.0      # a client that does not read what it is sent for this long is dropped
+    max_clients: int = 200             # connections at once; more are closed as they come
+    reload_interval_s: float = 1.0     # how often the profile folders are checked for a new enrollment
+
+
+@dataclass(frozen=True)
 class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -211,6 +232,7 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     enroll: EnrollConfig = field(default_factory=EnrollConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def second_features(self) -> FeatureConfig | None:
         """The FeatureConfig of the second keyword front end (DetectConfig.second_frontend); None when it is

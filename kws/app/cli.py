@@ -5,6 +5,7 @@
     python -m kws enroll --name PHRASE --out PROFILE_DIR --record N     (from the microphone)
     python -m kws detect PROFILE_DIR LONG.wav [--sensitivity S] [--json] [--threads N]
     python -m kws listen PROFILE_DIR [--sensitivity S] [--json] [--device D] [--seconds S]
+    python -m kws serve --profiles [NAME=]DIR ... [--uri tcp://127.0.0.1:10400] [--sensitivity S]
     python -m kws report RUN_DIR --solution_dir S [--test_meta M] [--clip SPK/FILE]
     python -m kws predict TEST_DIR WORK_DIR PREDICTION_FILE
     python -m kws evaluate --dataset_dir D --solution_dir S [--predictions_dir P] [--test_meta M]
@@ -135,6 +136,11 @@ def _detect(a: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(a: argparse.Namespace) -> int:
+    from kws.app.serve import serve
+    return serve(a.profiles, a.uri, a.sensitivity, _config(a))
+
+
 def _device(text: str) -> int | str:
     """--device: a PortAudio device number, or (part of) its name."""
     return int(text) if text.isdigit() else text
@@ -188,6 +194,37 @@ def _check(a: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_help() -> str:
+    """kws serve --help: what it answers, and its limits as kws/config.py sets them (their one owner)."""
+    from kws.config import AudioConfig, ServeConfig
+    c = ServeConfig()
+    return f"""\
+Serves every phrase enrolled in the --profiles folders as a Wyoming wake-word service. Home Assistant:
+Settings > Devices & services > Add integration > Wyoming Protocol, this host and port; the phrases are
+then wake words ("person:phrase") to pick in an Assist pipeline. It answers Describe with Info, and after
+Detect, AudioStart and AudioChunks (any rate, width and channel count) sends one Detection per utterance
+(the model's name, the phrase's end in ms from AudioStart, the speaker whose profile fired), or
+NotDetected at AudioStop when nothing fired. It decides as kws detect does on the same audio.
+A phrase enrolled or re-enrolled into a served folder is picked up within {c.reload_interval_s:g} s, whole (never
+half-written); a folder that fails to load is logged and its last version kept.
+
+Limits, per connection (kws/config.py ServeConfig; --set serve.FIELD=VALUE changes them):
+  header line {c.max_header_bytes} bytes, data block {c.max_data_bytes} bytes, audio chunk {c.max_payload_bytes} bytes;
+  rate {AudioConfig.min_rate}-{c.max_rate} Hz, width 1-4 bytes, 1-{c.max_channels} channels;
+  {c.max_queued_s:g} s of audio queued (beyond it the socket is not read, so TCP slows the sender);
+  {c.idle_timeout_s:g} s idle; {c.frame_timeout_s:g} s for a frame's body once its header came; {c.write_timeout_s:g} s for the
+  client to read what it is sent; {c.max_clients} clients at once.
+Malformed JSON, an unknown event type, a wrong length, a limit broken, a client that hangs up mid-frame
+or never reads: one log line, and only that connection is closed.
+
+It listens on {c.host} (this machine) unless --uri says otherwise: whoever reaches the port can stream
+audio in and learn who spoke. docs/serve.md: exposing it, systemd, Home Assistant.
+Needs the [serve] extra: pip install 'kws[serve]' (the wyoming package).
+
+example: kws serve --profiles alice=/home/alice/kws bob=/home/bob/kws --uri tcp://127.0.0.1:{c.port}
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="kws", description="Personalised wake-word spotting (Auto-KWS).")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -236,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input device (number or name; default: the system default)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this much audio (default: until Ctrl-C)")
     p.set_defaults(run=_listen)
+    p = sub.add_parser("serve", parents=[settable], formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="serve the enrolled wake words over the Wyoming protocol (Home Assistant; [serve] extra)",
+                       description=_serve_help())
+    p.add_argument("--profiles", nargs="+", required=True, metavar="[NAME=]DIR",
+                   help="one profile folder per person (from enroll --out); the person is NAME, else the folder's "
+                        "name, and is the speaker a detection names. Phrases enrolled into these folders later "
+                        "are served without a restart")
+    p.add_argument("--uri", default=None, metavar="URI",
+                   help="tcp://HOST:PORT or unix:///PATH (default: tcp://SERVE.HOST:SERVE.PORT, i.e. "
+                        "tcp://127.0.0.1:10400, this machine only)")
+    p.add_argument("--sensitivity", default="balanced", help="as for detect, for every phrase served")
+    p.set_defaults(run=_serve)
     p = sub.add_parser("report", help="HTML page with DET curves, score distributions and a DTW alignment of a run")
     p.add_argument("run_dir", help="the --output_dir of run_local_test.py")
     p.add_argument("--solution_dir", required=True)
