@@ -40,6 +40,10 @@ class ClientError(Exception):
     """What a client sent or failed to do, in words for the log: its connection is closed."""
 
 
+def default_uri(cfg: Config) -> str:
+    return f"tcp://{cfg.serve.host}:{cfg.serve.port}"
+
+
 def parse_uri(uri: str) -> tuple[str, str | int]:
     """tcp://HOST:PORT -> (host, port); unix:///PATH -> ("unix", path)."""
     u = urlparse(uri)
@@ -272,7 +276,10 @@ class Service:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.cfg.serve.reload_interval_s)
-            await loop.run_in_executor(self.pool, self.household.refresh)
+            try:
+                await loop.run_in_executor(self.pool, self.household.refresh)
+            except Exception as e:   # the next look tries again; the versions served stay
+                log.error("reloading profiles: %s: %s", type(e).__name__, str(e)[:200])
 
 
 @contextlib.contextmanager
@@ -306,7 +313,7 @@ def serve(profiles: list[str], uri: str | None, sensitivity: str | float, cfg: C
     except ImportError:
         from kws.errors import KwsError
         raise KwsError("kws serve needs the wyoming package: pip install 'kws[serve]'") from None
-    uri = uri or f"tcp://{cfg.serve.host}:{cfg.serve.port}"
+    uri = uri or default_uri(cfg)
     host, _ = parse_uri(uri)
     if host not in ("unix", "127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach it can stream audio to it and learn who spoke "
