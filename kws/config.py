@@ -150,7 +150,8 @@ class StreamConfig:
     hop_s: float = 0.1                 # the stream is scanned in hops of this much audio, whatever the blocks
     # A match is a candidate when its distance, against the take's impostor statistics (kw_z's scale),
     # is at least this over the top-k takes, and no better match ends within spot_confirm_s after it.
-    spot_min_z: float = 1.0
+    # 0.75: every train-stream positive but one has a candidate, ~800 candidates an hour (scripts/fit_stream.py).
+    spot_min_z: float = 0.75
     spot_confirm_s: float = 0.1
     spot_min_gap_s: float = 0.3        # after a candidate, the next one ends at least this much later
     # Keyword columns are committed once this many 10 ms frames follow them (49: the CMVN window's whole
@@ -158,7 +159,7 @@ class StreamConfig:
     spot_commit_frames: int = 49
     span_pre_s: float = 0.25           # a candidate is judged on its match with this much audio before ...
     span_post_s: float = 0.1           # ... and this much after (no more than has arrived)
-    refractory_s: float = 1.5          # a detection ending this soon after a detection is the same utterance
+    refractory_s: float = 1.5          # a detection ending this soon after a detection, or overlapping it, is the same utterance
     # Candidates wait up to this much stream time to be judged together (cheaper for files); 0 judges
     # each in the hop that confirms it (live input). Decisions are the same either way.
     max_delay_s: float = 10.0

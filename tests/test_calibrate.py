@@ -191,3 +191,27 @@ def test_cross_validation_scores_held_out_tables_as_predict_decides(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "cv_calibration.py"), "--scores", str(dev), str(paths[1]),
                         "--columns", "good"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode != 0 and "train-split tasks only" in r.stderr
+
+
+def test_stream_loss_refinement_finds_every_positive_and_lowers_its_loss():
+    """fit_stream_loss: a positive needs one accepted candidate, so its weaker candidates may be refused;
+    from a poor start it ends on a fusion that accepts a candidate of each positive and few negatives."""
+    from kws.training.fitting import fit_stream_loss
+    rng = np.random.default_rng(0)
+    n_pos, per = 20, 3
+    pos = rng.normal(2.0, 0.5, (n_pos * per, 2))
+    pos[::per, 0] += 2.0                               # the one good candidate of each positive
+    neg = rng.normal(-1.0, 1.0, (400, 2))
+    x = np.vstack([pos, neg])
+    group = np.concatenate([np.repeat(np.arange(n_pos), per), -np.ones(len(neg), int)])
+    w_miss, w_fa = np.full(n_pos, 1 / n_pos), np.where(group < 0, 0.1, 0.0)
+
+    def loss(w, b):
+        z = x @ w + b
+        acc = z > 0
+        missed = sum(not acc[group == g].any() for g in range(n_pos))
+        return missed / n_pos + 0.1 * acc[group < 0].sum()
+
+    w0, b0 = np.array([0.0, 0.01]), 0.0
+    w, b = fit_stream_loss(x, group, w_miss, w_fa, w0, b0)
+    assert loss(w, b) < loss(w0, b0) and loss(w, b) <= 0.3

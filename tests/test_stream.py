@@ -70,7 +70,7 @@ def test_nan_block_is_silence_and_the_scan_goes_on(tmp_path, caplog):
 
 def detector(profile_dir, **stream) -> StreamDetector:
     cfg = Config(stream=StreamConfig(**stream))
-    return StreamDetector(Profile.load(profile_dir).phrases, Calibration.for_config(cfg), cfg=cfg)
+    return StreamDetector(Profile.load(profile_dir).phrases, Calibration.for_stream(cfg), cfg=cfg)
 
 
 UTTERANCES = [(["bravo"], 120, 1.0), (PHRASE, 120, 1.0), (["omega", "bravo"], 120, 1.0), (["delta", "omega"], 120, 1.0),

@@ -170,12 +170,14 @@ class Detector:
     """A Profile, the calibration and a sensitivity: detections in recordings of any length, or scores of clips."""
 
     def __init__(self, profile: Profile | str | Path, sensitivity: str | float = "balanced",
-                 cfg: Config = DEFAULT, calibration: Calibration | None = None):
+                 cfg: Config = DEFAULT, calibration: Calibration | None = None,
+                 stream_calibration: Calibration | None = None):
         self.profile = profile if isinstance(profile, Profile) else Profile.load(profile, cfg)
         cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
         for name, phrase in self.profile.phrases.items():
             check_compatible(phrase, cfg, self.profile.folder / name, cohort)
-        self.calibration = calibration or Calibration.for_config(cfg)
+        self.calibration = calibration or Calibration.for_config(cfg)          # whole clips (score)
+        self.stream_calibration = stream_calibration or Calibration.for_stream(cfg)   # stream candidates (detect, listen)
         self.offset = threshold_offset(sensitivity, cfg.stream)
         self.threshold = self.calibration.threshold + self.offset
         self.cfg = cfg
@@ -186,7 +188,7 @@ class Detector:
         live: judge each candidate in the hop that finds it (StreamConfig.max_delay_s = 0), for real-time
         input; the decisions are the same as batched ones, only sooner."""
         cfg = replace(self.cfg, stream=replace(self.cfg.stream, max_delay_s=0.0)) if live else self.cfg
-        return StreamDetector(self.profile.phrases, self.calibration, self.offset, cfg)
+        return StreamDetector(self.profile.phrases, self.stream_calibration, self.offset, cfg)
 
     def listen(self, device: int | str | None = None, seconds: float | None = None) -> Iterator[Detection]:
         """Detections from the input device as they happen (the [mic] extra: sounddevice)."""

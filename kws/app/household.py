@@ -97,7 +97,7 @@ class Household:
 
     def __init__(self, folders: dict[str, Path], sensitivity: str | float, cfg: Config):
         self.folders, self.sensitivity, self.cfg = folders, sensitivity, cfg
-        self.calibration = Calibration.for_config(cfg)   # one for everyone; the cohort is cached by load_cohort
+        self.calibration = Calibration.for_stream(cfg)   # one for everyone; the cohort is cached by load_cohort
         self.people: dict[str, Person] = {}
         self._loaded: dict[str, dict[str, tuple[Entry, SpeakerProfile]]] = {n: {} for n in folders}
         self._failed: dict[tuple[str, str], Entry] = {}  # (person, phrase) -> the entry that failed to load
@@ -149,7 +149,7 @@ class Household:
             log.info("%s (%s): no phrase served", name, folder)
             return None
         profile = Profile(folder, {k: v[1] for k, v in sorted(phrases.items())})
-        person = Person(name, folder, Detector(profile, self.sensitivity, self.cfg, calibration=self.calibration))
+        person = Person(name, folder, Detector(profile, self.sensitivity, self.cfg, stream_calibration=self.calibration))
         log.info("serving %s (%s): %s", name, folder, ", ".join(profile.phrases))
         return person
 
@@ -157,5 +157,5 @@ class Household:
         """One phrase, loaded and checked against the models as Detector checks it."""
         where = folder if phrase == folder.name and (folder / PROFILE_NAME).is_file() else folder / phrase
         one = Profile(folder, {phrase: SpeakerProfile.load(where, self.cfg)})
-        Detector(one, self.sensitivity, self.cfg, calibration=self.calibration)   # raises ProfileError if it cannot serve
+        Detector(one, self.sensitivity, self.cfg, stream_calibration=self.calibration)   # raises ProfileError if it cannot serve
         return one.phrases[phrase]

@@ -28,6 +28,7 @@ from kws.nn.encoder import keyword_frames
 from kws.signal.conditions import NoiseFloor, in_stream
 from kws.signal.features import KeywordFrameStream, frames_per_second
 from kws.scoring.profile import SpeakerProfile
+from kws.scoring.recent import RecentPrior, RecentScores
 from kws.scoring.spotter import Candidate, Spotter
 from kws.stages import stage
 from kws.signal.vad import StreamVad
@@ -199,6 +200,9 @@ class StreamDetector:
         self.pending: list[_Pending] = []
         self.last_end = -math.inf                    # end of the last detection, stream samples
         self.judged = 0                              # candidates judged so far
+        # A stream calibration sees each candidate against the phrase's recent ones (scoring.recent).
+        self.recent = {name: RecentScores(calibration.names, RecentPrior(**calibration.recent)) for name in phrases} \
+            if calibration.recent else {}
         self.trace: list[tuple[Candidate, float, dict[str, float]]] | None = None   # a list: every judgement kept
 
     @property
@@ -257,6 +261,10 @@ class StreamDetector:
                 continue
             clips = [span_clip(todo[i].audio, todo[i].noise_dbfs, self.cfg) for i in idx]
             scores, _ = score_and_locate(profile, clips, self.cohort, self.cfg, self.cfg.detect.speaker_check)
+            scores["spot"] = np.array([todo[i].candidate.score for i in idx])
+            if self.recent:   # in the order the candidates came, as scripts/fit_stream.py replays them
+                run = [self.recent[name].push({k: float(v[j]) for k, v in scores.items()}) for j in range(len(idx))]
+                scores.update({k: np.array([r[k] for r in run]) for k in (run[0] if run else {})})
             for i, f, j in zip(idx, self.calibration.fuse(scores), range(len(idx))):
                 fused[i], named[i] = float(f), {k: float(v[j]) for k, v in scores.items()}
         if self.trace is not None:
@@ -265,7 +273,9 @@ class StreamDetector:
         for i in sorted(range(len(todo)), key=lambda i: todo[i].candidate.end):   # in stream order
             c = todo[i].candidate
             end = int((c.end + 1) * self.step)
-            if fused[i] > self.threshold and end - self.last_end > self.cfg.stream.refractory_s * SAMPLE_RATE:
+            # The same utterance: a match ending within refractory_s of the last detection, or overlapping it.
+            fresh = end - self.last_end > self.cfg.stream.refractory_s * SAMPLE_RATE and c.start * self.step >= self.last_end
+            if fused[i] > self.threshold and fresh:
                 out.append(Detection(c.phrase, c.start * self.step / SAMPLE_RATE, end / SAMPLE_RATE, fused[i],
                                      self.threshold, self.seconds, named[i]))
                 self.last_end = end

@@ -16,6 +16,7 @@ and condition columns are seen against the folder too (scores.Column.per_set).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import numpy as np
 
 from kws.config import PRETRAINED_DIR, Config, DetectConfig
 from kws.errors import WeightsError
+
+log = logging.getLogger(__name__)
 
 SET_SUFFIX = "@set"                       # a column standardised over the test folder (see above)
 TOP_SUFFIX = "@top"                       # a column's distance above the folder's TOP_PERCENTILE (see above)
@@ -33,15 +36,16 @@ PRODUCT = "*"                             # a column that is the product of two 
 RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range of its training values
 
 
-def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False) -> str:
-    """calibration[_keyword][_<frontend>][_plus-<second frontend>][_matcher][_voice-<voiceprint>][_nm][_set].json:
+def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False, stream: bool = False) -> str:
+    """calibration[_stream][_keyword][_<frontend>][_plus-<second frontend>][_matcher][_voice-<voiceprint>][_nm][_set].json:
     one fit per set of scores.
 
     keyword_only: without the speaker scores, predict's fallback tier when short of time (and the only
     one without DetectConfig.speaker_check).
-    by_set: with test-set normalised columns as well."""
+    by_set: with test-set normalised columns as well.
+    stream: the listener's judge of stream candidates (scripts/fit_stream.py)."""
     keyword_only = keyword_only or not cfg.detect.speaker_check
-    parts = ["calibration", *(["keyword"] if keyword_only else []),
+    parts = ["calibration", *(["stream"] if stream else []), *(["keyword"] if keyword_only else []),
              *([cfg.features.frontend] if cfg.features.frontend != "mfcc" else []),
              *([f"plus-{cfg.detect.second_frontend}"] if cfg.second_features() else []),
              *(["matcher"] if cfg.detect.matcher else []),
@@ -65,6 +69,8 @@ class Calibration:
     # one column cannot carry a clip on its own. Empty: no clipping.
     lo: tuple[float, ...] = ()
     hi: tuple[float, ...] = ()
+    # A stream calibration's running statistics start from these (recent.RecentPrior's fields); empty otherwise.
+    recent: dict = field(default_factory=dict)
 
     def fuse(self, scores: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Fused score of each row; `@set` columns are standardised over `reference` (default: these rows),
@@ -85,6 +91,15 @@ class Calibration:
     def for_config(cls, cfg: Config, keyword_only: bool = False, by_set: bool = False) -> "Calibration":
         """The committed calibration fitted for this configuration (see calibration_name)."""
         return cls.load(PRETRAINED_DIR / calibration_name(cfg, keyword_only, by_set))
+
+    @classmethod
+    def for_stream(cls, cfg: Config) -> "Calibration":
+        """The listener's judge: the stream fit for this configuration, else (none fitted) the plain one."""
+        path = PRETRAINED_DIR / calibration_name(cfg, stream=True)
+        if path.exists():
+            return cls.load(path)
+        log.info("no %s: streams are judged by the clip calibration", path.name)
+        return cls.for_config(cfg)
 
     @classmethod
     def load(cls, path: str | Path) -> "Calibration":

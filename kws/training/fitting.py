@@ -81,3 +81,31 @@ def fit_fusion(x: np.ndarray, y: np.ndarray, groups: np.ndarray, l2: float = 1e-
         if score2 <= score:
             return w2, b2, threshold2, score2, "task"
     return w, b, threshold, score, "logistic"
+
+
+def fit_stream_loss(x: np.ndarray, hit_group: np.ndarray, w_miss: np.ndarray, w_fa: np.ndarray, w0: np.ndarray, b0: float,
+                    l2: float = 1e-3, tau: float = 1.0) -> tuple[np.ndarray, float]:
+    """Weights and bias refined, from (w0, b0), on a listener's loss over stream candidates: a positive is
+    missed unless one of its candidates is accepted, each accepted negative is a false alarm.
+
+    hit_group: the positive each candidate lies on (-1: none); w_miss: each positive's miss weight (1 / its
+    stream's positives / streams); w_fa: each candidate's false-alarm weight (per_hour / its stream's hours /
+    streams; 0 on positives). Accepting is smoothed into sigmoid(fused / tau), as in fit_task_loss."""
+    from scipy.optimize import minimize  # fitting is offline
+    on = hit_group >= 0
+    groups = hit_group[on]
+
+    def loss(p):
+        z = (x @ p[:-1] + p[-1]) / tau
+        accept = 1 / (1 + np.exp(-z))
+        # log P(no candidate of the positive accepted) = sum of log(1 - accept) = -sum softplus(z)
+        log_none = np.bincount(groups, weights=-np.logaddexp(0, z[on]), minlength=len(w_miss))
+        none = np.exp(log_none)
+        value = w_miss @ none + w_fa @ accept + l2 * p[:-1] @ p[:-1]
+        grad_z = w_fa * accept * (1 - accept)
+        grad_z[on] += -(w_miss * none)[groups] * accept[on]
+        grad_z /= tau
+        return value, np.append(x.T @ grad_z + 2 * l2 * p[:-1], grad_z.sum())
+
+    p = minimize(loss, np.append(w0, b0), jac=True, method="L-BFGS-B").x
+    return p[:-1], float(p[-1])

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Fit the listener's judge on train-split streams: pretrained/calibration_stream_<...>.json.
+
+    python scripts/stream_bench.py build --split train --noise ../shared/data/noise-train --out SCRATCH/sb-train ...
+    python scripts/eval_stream.py --profile T/profile --stream T/stream.flac --truth T/truth.tsv \
+        --record T/rec.tsv --set stream.spot_min_z=-1          # for every task T of the train bench
+    python scripts/fit_stream.py --bench SCRATCH/sb-train --record rec.tsv [--cv 4] [--out pretrained/...]
+
+Each judged candidate of the recordings is a row: its clip scores (detect.score_and_locate on its span),
+its spot score, and what lies under it. A candidate on a positive is a positive. Candidates below
+--min-z are dropped (the spotter would not have made them), the rest are replayed in stream order
+through recent.RecentScores for their @run/@runtop columns, and a logistic fusion is fitted on them;
+its threshold minimises the mean over streams of  miss rate + --per-hour * false alarms per hour  (0.1:
+half a false alarm an hour weighs as much as 5 % misses, the two targets of docs/stream_bench.md).
+--cv K reports that loss for held-out folds of streams, to choose between column sets; never fit on dev.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from kws.config import DEFAULT, StreamConfig
+from kws.scoring.calibrate import RANGE_PERCENTILES, Calibration, calibration_name
+from kws.scoring.recent import RecentPrior, RecentScores, recent_bases, recent_columns
+from kws.training.fitting import fit_logistic, fit_stream_loss
+
+log = logging.getLogger("fit_stream")
+
+
+def read_bench(bench: Path, record: str) -> tuple[list[dict], dict[str, float], dict[str, int]]:
+    """(candidate rows in stream order, hours of each stream, positives in each stream) of a train bench."""
+    meta = json.loads((bench / "bench.json").read_text(encoding="utf-8"))
+    if meta["args"].get("split") != "train":
+        raise SystemExit(f"{bench} is a {meta['args'].get('split')}-split bench; fit on train-split streams only")
+    rows, hours, positives = [], {}, {}
+    for t in meta["tasks"]:
+        path = bench / t["task"] / record
+        if not path.exists():
+            log.warning("%s: no %s, task left out", t["task"], record)
+            continue
+        with open(path, encoding="utf-8") as f:
+            rows += [{**r, "task": t["task"]} for r in csv.DictReader(f, delimiter="\t")]
+        hours[t["task"]], positives[t["task"]] = t["seconds"] / 3600, t["positive"]
+    return rows, hours, positives
+
+
+def columns(rows: list[dict], names: tuple[str, ...], prior: RecentPrior) -> np.ndarray:
+    """The rows' values of names, @run columns replayed stream by stream, phrase by phrase, in order."""
+    base = [n for n in names if n not in set(sum((recent_columns(b) for b in recent_bases(names)), ()))]
+    recent: dict[tuple[str, str], RecentScores] = {}
+    out = []
+    for r in rows:
+        v = {n: float(r[n]) if r.get(n, "") != "" else np.nan for n in set(base) | set(recent_bases(names))}
+        rs = recent.setdefault((r["task"], r["phrase"]), RecentScores(names, prior))
+        out.append([{**v, **rs.push(v)}[n] for n in names])
+    return np.array(out, np.float64)
+
+
+def stream_loss(fused: np.ndarray, rows: list[dict], hours: dict[str, float], positives: dict[str, int],
+                thresholds: np.ndarray, per_hour: float, refractory: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over streams of miss rate + per_hour * false alarms per hour, at each threshold: a positive
+    is hit when a candidate on it is accepted; accepted candidates elsewhere are false alarms, one per
+    refractory period. Returns (loss, miss rate, false alarms per hour), each a mean over streams."""
+    task = np.array([r["task"] for r in rows])
+    end = np.array([float(r["end_s"]) for r in rows])
+    on = np.array([r["kind"] == "positive" for r in rows])
+    truth = np.array([f'{r["task"]}/{r["truth_start"]}' for r in rows])
+    miss, fa_h = np.zeros(len(thresholds)), np.zeros(len(thresholds))
+    for t in hours:
+        m = task == t
+        f, e, o, tr = fused[m], end[m], on[m], truth[m]
+        acc = f[None, :] > thresholds[:, None]
+        hits = np.array([len(set(tr[o & a])) for a in acc])
+        fas = np.zeros(len(thresholds))
+        order = np.argsort(e[~o])
+        for k, a in enumerate(acc[:, ~o][:, order]):
+            last, n = -np.inf, 0
+            for x in e[~o][order][a]:
+                if x - last > refractory:
+                    n, last = n + 1, x
+            fas[k] = n
+        miss += 1 - hits / max(positives[t], 1)
+        fa_h += fas / hours[t]
+    miss, fa_h = miss / len(hours), fa_h / len(hours)
+    return miss + per_hour * fa_h, miss, fa_h
+
+
+def fit(rows: list[dict], names: tuple[str, ...], window: int, weight: float, hours: dict, positives: dict,
+        per_hour: float, l2: float, refractory: float, objective: str = "stream", tau: float = 1.0) -> tuple[Calibration, float]:
+    """The calibration of candidate rows, and its train loss."""
+    bases = recent_bases(names)
+    prior = RecentPrior.of({b: np.array([float(r[b]) for r in rows]) for b in bases}, window, weight) if bases \
+        else RecentPrior(window, weight)
+    x = columns(rows, names, prior)
+    y = np.array([r["kind"] == "positive" for r in rows], float)
+    ok = np.isfinite(x).all(axis=1)
+    lo, hi = np.percentile(x[ok], RANGE_PERCENTILES, axis=0)
+    xc = np.clip(np.nan_to_num(x, nan=0.0), lo, hi)
+    mean, std = xc[ok].mean(axis=0), xc[ok].std(axis=0)
+    std = np.where(std < 1e-6, 1.0, std)
+    z = (xc - mean) / std
+    w, b = fit_logistic(z[ok], y[ok], l2)
+    threshold, loss = best_threshold(np.where(ok, z @ w + b, -np.inf), rows, hours, positives, per_hour, refractory)
+    if objective == "stream":
+        w2, b2 = refine(z[ok], [r for r, k in zip(rows, ok) if k], w, b - threshold, hours, positives, per_hour, tau)
+        threshold2, loss2 = best_threshold(np.where(ok, z @ w2 + b2, -np.inf), rows, hours, positives, per_hour, refractory)
+        if loss2 <= loss:
+            w, b, threshold, loss = w2, b2, threshold2, loss2
+    cal = Calibration(names, tuple(mean.round(6)), tuple(std.round(6)), tuple(w.round(6)), round(b, 6), round(threshold, 6),
+                      lo=tuple(lo.round(6)), hi=tuple(hi.round(6)),
+                      recent={"window": prior.window, "weight": prior.weight, "mean": prior.mean, "std": prior.std,
+                              "top": prior.top})
+    return cal, loss
+
+
+def best_threshold(fused: np.ndarray, rows: list[dict], hours: dict[str, float], positives: dict[str, int],
+                   per_hour: float, refractory: float) -> tuple[float, float]:
+    """The threshold of least stream loss (the middle of its best plateau), and that loss."""
+    ok = np.isfinite(fused)
+    grid = np.unique(np.quantile(fused[ok & (fused > np.quantile(fused[ok], 0.5))], np.linspace(0, 1, 301)))
+    loss = stream_loss(fused, rows, hours, positives, grid, per_hour, refractory)[0]
+    best = np.flatnonzero(loss <= loss.min() + 1e-9)
+    return float((grid[best[0]] + grid[best[-1]]) / 2), float(loss[best[0]])
+
+
+def refine(z: np.ndarray, rows: list[dict], w: np.ndarray, b: float, hours: dict[str, float], positives: dict[str, int],
+           per_hour: float, tau: float) -> tuple[np.ndarray, float]:
+    """The fusion refined on the smoothed stream loss (fitting.fit_stream_loss)."""
+    keys = [f'{r["task"]}/{r["truth_start"]}' if r["kind"] == "positive" else "" for r in rows]
+    index = {k: i for i, k in enumerate(dict.fromkeys(k for k in keys if k))}
+    group = np.array([index.get(k, -1) for k in keys])
+    n = len(hours)
+    w_miss = np.array([1 / max(positives[k.split("/")[0]], 1) / n for k in index])
+    w_fa = np.array([0.0 if g >= 0 else per_hour / hours[r["task"]] / n for r, g in zip(rows, group)])
+    return fit_stream_loss(z, group, w_miss, w_fa, w, b, tau=tau)
+
+
+def apply(cal: Calibration, rows: list[dict]) -> np.ndarray:
+    """Fused scores of rows under a fitted calibration, replayed as the listener would."""
+    x = columns(rows, cal.names, RecentPrior(**cal.recent))
+    ok = np.isfinite(x).all(axis=1)
+    z = (np.clip(np.nan_to_num(x, nan=0.0), cal.lo, cal.hi) - np.array(cal.mean)) / np.array(cal.std)
+    return np.where(ok, z @ np.array(cal.weights) + cal.bias, -np.inf)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bench", required=True, type=Path, help="a train-split stream bench (scripts/stream_bench.py build)")
+    ap.add_argument("--record", default="rec.tsv", help="each task's candidate record (eval_stream.py --record)")
+    plain = Calibration.for_config(DEFAULT).names
+    ap.add_argument("--columns", default=",".join((*plain, "spot")), help="score columns to fuse (default: the plain "
+                    "calibration's and the spot score)")
+    ap.add_argument("--recent", default="", help="base columns whose @run/@runtop columns are fused too (kws.scoring.recent)")
+    ap.add_argument("--window", type=int, default=RecentPrior.window)
+    ap.add_argument("--weight", type=float, default=RecentPrior.weight)
+    ap.add_argument("--min-z", type=float, default=StreamConfig.spot_min_z, help="drop candidates the spotter would not "
+                    "make at this StreamConfig.spot_min_z (the record must have been made at or below it)")
+    ap.add_argument("--per-hour", type=float, default=0.1, help="loss weight of one false alarm per hour")
+    ap.add_argument("--l2", type=float, default=1e-2)
+    ap.add_argument("--objective", choices=("stream", "logistic"), default="stream", help="stream: the logistic fit "
+                    "refined on the smoothed stream loss, kept when its train loss is no worse")
+    ap.add_argument("--tau", type=float, default=1.0, help="sigmoid width of the stream loss, in fused-score units")
+    ap.add_argument("--cv", type=int, default=0, help="report held-out loss over this many folds of streams")
+    ap.add_argument("--seed", type=int, default=1, help="which streams go in which fold (--cv)")
+    ap.add_argument("--baseline", action="store_true", help="also report the clip calibration's loss on the candidates")
+    ap.add_argument("--out", default="", help=f"write the calibration (the listener loads pretrained/"
+                    f"{calibration_name(DEFAULT, stream=True)})")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    rows, hours, positives = read_bench(a.bench, a.record)
+    rows = [r for r in rows if float(r["spot"]) >= a.min_z]
+    names = (*a.columns.split(","), *(c for b in a.recent.split(",") if b for c in recent_columns(b)))
+    args = (a.window, a.weight, hours, positives, a.per_hour, a.l2, StreamConfig.refractory_s, a.objective, a.tau)
+    if a.cv:
+        tasks = np.array(sorted(hours))
+        fold = np.random.default_rng(a.seed).permutation(len(tasks)) % a.cv
+        held = []   # (loss, miss, false alarms / h) of each fold, times its streams
+        for k in range(a.cv):
+            train = set(tasks[fold != k])
+            cal, _ = fit([r for r in rows if r["task"] in train], names, *args[:2],
+                         {t: h for t, h in hours.items() if t in train}, positives, *args[4:])
+            test = [r for r in rows if r["task"] not in train]
+            th = {t: h for t, h in hours.items() if t not in train}
+            got = stream_loss(apply(cal, test), test, th, positives, np.array([cal.threshold]), a.per_hour,
+                              StreamConfig.refractory_s)
+            held.append([float(g[0]) * len(th) for g in got])
+        loss, miss, fa_h = np.sum(held, axis=0) / len(tasks)
+        log.info("cv %d folds: held-out loss %.4f: miss rate %.3f, %.2f false alarms/h (%d candidates/h)", a.cv, loss, miss,
+                 fa_h, len(rows) / sum(hours.values()))
+    if a.baseline:
+        plain_cal = Calibration.for_config(DEFAULT)
+        got = stream_loss(np.array([float(r["fused"]) for r in rows]), rows, hours, positives,
+                          np.array([plain_cal.threshold]), a.per_hour, StreamConfig.refractory_s)
+        log.info("the clip calibration on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h",
+                 *(float(g[0]) for g in got))
+    cal, loss = fit(rows, names, *args)
+    log.info("train loss %.4f, %d candidates in %d streams, threshold %.3f, weights %s", loss, len(rows), len(hours),
+             cal.threshold, dict(zip(cal.names, np.round(cal.weights, 2))))
+    if a.out:
+        cal = Calibration(**{**cal.__dict__, "provenance": {"command": " ".join(["python", *sys.argv]), "streams": len(hours),
+                                                            "candidates": len(rows), "train_loss": round(loss, 4),
+                                                            "spot_min_z": a.min_z, "per_hour": a.per_hour}})
+        cal.save(a.out)
+        log.info("wrote %s", a.out)
+
+
+if __name__ == "__main__":
+    main()
