@@ -315,10 +315,11 @@ def test_listens_on_loopback_unless_told(personal_profile):
 
 
 @pytest.mark.e2e
-def test_kws_serve_command(personal_profile, tmp_path):
-    """The command as a user runs it: defaults from config.py (port 0 here: any free one), Describe, SIGTERM."""
+def test_kws_serve_command(personal_profile, second_person, tmp_path):
+    """The command as a user runs it: defaults from config.py (port 0 here: any free one), --profiles given
+    twice, Describe, SIGTERM."""
     p = subprocess.Popen([sys.executable, "-m", "kws", "serve", "--profiles", f"me={personal_profile}",
-                          "--set", "serve.port=0"], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                          "--set", "serve.port=0", "--profiles", str(second_person)], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         lines = []
@@ -328,7 +329,7 @@ def test_kws_serve_command(personal_profile, tmp_path):
                 break
         assert m, "".join(lines)
         assert m.group(1).startswith("tcp://127.0.0.1:")
-        assert describe(m.group(1)) == ["me:alpha-delta"]
+        assert describe(m.group(1)) == ["me:alpha-delta", "you:bravo-omega"]
     finally:
         p.send_signal(signal.SIGTERM)
         rest = p.communicate(timeout=60)[1]

@@ -276,10 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[settable], formatter_class=argparse.RawDescriptionHelpFormatter,
                        help="serve the enrolled wake words over the Wyoming protocol (Home Assistant; [serve] extra)",
                        description=_serve_help())
-    p.add_argument("--profiles", nargs="+", required=True, metavar="[NAME=]DIR",
+    p.add_argument("--profiles", nargs="+", action="extend", required=True, metavar="[NAME=]DIR",
                    help="one profile folder per person (from enroll --out); the person is NAME, else the folder's "
                         "name, and is the speaker a detection names. Phrases enrolled into these folders later "
-                        "are served without a restart")
+                        "are served without a restart (repeatable)")
     p.add_argument("--uri", default=None, metavar="URI",
                    help="tcp://HOST:PORT or unix:///PATH (default: tcp://SERVE.HOST:SERVE.PORT, i.e. "
                         "tcp://127.0.0.1:10400, this machine only)")
