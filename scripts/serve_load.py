@@ -16,7 +16,7 @@ named after the task; each client sends Detect with its own task's model, then A
             round trip, which the server answers only once the audio before it went through the detector.
   fast      the same clients and audio, each sent as fast as the server takes it (TCP backpressure):
             the same detections, and how many times real time the process keeps up with in all.
-  ramp      N = 20, 40, ... real-time streams of --ramp-minutes (stream k: task k mod 20, from minute
+  ramp      N = 10, 20, 30, ... real-time streams of --ramp-minutes (stream k: task k mod 20, from minute
             10 * (k // 20 mod 3) of its stream), until one falls behind: latency p95 over 0.5 s, lag p95
             over 0.5 s, or lag growing (last fifth's mean over the first fifth's by 0.25 s or more).
 Also: the server's peak RSS (VmHWM) and CPU seconds, the client process's CPU, the load average.
@@ -231,7 +231,7 @@ def main() -> None:
     ap.add_argument("--bench", type=Path, required=True, help="a stream_bench.py build folder")
     ap.add_argument("--tasks", type=int, default=20)
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--ramp", default="20,40,60,80,100,120,140,160", help="real-time stream counts to try, in order")
+    ap.add_argument("--ramp", default="10,20,30,40,50,60,80,100,120", help="real-time stream counts to try, in order")
     ap.add_argument("--ramp-minutes", type=float, default=2.0)
     ap.add_argument("--skip", default="", help="phases to leave out: realtime,fast,ramp")
     ap.add_argument("--out", type=Path, default=Path("docs/serve_load.json"))
