@@ -10,8 +10,10 @@ Each judged candidate of the recordings is a row: its clip scores (detect.score_
 its spot score, and what lies under it. A candidate on a positive is a positive. Candidates below
 --min-z are dropped (the spotter would not have made them), the rest are replayed in stream order
 through recent.RecentScores for their @run/@runtop columns, and a logistic fusion is fitted on them;
-its threshold minimises the mean over streams of  miss rate + --per-hour * false alarms per hour  (0.1:
-half a false alarm an hour weighs as much as 5 % misses, the two targets of docs/stream_bench.md).
+its threshold minimises the mean over streams of
+    miss rate + --per-other * other speakers' phrases accepted + --per-hour * false alarms per hour
+(0.1: half a false alarm an hour weighs as much as 5 % misses, the two targets of docs/stream_bench.md;
+--per-other 1: another speaker saying the phrase and accepted weighs as much as the phrase missed; default 0).
 --cv K reports that loss for held-out folds of streams, to choose between column sets; never fit on dev.
 """
 from __future__ import annotations
@@ -34,7 +36,8 @@ log = logging.getLogger("fit_stream")
 
 
 def read_bench(bench: Path, record: str) -> tuple[list[dict], dict[str, float], dict[str, int]]:
-    """(candidate rows in stream order, hours of each stream, positives in each stream) of a train bench."""
+    """(candidate rows in stream order, hours of each stream, positives in each stream, and under
+    '<task>/other' its other speakers' phrases) of a train bench."""
     meta = json.loads((bench / "bench.json").read_text(encoding="utf-8"))
     if meta["args"].get("split") != "train":
         raise SystemExit(f"{bench} is a {meta['args'].get('split')}-split bench; fit on train-split streams only")
@@ -47,6 +50,7 @@ def read_bench(bench: Path, record: str) -> tuple[list[dict], dict[str, float], 
         with open(path, encoding="utf-8") as f:
             rows += [{**r, "task": t["task"]} for r in csv.DictReader(f, delimiter="\t")]
         hours[t["task"]], positives[t["task"]] = t["seconds"] / 3600, t["positive"]
+        positives[f'{t["task"]}/other'] = t.get("other_phrase", 0)
     return rows, hours, positives
 
 
@@ -63,20 +67,24 @@ def columns(rows: list[dict], names: tuple[str, ...], prior: RecentPrior) -> np.
 
 
 def stream_loss(fused: np.ndarray, rows: list[dict], hours: dict[str, float], positives: dict[str, int],
-                thresholds: np.ndarray, per_hour: float, refractory: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over streams of miss rate + per_hour * false alarms per hour, at each threshold: a positive
-    is hit when a candidate on it is accepted; accepted candidates elsewhere are false alarms, one per
-    refractory period. Returns (loss, miss rate, false alarms per hour), each a mean over streams."""
+                thresholds: np.ndarray, per_hour: float, refractory: float, per_other: float = 1.0
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over streams of miss rate + per_other * other speakers accepted + per_hour * false alarms per
+    hour, at each threshold: a positive is hit when a candidate on it is accepted; accepted candidates
+    elsewhere are false alarms, one per refractory period; another speaker's phrase is accepted when a
+    candidate on it is. Returns (loss, miss rate, false alarms per hour, other speakers accepted). Each a mean over streams."""
     task = np.array([r["task"] for r in rows])
     end = np.array([float(r["end_s"]) for r in rows])
     on = np.array([r["kind"] == "positive" for r in rows])
+    other = np.array([r["kind"] == "other_phrase" for r in rows])
     truth = np.array([f'{r["task"]}/{r["truth_start"]}' for r in rows])
-    miss, fa_h = np.zeros(len(thresholds)), np.zeros(len(thresholds))
+    miss, fa_h, taken = np.zeros(len(thresholds)), np.zeros(len(thresholds)), np.zeros(len(thresholds))
     for t in hours:
         m = task == t
-        f, e, o, tr = fused[m], end[m], on[m], truth[m]
+        f, e, o, tr, ot = fused[m], end[m], on[m], truth[m], other[m]
         acc = f[None, :] > thresholds[:, None]
         hits = np.array([len(set(tr[o & a])) for a in acc])
+        taken += np.array([len(set(tr[ot & a])) for a in acc]) / max(positives.get(f"{t}/other", 0), 1)
         fas = np.zeros(len(thresholds))
         order = np.argsort(e[~o])
         for k, a in enumerate(acc[:, ~o][:, order]):
@@ -87,12 +95,13 @@ def stream_loss(fused: np.ndarray, rows: list[dict], hours: dict[str, float], po
             fas[k] = n
         miss += 1 - hits / max(positives[t], 1)
         fa_h += fas / hours[t]
-    miss, fa_h = miss / len(hours), fa_h / len(hours)
-    return miss + per_hour * fa_h, miss, fa_h
+    miss, fa_h, taken = miss / len(hours), fa_h / len(hours), taken / len(hours)
+    return miss + per_other * taken + per_hour * fa_h, miss, fa_h, taken
 
 
 def fit(rows: list[dict], names: tuple[str, ...], window: int, weight: float, hours: dict, positives: dict,
-        per_hour: float, l2: float, refractory: float, objective: str = "stream", tau: float = 1.0) -> tuple[Calibration, float]:
+        per_hour: float, l2: float, refractory: float, objective: str = "stream", tau: float = 1.0,
+        per_other: float = 1.0) -> tuple[Calibration, float]:
     """The calibration of candidate rows, and its train loss."""
     bases = recent_bases(names)
     prior = RecentPrior.of({b: np.array([float(r[b]) for r in rows]) for b in bases}, window, weight) if bases \
@@ -106,10 +115,11 @@ def fit(rows: list[dict], names: tuple[str, ...], window: int, weight: float, ho
     std = np.where(std < 1e-6, 1.0, std)
     z = (xc - mean) / std
     w, b = fit_logistic(z[ok], y[ok], l2)
-    threshold, loss = best_threshold(np.where(ok, z @ w + b, -np.inf), rows, hours, positives, per_hour, refractory)
+    threshold, loss = best_threshold(np.where(ok, z @ w + b, -np.inf), rows, hours, positives, per_hour, refractory, per_other)
     if objective == "stream":
-        w2, b2 = refine(z[ok], [r for r, k in zip(rows, ok) if k], w, b - threshold, hours, positives, per_hour, tau)
-        threshold2, loss2 = best_threshold(np.where(ok, z @ w2 + b2, -np.inf), rows, hours, positives, per_hour, refractory)
+        w2, b2 = refine(z[ok], [r for r, k in zip(rows, ok) if k], w, b - threshold, hours, positives, per_hour, tau, per_other)
+        threshold2, loss2 = best_threshold(np.where(ok, z @ w2 + b2, -np.inf), rows, hours, positives, per_hour, refractory,
+                                           per_other)
         if loss2 <= loss:
             w, b, threshold, loss = w2, b2, threshold2, loss2
     cal = Calibration(names, tuple(mean.round(6)), tuple(std.round(6)), tuple(w.round(6)), round(b, 6), round(threshold, 6),
@@ -120,24 +130,27 @@ def fit(rows: list[dict], names: tuple[str, ...], window: int, weight: float, ho
 
 
 def best_threshold(fused: np.ndarray, rows: list[dict], hours: dict[str, float], positives: dict[str, int],
-                   per_hour: float, refractory: float) -> tuple[float, float]:
+                   per_hour: float, refractory: float, per_other: float) -> tuple[float, float]:
     """The threshold of least stream loss (the middle of its best plateau), and that loss."""
     ok = np.isfinite(fused)
     grid = np.unique(np.quantile(fused[ok & (fused > np.quantile(fused[ok], 0.5))], np.linspace(0, 1, 301)))
-    loss = stream_loss(fused, rows, hours, positives, grid, per_hour, refractory)[0]
+    loss = stream_loss(fused, rows, hours, positives, grid, per_hour, refractory, per_other)[0]
     best = np.flatnonzero(loss <= loss.min() + 1e-9)
     return float((grid[best[0]] + grid[best[-1]]) / 2), float(loss[best[0]])
 
 
 def refine(z: np.ndarray, rows: list[dict], w: np.ndarray, b: float, hours: dict[str, float], positives: dict[str, int],
-           per_hour: float, tau: float) -> tuple[np.ndarray, float]:
+           per_hour: float, tau: float, per_other: float) -> tuple[np.ndarray, float]:
     """The fusion refined on the smoothed stream loss (fitting.fit_stream_loss)."""
     keys = [f'{r["task"]}/{r["truth_start"]}' if r["kind"] == "positive" else "" for r in rows]
     index = {k: i for i, k in enumerate(dict.fromkeys(k for k in keys if k))}
     group = np.array([index.get(k, -1) for k in keys])
     n = len(hours)
     w_miss = np.array([1 / max(positives[k.split("/")[0]], 1) / n for k in index])
-    w_fa = np.array([0.0 if g >= 0 else per_hour / hours[r["task"]] / n for r, g in zip(rows, group)])
+    # Another speaker's phrase is weighed, candidate by candidate, as a share of its stream's other speakers.
+    w_fa = np.array([0.0 if g >= 0 else (per_hour / hours[r["task"]] + (per_other / max(positives[f'{r["task"]}/other'], 1)
+                                                                         if r["kind"] == "other_phrase" else 0.0)) / n
+                     for r, g in zip(rows, group)])
     return fit_stream_loss(z, group, w_miss, w_fa, w, b, tau=tau)
 
 
@@ -162,6 +175,8 @@ def main() -> None:
     ap.add_argument("--min-z", type=float, default=StreamConfig.spot_min_z, help="drop candidates the spotter would not "
                     "make at this StreamConfig.spot_min_z (the record must have been made at or below it)")
     ap.add_argument("--per-hour", type=float, default=0.1, help="loss weight of one false alarm per hour")
+    ap.add_argument("--per-other", type=float, default=0.0, help="loss weight of the share of other speakers' phrases "
+                    "accepted (0: they count only as false alarms)")
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--objective", choices=("stream", "logistic"), default="stream", help="stream: the logistic fit "
                     "refined on the smoothed stream loss, kept when its train loss is no worse")
@@ -176,7 +191,7 @@ def main() -> None:
     rows, hours, positives = read_bench(a.bench, a.record)
     rows = [r for r in rows if float(r["spot"]) >= a.min_z]
     names = (*a.columns.split(","), *(c for b in a.recent.split(",") if b for c in recent_columns(b)))
-    args = (a.window, a.weight, hours, positives, a.per_hour, a.l2, StreamConfig.refractory_s, a.objective, a.tau)
+    args = (a.window, a.weight, hours, positives, a.per_hour, a.l2, StreamConfig.refractory_s, a.objective, a.tau, a.per_other)
     if a.cv:
         tasks = np.array(sorted(hours))
         fold = np.random.default_rng(a.seed).permutation(len(tasks)) % a.cv
@@ -188,16 +203,17 @@ def main() -> None:
             test = [r for r in rows if r["task"] not in train]
             th = {t: h for t, h in hours.items() if t not in train}
             got = stream_loss(apply(cal, test), test, th, positives, np.array([cal.threshold]), a.per_hour,
-                              StreamConfig.refractory_s)
+                              StreamConfig.refractory_s, a.per_other)
             held.append([float(g[0]) * len(th) for g in got])
-        loss, miss, fa_h = np.sum(held, axis=0) / len(tasks)
-        log.info("cv %d folds: held-out loss %.4f: miss rate %.3f, %.2f false alarms/h (%d candidates/h)", a.cv, loss, miss,
-                 fa_h, len(rows) / sum(hours.values()))
+        loss, miss, fa_h, taken = np.sum(held, axis=0) / len(tasks)
+        log.info("cv %d folds: held-out loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers accepted %.3f "
+                 "(%d candidates/h)", a.cv, loss, miss, fa_h, taken, len(rows) / sum(hours.values()))
     if a.baseline:
         plain_cal = Calibration.for_config(DEFAULT)
         got = stream_loss(np.array([float(r["fused"]) for r in rows]), rows, hours, positives,
-                          np.array([plain_cal.threshold]), a.per_hour, StreamConfig.refractory_s)
-        log.info("the clip calibration on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h",
+                          np.array([plain_cal.threshold]), a.per_hour, StreamConfig.refractory_s, a.per_other)
+        log.info("the clip calibration on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h, "
+                 "other speakers accepted %.3f",
                  *(float(g[0]) for g in got))
     cal, loss = fit(rows, names, *args)
     log.info("train loss %.4f, %d candidates in %d streams, threshold %.3f, weights %s", loss, len(rows), len(hours),
@@ -205,7 +221,8 @@ def main() -> None:
     if a.out:
         cal = Calibration(**{**cal.__dict__, "provenance": {"command": " ".join(["python", *sys.argv]), "streams": len(hours),
                                                             "candidates": len(rows), "train_loss": round(loss, 4),
-                                                            "spot_min_z": a.min_z, "per_hour": a.per_hour}})
+                                                            "spot_min_z": a.min_z, "per_hour": a.per_hour,
+                                                            "per_other": a.per_other}})
         cal.save(a.out)
         log.info("wrote %s", a.out)
 
