@@ -12,7 +12,9 @@ named after the task; each client sends Detect with its own task's model, then A
             microphone delivers it (a chunk is sent when its last sample is due). Every client's
             detections must equal Detector.detect (kws detect) on the same audio: phrase and end in ms.
             Latency: when the client got the Detection minus when the phrase's speech ended (truth.tsv)
-            in its stream, for detections of a phrase (the target's or another speaker's); lag: a Pong's
+            in its stream, for detections of a phrase (the target's or another speaker's), split into the
+            detector's own delay (the stream time it decided at, from the server's log) and the wait in
+            the server and the network; lag: a Pong's
             round trip, which the server answers only once the audio before it went through the detector.
   fast      the same clients and audio, each sent as fast as the server takes it (TCP backpressure):
             the same detections, and how many times real time the process keeps up with in all.
@@ -172,13 +174,25 @@ async def client(host: str, port: int, task: Task, realtime: bool) -> Run:
     return run
 
 
-def latencies(task: Task, run: Run) -> list[float]:
-    """Per detection of a phrase said: received minus the moment the phrase's speech ended in the stream."""
+def latencies(task: Task, run: Run, decided: dict[tuple[str, int], float]) -> list[tuple[float, float | None]]:
+    """Per detection of a phrase said: (received minus the moment the phrase's speech ended in the stream,
+    the part of it that is the detector's own: the stream time it decided at, from the server's log, minus
+    that moment); the rest is waiting in the server and the network."""
     out = []
-    for _, ms, when in run.detections:
+    for phrase, ms, when in run.detections:
         hit = [se for s, e, se in task.phrases if s - 0.5 <= ms / 1000 <= e + 0.5]
         if hit:
-            out.append(when - (run.t0 + hit[0]))
+            d = decided.get((f"{task.name}:{phrase}", ms))
+            out.append((when - (run.t0 + hit[0]), None if d is None else d - hit[0]))
+    return out
+
+
+def decisions(log: list[str]) -> dict[tuple[str, int], float]:
+    """(model, ms) -> the stream time the server decided at, from its log lines."""
+    out = {}
+    for line in log:
+        if m := re.search(r": (\S+) at ([\d.]+) s \(decided at ([\d.]+) s", line):
+            out[m.group(1), round(float(m.group(2)) * 1000)] = float(m.group(3))
     return out
 
 
@@ -195,7 +209,11 @@ def phase(server: Server, tasks: list[Task], realtime: bool, check: bool) -> dic
     runs = asyncio.run(clients(server, tasks, realtime))
     wall, ru1 = time.monotonic() - t0, resource.getrusage(resource.RUSAGE_SELF)
     audio = sum(len(t.pcm) for t in tasks) / SR
-    lat = [x for t, r in zip(tasks, runs) for x in latencies(t, r)]
+    time.sleep(0.5)   # the server's last log lines
+    decided = decisions(list(server.log))
+    both = [x for t, r in zip(tasks, runs) for x in latencies(t, r, decided)]
+    lat, own = [x for x, _ in both], [y for _, y in both if y is not None]
+    wait = [x - y for x, y in both if y is not None]
     lags = [lag for r in runs for _, lag in r.lags]
     growing = []
     for r in runs:
@@ -204,7 +222,9 @@ def phase(server: Server, tasks: list[Task], realtime: bool, check: bool) -> dic
             growing.append(np.mean([g for _, g in r.lags[-fifth:]]) - np.mean([g for _, g in r.lags[:fifth]]))
     out = {"clients": len(tasks), "audio_s": round(audio, 1), "wall_s": round(wall, 1),
            "x_real_time": round(audio / wall, 2), "detections": sum(len(r.detections) for r in runs),
-           "latency_s": {"n": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95), "max": pct(lat, 100)}
+           "latency_s": {"n": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95), "max": pct(lat, 100),
+                         "detector_p50": pct(own, 50), "detector_p95": pct(own, 95),
+                         "server_wait_p50": pct(wait, 50), "server_wait_p95": pct(wait, 95)}
            if realtime else None,   # sent faster than real time, the phrase's end has no moment to count from
            "lag_s": {"n": len(lags), "p50": pct(lags, 50), "p95": pct(lags, 95), "max": pct(lags, 100),
                      "growth_max": round(float(max(growing)), 3) if growing else None},

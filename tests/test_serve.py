@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -170,6 +171,26 @@ def test_a_household_says_who_spoke(personal_profile, second_person):
         assert [a[:2] for a in answers(events)] == [("you:bravo-omega", "you")]
     with pytest.raises(KwsError, match="two people named"):
         parse_profiles([f"me={personal_profile}", f"me={second_person}"])
+
+
+def test_one_process_serves_four_people_with_two_phrases_each(personal_profile, second_person, tmp_path):
+    """A household of 4 x 2 (each person's folder holds copies of the same two phrases, so every profile
+    accepts the same utterances): Info lists the 8 models, each utterance wakes the client once, and Detect
+    names pick whose phrase is listened for."""
+    people = []
+    for i in range(4):
+        for src in (personal_profile / "alpha-delta", second_person / "bravo-omega"):
+            shutil.copytree(src, tmp_path / f"p{i}" / src.name)
+        people.append(f"p{i}={tmp_path / f'p{i}'}")
+    y, _ = stream([(["omega"], 120, 1.0), (PHRASE, 120, 1.0), (["delta"], 200, 1.15),
+                   (["bravo", "omega"], 200, 1.15), (["alpha"], 120, 1.0)], seed=8)
+    with running(Household(parse_profiles(people), "balanced", DEFAULT), DEFAULT) as uri:
+        info, events = session(uri, pcm16(y))
+        assert sorted(m.name for m in info.wake[0].models) == [f"p{i}:{p}" for i in range(4) for p in ("alpha-delta", "bravo-omega")]
+        heard = answers(events)
+        assert [h[0].split(":")[1] for h in heard] == ["alpha-delta", "bravo-omega"], heard
+        _, events = session(uri, pcm16(y), names=["p2:bravo-omega", "p3:alpha-delta"])
+        assert [a[:2] for a in answers(events)] == [("p3:alpha-delta", "p3"), ("p2:bravo-omega", "p2")]
 
 
 def _wait_for(what, seconds: float = 120.0):

@@ -207,7 +207,8 @@ class Connection:
     async def _tell(self, heard: list[Heard], stream: WakeStream | None = None, last: bool = False) -> None:
         from wyoming.wake import Detection, NotDetected
         for h in heard:
-            log.info("%s: %s at %.2f s (fused %.2f)", self.peer, h.model, h.timestamp_ms / 1000, h.detection.fused)
+            log.info("%s: %s at %.2f s (decided at %.2f s, fused %.2f)", self.peer, h.model, h.timestamp_ms / 1000,
+                     h.detection.decided_s, h.detection.fused)
             await self._send(Detection(name=h.model, timestamp=h.timestamp_ms, speaker=h.speaker).event())
         if last and stream is not None and stream.heard == 0:
             await self._send(NotDetected().event())
