@@ -215,6 +215,7 @@ class ServeConfig:
     # Audio received but not yet through the detector; while it is full the socket is not read, so a
     # fast sender is slowed by TCP instead of being buffered.
     max_queued_s: float = 5.0
+    max_queued_events: int = 1000      # ... and events (Pings, stream starts) not yet answered, however short
     idle_timeout_s: float = 60.0       # no new frame for this long closes the connection
     frame_timeout_s: float = 10.0      # once a header has come, its data and payload must come within this
     write_timeout_s: float = 10.0      # a client that does not read what it is sent for this long is dropped

@@ -232,7 +232,9 @@ def main() -> None:
               "server_error_lines": sum(" ERROR " in x for x in log.splitlines()),
               "server_warning_lines": sum(" WARNING " in x for x in log.splitlines()),
               "rss_mb": {"start": rss_start, "peak_sampled": max(rss) if rss else None, "end": rss[-1] if rss else None,
-                         "vm_hwm": round(peak, 1), "samples": len(rss)}}
+                         "vm_hwm": round(peak, 1), "samples": len(rss),
+                         # the RSS every 20 s: a plateau, not a climb with the frames sent
+                         "every_20_s": [round(m, 1) for t, m in server.rss_mb[::40]]}}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("good_expected",)}, indent=1))

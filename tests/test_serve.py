@@ -306,6 +306,31 @@ def test_idle_and_slow_clients_time_out(personal_profile, caplog):
     assert "idle for 0.3 s" in caplog.text and "not sent within 0.3 s" in caplog.text
 
 
+def test_a_client_that_never_reads_is_dropped(personal_profile, caplog):
+    """Pings whose Pongs are never read: the server drops the client once a write has waited write_timeout_s
+    (the client sees a reset or an end), and serves the others."""
+    cfg = Config(serve=ServeConfig(write_timeout_s=0.5, max_queued_events=10))
+    ping = Ping(text="x" * 200).event()
+    frame = (json.dumps({"type": ping.type, "data": ping.data}) + "\n").encode()
+
+    async def flood(uri: str) -> str:
+        reader, writer = await asyncio.open_connection(*address(uri))
+        try:
+            for _ in range(2000):                                  # up to 500 MB: far past any socket buffer
+                writer.write(frame * 1000)
+                await asyncio.wait_for(writer.drain(), 60)
+            return "never dropped"
+        except (ConnectionError, OSError):
+            return "dropped"
+        finally:
+            writer.transport.abort()
+
+    with caplog.at_level(logging.INFO), running(Household({"me": personal_profile}, "balanced", cfg), cfg) as uri:
+        assert asyncio.run(flood(uri)) == "dropped"
+        assert describe(uri) == ["me:alpha-delta"]                # the server goes on
+    assert "does not read what it is sent (0.5 s); connection closed" in caplog.text
+
+
 def test_frames_read_as_wyoming_writes_them():
     async def frames(data: bytes, cfg: ServeConfig = ServeConfig()):
         reader = asyncio.StreamReader(limit=cfg.max_header_bytes + 1)

@@ -211,7 +211,7 @@ half-written); a folder that fails to load is logged and its last version kept.
 Limits, per connection (kws/config.py ServeConfig; --set serve.FIELD=VALUE changes them):
   header line {c.max_header_bytes} bytes, data block {c.max_data_bytes} bytes, audio chunk {c.max_payload_bytes} bytes;
   rate {AudioConfig.min_rate}-{c.max_rate} Hz, width 1-4 bytes, 1-{c.max_channels} channels;
-  {c.max_queued_s:g} s of audio queued (beyond it the socket is not read, so TCP slows the sender);
+  {c.max_queued_s:g} s of audio or {c.max_queued_events} events queued (beyond, the socket is not read: TCP slows the sender);
   {c.idle_timeout_s:g} s idle; {c.frame_timeout_s:g} s for a frame's body once its header came; {c.write_timeout_s:g} s for the
   client to read what it is sent; {c.max_clients} clients at once.
 Malformed JSON, an unknown event type, a wrong length, a limit broken, a client that hangs up mid-frame

@@ -153,15 +153,16 @@ class Connection:
                 if not self.streaming:   # no AudioStart: the first chunk starts the stream
                     self._start()
                 self._put(("chunk", audio, rate, width, channels), len(audio) / (width * channels * rate))
-                while self.queued_s > self.cfg.serve.max_queued_s:   # full: stop reading (TCP slows the sender)
-                    self.changed.clear()
-                    await self.changed.wait()
             elif kind == "audio-stop":
                 if self.streaming:
                     self._put(("stop",))
                     self.streaming = False
             elif kind == "ping":
                 self._put(("ping", data.get("text") if isinstance(data.get("text"), str) else None))
+            # Full: stop reading, so that TCP slows the sender, until the worker side has caught up.
+            while self.queued_s > self.cfg.serve.max_queued_s or len(self.items) > self.cfg.serve.max_queued_events:
+                self.changed.clear()
+                await self.changed.wait()
         self._put(("end",))
 
     def _start(self) -> None:
@@ -182,6 +183,7 @@ class Connection:
                 self.changed.clear()
                 await self.changed.wait()
             item = self.items.popleft()
+            self.changed.set()   # room for the reader
             if item[0] == "chunk":   # every chunk queued behind it goes along: one detector call for all
                 chunks = [item[1:]]
                 while self.items and self.items[0][0] == "chunk":
