@@ -140,7 +140,7 @@ def main() -> None:
         "latency_s_median": lat[len(lat) // 2] if lat else None,
         "rtf": round(wall / stream.seconds, 5), "rtf_process": round((time.perf_counter() - T_PROCESS) / stream.seconds, 5),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "rss_mb_samples": rss,
-        "candidates_judged": getattr(stream, "judged", None), "cpu_s_by_stage": {k: round(v, 2) for k, v in CPU_SECONDS.items()},
+        "candidates_judged": stream.judged, "cpu_s_by_stage": {k: round(v, 2) for k, v in CPU_SECONDS.items()},
         "detections": detections if len(detections) <= 500 else len(detections),
     }
     if a.record:

@@ -9,7 +9,7 @@ from kws.signal.audio import read_audio
 from kws.scoring.calibrate import Calibration
 from kws.config import DEFAULT, Config, StreamConfig
 from kws.errors import AudioError, KwsError
-from kws.app.stream import Resampler, StreamDetector, detect_blocks, read_blocks, threshold_offset
+from kws.app.stream import Resampler, StreamDetector, detect_blocks, new_utterance, read_blocks, threshold_offset
 
 PHRASE = ["alpha", "delta"]
 
@@ -142,3 +142,9 @@ def test_memory_stays_bounded_on_a_long_stream(personal_profile):
                       max(len(sp.recent) for sp in det.spotters), len(det.noise.power)))
     assert sizes[-1] == sizes[1] and len(det.buffer.data) == det.buffer.capacity < 10 * SR
 
+
+
+def test_new_utterance_is_neither_overlapping_nor_within_the_refractory_time():
+    assert new_utterance(5.0, 6.0, last_end=3.0, refractory=1.5)
+    assert not new_utterance(3.5, 4.0, last_end=3.0, refractory=1.5)    # ends within 1.5 s of the last
+    assert not new_utterance(2.5, 6.0, last_end=3.0, refractory=1.5)    # overlaps the last, ends long after

@@ -262,25 +262,31 @@ class StreamDetector:
             clips = [span_clip(todo[i].audio, todo[i].noise_dbfs, self.cfg) for i in idx]
             scores, _ = score_and_locate(profile, clips, self.cohort, self.cfg, self.cfg.detect.speaker_check)
             scores["spot"] = np.array([todo[i].candidate.score for i in idx])
+            rows = [{k: float(v[j]) for k, v in scores.items()} for j in range(len(idx))]
             if self.recent:   # in the order the candidates came, as scripts/fit_stream.py replays them
-                run = [self.recent[name].push({k: float(v[j]) for k, v in scores.items()}) for j in range(len(idx))]
-                scores.update({k: np.array([r[k] for r in run]) for k in (run[0] if run else {})})
-            for i, f, j in zip(idx, self.calibration.fuse(scores), range(len(idx))):
-                fused[i], named[i] = float(f), {k: float(v[j]) for k, v in scores.items()}
+                rows = [{**r, **self.recent[name].push(r)} for r in rows]
+                scores = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+            for i, f, r in zip(idx, self.calibration.fuse(scores), rows):
+                fused[i], named[i] = float(f), r
         if self.trace is not None:
             self.trace += [(p.candidate, fused[i], named[i]) for i, p in enumerate(todo)]
         out = []
         for i in sorted(range(len(todo)), key=lambda i: todo[i].candidate.end):   # in stream order
             c = todo[i].candidate
             end = int((c.end + 1) * self.step)
-            # The same utterance: a match ending within refractory_s of the last detection, or overlapping it.
-            fresh = end - self.last_end > self.cfg.stream.refractory_s * SAMPLE_RATE and c.start * self.step >= self.last_end
+            fresh = new_utterance(c.start * self.step, end, self.last_end, self.cfg.stream.refractory_s * SAMPLE_RATE)
             if fused[i] > self.threshold and fresh:
                 out.append(Detection(c.phrase, c.start * self.step / SAMPLE_RATE, end / SAMPLE_RATE, fused[i],
                                      self.threshold, self.seconds, named[i]))
                 self.last_end = end
         log.debug("%.1f s: judged %d candidate(s), %d detection(s)", self.seconds, len(todo), len(out))
         return out
+
+
+def new_utterance(start: float, end: float, last_end: float, refractory: float) -> bool:
+    """Whether a detection is a new utterance, not the last detection's again: it neither overlaps the
+    last one nor ends within `refractory` of its end (one unit for all four: samples or seconds)."""
+    return end - last_end > refractory and start >= last_end
 
 
 def span_clip(audio: np.ndarray, noise_dbfs: float, cfg: Config) -> Prepared:

@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from kws.app.household import Person, model_name
-from kws.app.stream import Detection, Resampler, StreamDetector
+from kws.app.stream import Detection, Resampler, StreamDetector, new_utterance
 from kws.config import SAMPLE_RATE
 
 WIDTHS = (1, 2, 3, 4)   # bytes per sample: unsigned 8-bit, signed 16, 24 and 32-bit little-endian PCM
@@ -46,9 +46,10 @@ class WakeStream:
     """Every listened-to person's StreamDetector, fed the same 16 kHz mono samples.
 
     A person's phrases share one detector, as in kws detect; detections of models the client did not ask
-    for are dropped. Across people a detection ending within StreamConfig.refractory_s of the last one
-    sent is the same utterance (the rule each detector keeps for its own phrases), so one utterance
-    wakes the client once even when two people's profiles both accept it."""
+    for are dropped. Across people a detection overlapping the last one sent, or ending within
+    StreamConfig.refractory_s of it, is the same utterance (stream.new_utterance: the rule each detector
+    keeps for its own phrases), so one utterance wakes the client once even when two people's profiles
+    both accept it."""
 
     def __init__(self, people: Iterable[Person], names: set[str] | None, refractory_s: float):
         self.listeners: list[tuple[Person, StreamDetector, set[str]]] = []
@@ -95,7 +96,7 @@ class WakeStream:
             found += [(person, d) for d in out if _model(person, d) in wanted]
         heard = []
         for person, d in sorted(found, key=lambda pd: (pd[1].end_s, -pd[1].fused)):   # in stream order
-            if d.end_s - self.last_end > self.refractory_s:
+            if new_utterance(d.start_s, d.end_s, self.last_end, self.refractory_s):
                 heard.append(Heard(_model(person, d), person.name, round(d.end_s * 1000), d))
                 self.last_end = d.end_s
         self.heard += len(heard)
