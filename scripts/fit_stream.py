@@ -23,25 +23,44 @@ import csv
 import json
 import logging
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kws.config import DEFAULT, StreamConfig
 from kws.scoring.calibrate import RANGE_PERCENTILES, Calibration, calibration_name
-from kws.scoring.recent import RecentPrior, RecentScores, recent_bases, recent_columns
+from kws.scoring.recent import RUN_SUFFIX, RUNTOP_SUFFIX, RecentPrior, RecentScores, recent_bases, recent_columns
 from kws.training.fitting import fit_logistic, fit_stream_loss
 
 log = logging.getLogger("fit_stream")
 
 
-def read_bench(bench: Path, record: str) -> tuple[list[dict], dict[str, float], dict[str, int]]:
-    """(candidate rows in stream order, hours of each stream, positives in each stream, and under
-    '<task>/other' its other speakers' phrases) of a train bench."""
+@dataclass(frozen=True)
+class Streams:
+    """What the loss counts per stream: its hours, its positives and its other speakers' phrases."""
+    hours: dict[str, float]
+    positives: dict[str, int]
+    others: dict[str, int]
+
+    def only(self, tasks: set[str]) -> "Streams":
+        return Streams(*({t: v for t, v in d.items() if t in tasks} for d in (self.hours, self.positives, self.others)))
+
+
+@dataclass(frozen=True)
+class Loss:
+    """miss rate + per_other * other speakers' phrases accepted + per_hour * false alarms per hour."""
+    per_hour: float = 0.1
+    per_other: float = 0.0
+    refractory: float = StreamConfig.refractory_s   # accepted candidates this close are one false alarm
+
+
+def read_bench(bench: Path, record: str) -> tuple[list[dict], Streams]:
+    """(candidate rows in stream order, the streams) of a train bench."""
     meta = json.loads((bench / "bench.json").read_text(encoding="utf-8"))
     if meta["args"].get("split") != "train":
         raise SystemExit(f"{bench} is a {meta['args'].get('split')}-split bench; fit on train-split streams only")
-    rows, hours, positives = [], {}, {}
+    rows, streams = [], Streams({}, {}, {})
     for t in meta["tasks"]:
         path = bench / t["task"] / record
         if not path.exists():
@@ -49,59 +68,57 @@ def read_bench(bench: Path, record: str) -> tuple[list[dict], dict[str, float], 
             continue
         with open(path, encoding="utf-8") as f:
             rows += [{**r, "task": t["task"]} for r in csv.DictReader(f, delimiter="\t")]
-        hours[t["task"]], positives[t["task"]] = t["seconds"] / 3600, t["positive"]
-        positives[f'{t["task"]}/other'] = t.get("other_phrase", 0)
-    return rows, hours, positives
+        streams.hours[t["task"]], streams.positives[t["task"]] = t["seconds"] / 3600, t["positive"]
+        streams.others[t["task"]] = t.get("other_phrase", 0)
+    return rows, streams
 
 
 def columns(rows: list[dict], names: tuple[str, ...], prior: RecentPrior) -> np.ndarray:
     """The rows' values of names, @run columns replayed stream by stream, phrase by phrase, in order."""
-    base = [n for n in names if n not in set(sum((recent_columns(b) for b in recent_bases(names)), ()))]
+    read = {n for n in names if not n.endswith((RUN_SUFFIX, RUNTOP_SUFFIX))} | set(recent_bases(names))
     recent: dict[tuple[str, str], RecentScores] = {}
     out = []
     for r in rows:
-        v = {n: float(r[n]) if r.get(n, "") != "" else np.nan for n in set(base) | set(recent_bases(names))}
+        v = {n: float(r[n]) if r.get(n, "") != "" else np.nan for n in read}
         rs = recent.setdefault((r["task"], r["phrase"]), RecentScores(names, prior))
         out.append([{**v, **rs.push(v)}[n] for n in names])
     return np.array(out, np.float64)
 
 
-def stream_loss(fused: np.ndarray, rows: list[dict], hours: dict[str, float], positives: dict[str, int],
-                thresholds: np.ndarray, per_hour: float, refractory: float, per_other: float = 1.0
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over streams of miss rate + per_other * other speakers accepted + per_hour * false alarms per
-    hour, at each threshold: a positive is hit when a candidate on it is accepted; accepted candidates
-    elsewhere are false alarms, one per refractory period; another speaker's phrase is accepted when a
-    candidate on it is. Returns (loss, miss rate, false alarms per hour, other speakers accepted). Each a mean over streams."""
+def stream_loss(fused: np.ndarray, rows: list[dict], streams: Streams, thresholds: np.ndarray,
+                loss: Loss) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(loss, miss rate, false alarms per hour, other speakers accepted) at each threshold, each a mean over
+    streams: a positive is hit when a candidate on it is accepted; accepted candidates elsewhere are false
+    alarms, one per refractory period; another speaker's phrase is accepted when a candidate on it is."""
     task = np.array([r["task"] for r in rows])
     end = np.array([float(r["end_s"]) for r in rows])
     on = np.array([r["kind"] == "positive" for r in rows])
     other = np.array([r["kind"] == "other_phrase" for r in rows])
     truth = np.array([f'{r["task"]}/{r["truth_start"]}' for r in rows])
     miss, fa_h, taken = np.zeros(len(thresholds)), np.zeros(len(thresholds)), np.zeros(len(thresholds))
-    for t in hours:
+    for t in streams.hours:
         m = task == t
         f, e, o, tr, ot = fused[m], end[m], on[m], truth[m], other[m]
         acc = f[None, :] > thresholds[:, None]
         hits = np.array([len(set(tr[o & a])) for a in acc])
-        taken += np.array([len(set(tr[ot & a])) for a in acc]) / max(positives.get(f"{t}/other", 0), 1)
+        taken += np.array([len(set(tr[ot & a])) for a in acc]) / max(streams.others.get(t, 0), 1)
         fas = np.zeros(len(thresholds))
         order = np.argsort(e[~o])
         for k, a in enumerate(acc[:, ~o][:, order]):
             last, n = -np.inf, 0
             for x in e[~o][order][a]:
-                if x - last > refractory:
+                if x - last > loss.refractory:
                     n, last = n + 1, x
             fas[k] = n
-        miss += 1 - hits / max(positives[t], 1)
-        fa_h += fas / hours[t]
-    miss, fa_h, taken = miss / len(hours), fa_h / len(hours), taken / len(hours)
-    return miss + per_other * taken + per_hour * fa_h, miss, fa_h, taken
+        miss += 1 - hits / max(streams.positives[t], 1)
+        fa_h += fas / streams.hours[t]
+    n = len(streams.hours)
+    miss, fa_h, taken = miss / n, fa_h / n, taken / n
+    return miss + loss.per_other * taken + loss.per_hour * fa_h, miss, fa_h, taken
 
 
-def fit(rows: list[dict], names: tuple[str, ...], window: int, weight: float, hours: dict, positives: dict,
-        per_hour: float, l2: float, refractory: float, objective: str = "stream", tau: float = 1.0,
-        per_other: float = 1.0) -> tuple[Calibration, float]:
+def fit(rows: list[dict], names: tuple[str, ...], streams: Streams, loss: Loss, window: int, weight: float,
+        l2: float, objective: str = "stream", tau: float = 1.0) -> tuple[Calibration, float]:
     """The calibration of candidate rows, and its train loss."""
     bases = recent_bases(names)
     prior = RecentPrior.of({b: np.array([float(r[b]) for r in rows]) for b in bases}, window, weight) if bases \
@@ -115,51 +132,47 @@ def fit(rows: list[dict], names: tuple[str, ...], window: int, weight: float, ho
     std = np.where(std < 1e-6, 1.0, std)
     z = (xc - mean) / std
     w, b = fit_logistic(z[ok], y[ok], l2)
-    threshold, loss = best_threshold(np.where(ok, z @ w + b, -np.inf), rows, hours, positives, per_hour, refractory, per_other)
+    threshold, value = best_threshold(np.where(ok, z @ w + b, -np.inf), rows, streams, loss)
     if objective == "stream":
-        w2, b2 = refine(z[ok], [r for r, k in zip(rows, ok) if k], w, b - threshold, hours, positives, per_hour, tau, per_other)
-        threshold2, loss2 = best_threshold(np.where(ok, z @ w2 + b2, -np.inf), rows, hours, positives, per_hour, refractory,
-                                           per_other)
-        if loss2 <= loss:
-            w, b, threshold, loss = w2, b2, threshold2, loss2
+        w2, b2 = refine(z[ok], [r for r, k in zip(rows, ok) if k], w, b - threshold, streams, loss, tau)
+        threshold2, value2 = best_threshold(np.where(ok, z @ w2 + b2, -np.inf), rows, streams, loss)
+        if value2 <= value:
+            w, b, threshold, value = w2, b2, threshold2, value2
     cal = Calibration(names, tuple(mean.round(6)), tuple(std.round(6)), tuple(w.round(6)), round(b, 6), round(threshold, 6),
-                      lo=tuple(lo.round(6)), hi=tuple(hi.round(6)),
-                      recent={"window": prior.window, "weight": prior.weight, "mean": prior.mean, "std": prior.std,
-                              "top": prior.top})
-    return cal, loss
+                      lo=tuple(lo.round(6)), hi=tuple(hi.round(6)), recent=asdict(prior))
+    return cal, value
 
 
-def best_threshold(fused: np.ndarray, rows: list[dict], hours: dict[str, float], positives: dict[str, int],
-                   per_hour: float, refractory: float, per_other: float) -> tuple[float, float]:
+def best_threshold(fused: np.ndarray, rows: list[dict], streams: Streams, loss: Loss) -> tuple[float, float]:
     """The threshold of least stream loss (the middle of its best plateau), and that loss."""
     ok = np.isfinite(fused)
     grid = np.unique(np.quantile(fused[ok & (fused > np.quantile(fused[ok], 0.5))], np.linspace(0, 1, 301)))
-    loss = stream_loss(fused, rows, hours, positives, grid, per_hour, refractory, per_other)[0]
-    best = np.flatnonzero(loss <= loss.min() + 1e-9)
-    return float((grid[best[0]] + grid[best[-1]]) / 2), float(loss[best[0]])
+    value = stream_loss(fused, rows, streams, grid, loss)[0]
+    best = np.flatnonzero(value <= value.min() + 1e-9)
+    return float((grid[best[0]] + grid[best[-1]]) / 2), float(value[best[0]])
 
 
-def refine(z: np.ndarray, rows: list[dict], w: np.ndarray, b: float, hours: dict[str, float], positives: dict[str, int],
-           per_hour: float, tau: float, per_other: float) -> tuple[np.ndarray, float]:
+def refine(z: np.ndarray, rows: list[dict], w: np.ndarray, b: float, streams: Streams, loss: Loss,
+           tau: float) -> tuple[np.ndarray, float]:
     """The fusion refined on the smoothed stream loss (fitting.fit_stream_loss)."""
     keys = [f'{r["task"]}/{r["truth_start"]}' if r["kind"] == "positive" else "" for r in rows]
     index = {k: i for i, k in enumerate(dict.fromkeys(k for k in keys if k))}
     group = np.array([index.get(k, -1) for k in keys])
-    n = len(hours)
-    w_miss = np.array([1 / max(positives[k.split("/")[0]], 1) / n for k in index])
+    n = len(streams.hours)
+    w_miss = np.array([1 / max(streams.positives[k.split("/")[0]], 1) / n for k in index])
     # Another speaker's phrase is weighed, candidate by candidate, as a share of its stream's other speakers.
-    w_fa = np.array([0.0 if g >= 0 else (per_hour / hours[r["task"]] + (per_other / max(positives[f'{r["task"]}/other'], 1)
-                                                                         if r["kind"] == "other_phrase" else 0.0)) / n
+    w_fa = np.array([0.0 if g >= 0 else (loss.per_hour / streams.hours[r["task"]]
+                                         + (loss.per_other / max(streams.others[r["task"]], 1)
+                                            if r["kind"] == "other_phrase" else 0.0)) / n
                      for r, g in zip(rows, group)])
     return fit_stream_loss(z, group, w_miss, w_fa, w, b, tau=tau)
 
 
 def apply(cal: Calibration, rows: list[dict]) -> np.ndarray:
-    """Fused scores of rows under a fitted calibration, replayed as the listener would."""
+    """Fused scores of rows under a fitted calibration, replayed as the listener would (-inf: not scored)."""
     x = columns(rows, cal.names, RecentPrior(**cal.recent))
-    ok = np.isfinite(x).all(axis=1)
-    z = (np.clip(np.nan_to_num(x, nan=0.0), cal.lo, cal.hi) - np.array(cal.mean)) / np.array(cal.std)
-    return np.where(ok, z @ np.array(cal.weights) + cal.bias, -np.inf)
+    fused = cal.fuse({n: x[:, k] for k, n in enumerate(cal.names)})
+    return np.where(np.isfinite(fused), fused, -np.inf)
 
 
 def main() -> None:
@@ -174,8 +187,8 @@ def main() -> None:
     ap.add_argument("--weight", type=float, default=RecentPrior.weight)
     ap.add_argument("--min-z", type=float, default=StreamConfig.spot_min_z, help="drop candidates the spotter would not "
                     "make at this StreamConfig.spot_min_z (the record must have been made at or below it)")
-    ap.add_argument("--per-hour", type=float, default=0.1, help="loss weight of one false alarm per hour")
-    ap.add_argument("--per-other", type=float, default=0.0, help="loss weight of the share of other speakers' phrases "
+    ap.add_argument("--per-hour", type=float, default=Loss.per_hour, help="loss weight of one false alarm per hour")
+    ap.add_argument("--per-other", type=float, default=Loss.per_other, help="loss weight of the share of other speakers' phrases "
                     "accepted (0: they count only as false alarms)")
     ap.add_argument("--l2", type=float, default=1e-2)
     ap.add_argument("--objective", choices=("stream", "logistic"), default="stream", help="stream: the logistic fit "
@@ -188,39 +201,36 @@ def main() -> None:
                     f"{calibration_name(DEFAULT, stream=True)})")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rows, hours, positives = read_bench(a.bench, a.record)
+    rows, streams = read_bench(a.bench, a.record)
     rows = [r for r in rows if float(r["spot"]) >= a.min_z]
     names = (*a.columns.split(","), *(c for b in a.recent.split(",") if b for c in recent_columns(b)))
-    args = (a.window, a.weight, hours, positives, a.per_hour, a.l2, StreamConfig.refractory_s, a.objective, a.tau, a.per_other)
+    loss = Loss(a.per_hour, a.per_other)
+    settings = (a.window, a.weight, a.l2, a.objective, a.tau)
     if a.cv:
-        tasks = np.array(sorted(hours))
+        tasks = np.array(sorted(streams.hours))
         fold = np.random.default_rng(a.seed).permutation(len(tasks)) % a.cv
-        held = []   # (loss, miss, false alarms / h) of each fold, times its streams
+        held = []   # (loss, miss, false alarms / h, other speakers accepted) of each fold, times its streams
         for k in range(a.cv):
             train = set(tasks[fold != k])
-            cal, _ = fit([r for r in rows if r["task"] in train], names, *args[:2],
-                         {t: h for t, h in hours.items() if t in train}, positives, *args[4:])
-            test = [r for r in rows if r["task"] not in train]
-            th = {t: h for t, h in hours.items() if t not in train}
-            got = stream_loss(apply(cal, test), test, th, positives, np.array([cal.threshold]), a.per_hour,
-                              StreamConfig.refractory_s, a.per_other)
-            held.append([float(g[0]) * len(th) for g in got])
-        loss, miss, fa_h, taken = np.sum(held, axis=0) / len(tasks)
+            cal, _ = fit([r for r in rows if r["task"] in train], names, streams.only(train), loss, *settings)
+            test, tested = [r for r in rows if r["task"] not in train], streams.only(set(tasks) - train)
+            got = stream_loss(apply(cal, test), test, tested, np.array([cal.threshold]), loss)
+            held.append([float(g[0]) * len(tested.hours) for g in got])
+        value, miss, fa_h, taken = np.sum(held, axis=0) / len(tasks)
         log.info("cv %d folds: held-out loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers accepted %.3f "
-                 "(%d candidates/h)", a.cv, loss, miss, fa_h, taken, len(rows) / sum(hours.values()))
+                 "(%d candidates/h)", a.cv, value, miss, fa_h, taken, len(rows) / sum(streams.hours.values()))
     if a.baseline:
-        plain_cal = Calibration.for_config(DEFAULT)
-        got = stream_loss(np.array([float(r["fused"]) for r in rows]), rows, hours, positives,
-                          np.array([plain_cal.threshold]), a.per_hour, StreamConfig.refractory_s, a.per_other)
+        got = stream_loss(np.array([float(r["fused"]) for r in rows]), rows, streams,
+                          np.array([Calibration.for_config(DEFAULT).threshold]), loss)
         log.info("the clip calibration on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h, "
-                 "other speakers accepted %.3f",
-                 *(float(g[0]) for g in got))
-    cal, loss = fit(rows, names, *args)
-    log.info("train loss %.4f, %d candidates in %d streams, threshold %.3f, weights %s", loss, len(rows), len(hours),
-             cal.threshold, dict(zip(cal.names, np.round(cal.weights, 2))))
+                 "other speakers accepted %.3f", *(float(g[0]) for g in got))
+    cal, value = fit(rows, names, streams, loss, *settings)
+    log.info("train loss %.4f, %d candidates in %d streams, threshold %.3f, weights %s", value, len(rows),
+             len(streams.hours), cal.threshold, dict(zip(cal.names, np.round(cal.weights, 2))))
     if a.out:
-        cal = Calibration(**{**cal.__dict__, "provenance": {"command": " ".join(["python", *sys.argv]), "streams": len(hours),
-                                                            "candidates": len(rows), "train_loss": round(loss, 4),
+        cal = Calibration(**{**cal.__dict__, "provenance": {"command": " ".join(["python", *sys.argv]),
+                                                            "streams": len(streams.hours), "candidates": len(rows),
+                                                            "train_loss": round(value, 4),
                                                             "spot_min_z": a.min_z, "per_hour": a.per_hour,
                                                             "per_other": a.per_other}})
         cal.save(a.out)
