@@ -21,7 +21,7 @@ from kws.config import DEFAULT, FRONTENDS, PRETRAINED_DIR, with_frontend
 from kws.scoring.detect import prepare
 from kws.nn.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
-from word_corpus import Words, augment, load_noise, split_speakers, utterance
+from word_corpus import Words, augment, held_out_langs, load_noise, split_speakers, utterance
 
 log = logging.getLogger("build_cohort")
 
@@ -38,13 +38,15 @@ def main() -> None:
                     help=f"write only pretrained/{ENCODER_VOICEPRINTS_FILE}: the multi-task encoder's speaker "
                     "embeddings of the same utterances")
     ap.add_argument("--out", default=None, help="default: pretrained/cohort.npz (mfcc) or cohort_encoder.npz")
+    ap.add_argument("--hold-out", default="", help="languages whose speakers stay out of the cohort (e.g. ar)")
     a = ap.parse_args()
     cfg = with_frontend(a.frontend)
     a.out = a.out or str(PRETRAINED_DIR / (ENCODER_VOICEPRINTS_FILE if a.voiceprints
                                            else cfg.features.artefact(COHORT_FILE)))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     words = Words(Path(a.words), "train")
-    cohort_speakers, _ = split_speakers(words.speakers)
+    held = held_out_langs(a.hold_out)
+    cohort_speakers = [s for s in split_speakers(words.speakers)[0] if words.lang[s] not in held]
     noise = load_noise(check_training_noise(a.noise))
     rng = np.random.default_rng(a.seed)
     frames, crops = [], []

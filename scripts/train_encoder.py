@@ -43,37 +43,40 @@ from kws.training.model import EncoderShape, MultiTaskEncoder, export_arrays
 from kws.app.progress import Progress
 from kws.signal.vad import speech_segments
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
-from word_corpus import Words, augment, load_noise, split_speakers
+from word_corpus import Words, augment, held_out_langs, load_noise, split_speakers
 
 log = logging.getLogger("train_encoder")
 REAL_CORPORA = ("dsp20", "asc")
 MAX_FRAMES = 200          # 2 s: longer clips are cut at a random offset
 
 
-def load_items(words_dir: Path, trainset: Path | None, phrases_dir: Path | None = None) -> list[dict]:
+def load_items(words_dir: Path, trainset: Path | None, phrases_dir: Path | None = None,
+               held_out: set[str] = frozenset()) -> list[dict]:
     """(path, loader key, speaker, text) for every training clip, in a fixed order.
 
     Real speech: the cohort half of the words corpus's train speakers, every Speech Commands (gsc)
     train speaker (one take per word: they never make a calibration task, so the calibration half of
     the task speakers stays unseen), and the phrases corpus (no speaker ids: speaker=None, keyword
-    losses only)."""
+    losses only). Clips in a held-out language are left out (word_corpus.held_out_langs)."""
     words = Words(words_dir, "train")
     keep = set(split_speakers(words.speakers)[0])
     items = []
     with open(words_dir / "manifest.tsv", encoding="utf-8") as f:
         for r in csv.DictReader(f, delimiter="\t"):
-            if r["split"] == "train" and (r["speaker"] in keep or r["corpus"] == "gsc"):
+            if r["split"] == "train" and (r["speaker"] in keep or r["corpus"] == "gsc") and r["lang"] not in held_out:
                 items.append({"path": str(words_dir / r["path"]), "speaker": r["speaker"],
                               "text": f"{r['lang']}:{r['word']}", "crop": False})
     if phrases_dir:
         with open(phrases_dir / "manifest.tsv", encoding="utf-8") as f:
             for r in csv.DictReader(f, delimiter="\t"):
+                if r["lang"] in held_out:
+                    continue
                 items.append({"path": str(phrases_dir / r["path"]), "speaker": None,
                               "text": f"{r['lang']}:{r['phrase']}", "crop": False})
     if trainset:
         with open(trainset / "manifest.tsv", encoding="utf-8") as f:
             for r in csv.DictReader(f, delimiter="\t"):
-                if r["source"] not in REAL_CORPORA:      # its real speakers come from --words, halved
+                if r["source"] not in REAL_CORPORA and r["lang"] not in held_out:   # real speakers: --words, halved
                     items.append({"path": str(trainset / r["path"]), "speaker": f"syn:{r['speaker']}",
                                   "text": f"{r['lang']}:{r['text']}", "crop": True})
     return items
@@ -229,6 +232,7 @@ def main() -> None:
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     ap.add_argument("--out", default=str(PRETRAINED_DIR / ENCODER_FILE))
+    ap.add_argument("--hold-out", default="", help="languages left out of training, to measure an unseen one (e.g. ar)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -240,7 +244,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     work = Path(a.work)
     items = load_items(Path(a.words), Path(a.trainset) if a.trainset else None,
-                       Path(a.phrases) if a.phrases else None)
+                       Path(a.phrases) if a.phrases else None, held_out_langs(a.hold_out))
     cache = work / "features.npz"
     if rank == 0:
         z = build_cache(items, check_training_noise(a.noise), cache, a.jobs)

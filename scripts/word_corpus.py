@@ -25,10 +25,12 @@ class Words:
     def __init__(self, folder: Path, split: str):
         self.folder = folder
         self.clips: dict[str, list[str]] = defaultdict(list)  # speaker -> paths
+        self.lang: dict[str, str] = {}                         # speaker -> language of their words
         with open(folder / "manifest.tsv", encoding="utf-8") as f:
             for r in csv.DictReader(f, delimiter="\t"):
                 if r["split"] == split:
                     self.clips[r["speaker"]].append(r["path"])
+                    self.lang[r["speaker"]] = r["lang"]
         self.speakers = sorted(self.clips)
         if not self.speakers:
             raise SystemExit(f"{folder}/manifest.tsv has no '{split}' rows")
@@ -43,6 +45,12 @@ def split_speakers(speakers: list[str]) -> tuple[list[str], list[str]]:
     """(cohort half, calibration half): even and odd positions in sorted order."""
     s = sorted(speakers)
     return s[0::2], s[1::2]
+
+
+def held_out_langs(text: str) -> set[str]:
+    """--hold-out ar[,zh]: languages kept out of training, to measure one the system has never met.
+    Speakers are dropped after split_speakers, so the halves of the others stay as they were."""
+    return {x for x in text.split(",") if x}
 
 
 def utterance(rng: np.random.Generator, words: Words, speaker: str, n_words: int) -> np.ndarray:
