@@ -1,6 +1,7 @@
 import os
 import re
 import shutil
+from pathlib import Path
 import subprocess
 import sys
 
@@ -139,3 +140,25 @@ def test_every_take_unusable_is_refused_unless_forced(tmp_path):
     assert not (tmp_path / "me" / "noise").exists()
     profile, quality = Profile.enroll(tmp_path / "me", "noise", noise, force=True)
     assert "noise" in profile.phrases and all(c.redo for c in quality.clips)
+
+
+PRACTICE = Path(__file__).resolve().parents[2] / "shared" / "data" / "practice" / "data" / "P0003"
+
+
+@pytest.mark.skipif(not PRACTICE.is_dir(), reason="needs ../shared/data/practice")
+def test_practice_speaker_p0003_first_positive_is_found_between_its_negatives(tmp_path):
+    """Issue 18: P0003's first positive between six of its negatives, 1 s apart, was not found by kws detect at
+    the default sensitivity. It must be found once, at its own place in the stream, and nothing else."""
+    import soundfile as sf
+    from kws.signal.audio import read_audio
+    Profile.enroll(tmp_path / "me", "wake", sorted((PRACTICE / "enroll").glob("*.wav")))
+    gap = np.zeros(16000, np.float32)
+    negatives = [read_audio(PRACTICE / "test" / f"P0003T{i:04d}.wav") for i in range(6, 12)]
+    positive = read_audio(PRACTICE / "test" / "P0003T0001.wav")
+    parts = negatives[:3] + [positive] + negatives[3:]
+    sf.write(tmp_path / "s.wav", np.concatenate([x for p in parts for x in (p, gap)]), 16000)
+    start = sum(len(p) + len(gap) for p in negatives[:3]) / 16000
+    end = start + len(positive) / 16000
+    found = list(Detector(tmp_path / "me").detect(tmp_path / "s.wav"))
+    assert len(found) == 1, [(d.start_s, d.end_s) for d in found]
+    assert start - 0.1 <= found[0].start_s < found[0].end_s <= end + 0.1
