@@ -1,0 +1,50 @@
+#!/bin/bash
+# An unseen language, measured (issue 19): train the encoder and fit everything that depends on it without
+# one language, then run the platform on dev tasks of that language only.
+#
+#   scripts/held_out_language.sh LANG WORK [SEEDS]      e.g. scripts/held_out_language.sh ar SCRATCH/held-ar
+#
+# WORK/code: a git worktree of HEAD whose pretrained/ gets the held-out encoder, cohorts (no LANG speaker) and
+# the default calibrations (encoder voiceprint, second front end; and the keyword fallback tier), fitted on the
+# calibration half of train task set 7 without LANG speakers' tasks (one table, not v5's three: it is a
+# measure of the language, not a release). WORK/results/<set>/report.json: dev tasks (make_tasks --lang LANG,
+# seeds SEEDS, clean and --snr 0 10). Needs .venv-train (./initialize.sh --train) and ../shared. About 1 h on 2 cores.
+set -euo pipefail
+lang=${1:?usage: held_out_language.sh LANG WORK [SEEDS]}
+work=$(realpath -m "${2:?usage: held_out_language.sh LANG WORK [SEEDS]}")
+seeds=${3:-7 8 9}
+cd "$(dirname "$0")/.."
+repo=$PWD py=$PWD/.venv/bin/python words=../shared/data/words noise=build/train-noise
+code=$work/code
+[ -d "$code" ] || git worktree add --detach "$code" HEAD
+[ -d "$noise" ] || "$py" scripts/build_train_noise.py --out "$noise"
+export PYTHONPATH=$code     # the worktree's kws, so PRETRAINED_DIR is its pretrained/
+"$repo/.venv-train/bin/python" scripts/train_encoder.py --words "$words" --noise "$noise" --phrases ../shared/data/phrases \
+    --work "$work/encoder-run" --steps 3000 --threads 2 --jobs 2 --hold-out "$lang"
+"$py" scripts/build_cohort.py --noise "$noise" --hold-out "$lang"
+"$py" scripts/build_cohort.py --noise "$noise" --hold-out "$lang" --voiceprints
+"$py" scripts/build_cohort.py --noise "$noise" --hold-out "$lang" --frontend encoder
+# train tasks of speakers who do not speak LANG (tasks.tsv's lang column is the phrase's, keyed by word name)
+tasks=$work/train-7 kept=$work/train-7-without-$lang
+[ -d "$tasks" ] || "$py" ../shared/tools/make_tasks.py --words "$words" --split train --noise "$noise" --snr 0 25 \
+    --out "$tasks" --per-speaker 4 --prefix T --seed 7
+rm -rf "$kept" && mkdir -p "$kept/data" "$kept/solution"
+awk -F'\t' -v l="$lang" 'NR==FNR { if ($6 == l) drop[$4] = 1; next } FNR == 1 || !($2 in drop)' \
+    "$words/manifest.tsv" "$tasks/tasks.tsv" > "$kept/tasks.tsv"
+for t in $(awk -F'\t' 'NR > 1 { print $1 }' "$kept/tasks.tsv"); do
+  ln -s "$tasks/data/$t" "$kept/data/$t"
+  ln -s "$tasks/solution/${t}_test_labels.txt" "$kept/solution/"
+done
+mkdir -p "$work/tables"
+"$py" scripts/score_tasks.py --tasks "$kept" --speakers-half calibration --voiceprint encoder --out "$work/tables/encoder-1.tsv"
+ONLY='^calibration(_keyword)?_plus-encoder(_voice-encoder)?$' PYTHON=$py "$code/scripts/fit_calibrations.sh" "$work/tables"
+export KWS_VENV=$(readlink -f .venv)
+for seed in $seeds; do
+  for snr in "5 25" "0 10"; do
+    set_dir=$work/dev-$lang-$seed-snr${snr/ /-}
+    [ -d "$set_dir" ] || "$py" ../shared/tools/make_tasks.py --words "$words" --split dev --noise ../shared/data/noise \
+        --lang "$lang" --seed "$seed" --snr $snr --out "$set_dir"
+    "$py" run_local_test.py --code_dir "$code" --dataset_dir "$set_dir/data" --solution_dir "$set_dir/solution" \
+        --test_meta "$set_dir/test_meta.tsv" --output_dir "$work/results/$(basename "$set_dir")" --jobs 1
+  done
+done
