@@ -217,11 +217,18 @@ def _block(m: MultiTask, x: np.ndarray, name: str, dilation: int) -> np.ndarray:
     return np.maximum(_conv(x, a[f"{name}_w"], a[f"{name}_b"], dilation), 0.0) * a[f"{name}_scale"] + a[f"{name}_shift"]
 
 
-def multitask_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
-    """(T, n_mels) normalised log-mel -> (T, channels) shared features."""
+def trunk_layers(m: MultiTask, frames: np.ndarray) -> Iterator[np.ndarray]:
+    """Each trunk block's (T, channels) output in turn, the last being multitask_trunk's."""
     h = frames.astype(np.float32)
     for i, d in enumerate(m.dilations):
         h = _block(m, h, f"trunk{i}", d)
+        yield h
+
+
+def multitask_trunk(m: MultiTask, frames: np.ndarray) -> np.ndarray:
+    """(T, n_mels) normalised log-mel -> (T, channels) shared features."""
+    for h in trunk_layers(m, frames):
+        pass
     return h
 
 

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Frozen embeddings as a general speech representation, probed TRILL's way (issue 21).
+
+    python scripts/probe.py --words ../shared/data/words --noise ../shared/data/noise-train --out docs/probe.json
+
+Every candidate embedding stays frozen; a multinomial logistic regression (L2, standardised inputs, L-BFGS)
+is trained on top and scored by accuracy on held-out clips. Candidates: MFCC mean and std, GE2E, each
+block of the multi-task encoder's trunk (mean and std over time), its speaker head (the voiceprint) and its
+keyword head (mean and std of the keyword frames). Tasks, with speakers apart wherever the task allows:
+- speaker: the 10 dev speakers, takes split by repetition (the same voices on both sides: that is the task);
+- language (zh / en / ar), word (the dsp20 words): probe trained on train-split speakers, tested on dev ones;
+- noise type, SNR band, clean vs reverberant: train-split speech for training, dev speech for testing, with
+  `noise-train` recordings (their first half for training, second half for testing: never `noise/`) and
+  synthetic exponential-decay room responses (RT60 0.3-0.9 s).
+Chance: the test set's majority class.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+from augment import load_noise_named, mix_at_snr, noise_segment, reverb
+from kws.config import DEFAULT, SAMPLE_RATE
+from kws.nn.encoder import (embed_speakers, load_multitask, multitask_keyword_frames, multitask_voiceprint,
+                            trunk_layers)
+from kws.signal.features import cmvn, encoder_input, mfcc
+
+log = logging.getLogger("probe")
+SR = SAMPLE_RATE
+SNR_BANDS = ((0, 5), (5, 10), (10, 20), (20, 30))
+
+
+# ---------------------------------------------------------------- the probe
+
+def logistic_probe(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, l2: float = 1e-2) -> np.ndarray:
+    """Predicted classes of x_test from a multinomial logistic regression fitted on (x, y)."""
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    x, x_test = (x - mu) / sd, (x_test - mu) / sd
+    classes = np.unique(y)
+    onehot = (y[:, None] == classes[None, :]).astype(np.float64)
+    n, d, k = len(x), x.shape[1], len(classes)
+    xb = np.hstack([x, np.ones((n, 1))])
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        w = w.reshape(d + 1, k)
+        z = xb @ w
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(1, keepdims=True)
+        reg = 0.5 * l2 * (w[:-1] ** 2).sum()
+        g = xb.T @ (p - onehot) / n
+        g[:-1] += l2 * w[:-1]
+        return float(-(onehot * np.log(p + 1e-12)).sum() / n + reg), g.ravel()
+
+    w = minimize(loss, np.zeros((d + 1) * k), jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
+    return classes[np.argmax(np.hstack([x_test, np.ones((len(x_test), 1))]) @ w.reshape(d + 1, k), axis=1)]
+
+
+# ---------------------------------------------------------------- the candidates
+
+def embeddings(wavs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every candidate's (N, D) embedding of the clips."""
+    m = load_multitask()
+    out: dict[str, list[np.ndarray]] = defaultdict(list)
+    for y in wavs:
+        mf = cmvn(mfcc(y, DEFAULT.features), DEFAULT.features.cmvn_frames)
+        out["mfcc stats"].append(np.concatenate([mf.mean(0), mf.std(0)]))
+        for i, h in enumerate(trunk_layers(m, encoder_input(y, DEFAULT.features))):
+            out[f"encoder trunk {i + 1}"].append(np.concatenate([h.mean(0), h.std(0)]))
+        out["encoder speaker head"].append(multitask_voiceprint(m, h))
+        kw = multitask_keyword_frames(m, h)
+        out["encoder keyword head"].append(np.concatenate([kw.mean(0), kw.std(0)]))
+    result = {k: np.array(v, np.float32) for k, v in out.items()}
+    result["GE2E"] = embed_speakers(wavs)
+    return result
+
+
+# ---------------------------------------------------------------- the tasks
+
+class Clips:
+    """The words corpus by split: rows of (path, corpus, speaker, word, lang, rep)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        with open(folder / "manifest.tsv", encoding="utf-8") as f:
+            self.rows = list(csv.DictReader(f, delimiter="\t"))
+
+    def load(self, row: dict) -> np.ndarray:
+        import soundfile as sf
+        y, _ = sf.read(self.folder / row["path"], dtype="float32", always_2d=True)
+        return y.mean(axis=1)
+
+    def pick(self, rng: np.random.Generator, n: int, **where: object) -> list[dict]:
+        rows = [r for r in self.rows if all((r[k] in v) if isinstance(v, (set, tuple)) else r[k] == v
+                                            for k, v in where.items())]
+        return [rows[i] for i in rng.choice(len(rows), min(n, len(rows)), replace=False)]
+
+
+def rir(rng: np.random.Generator) -> np.ndarray:
+    """A synthetic room response: exponentially decaying noise, RT60 0.3-0.9 s, after a direct path."""
+    rt60 = rng.uniform(0.3, 0.9)
+    t = np.arange(int(rt60 * SR)) / SR
+    h = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60) * 0.3
+    h[0] = 1.0
+    return h.astype(np.float32)
+
+
+def build_tasks(clips: Clips, noise: list[tuple[str, np.ndarray]], rng: np.random.Generator, size: int) -> dict:
+    """{task: (train wavs, train labels, test wavs, test labels)}."""
+    tasks = {}
+    dev = clips.pick(rng, 10 ** 6, split="dev")
+    by_spk = defaultdict(list)
+    for r in dev:
+        by_spk[r["speaker"]].append(r)
+    tr, te = [], []
+    for spk, rows in by_spk.items():        # speaker ID: odd takes train, even takes test
+        rows = [rows[i] for i in rng.permutation(len(rows))]
+        tr += [r for r in rows if int(r["rep"]) % 2][: size // 10]
+        te += [r for r in rows if not int(r["rep"]) % 2][: size // 20]
+    tasks["speaker (10 dev speakers)"] = (tr, [r["speaker"] for r in tr], te, [r["speaker"] for r in te])
+    per = size // 3
+    tr = sum((clips.pick(rng, per, split="train", corpus={"dsp20", "asc"}, lang=lang) for lang in ("zh", "en", "ar")), [])
+    te = sum((clips.pick(rng, per // 2, split="dev", lang=lang) for lang in ("zh", "en", "ar")), [])
+    tasks["language (zh / en / ar)"] = (tr, [r["lang"] for r in tr], te, [r["lang"] for r in te])
+    tr = clips.pick(rng, size, split="train", corpus="dsp20")
+    te = clips.pick(rng, size // 2, split="dev", corpus="dsp20")
+    tasks["word (20 dsp20 words)"] = (tr, [r["word"] for r in tr], te, [r["word"] for r in te])
+    out = {k: ([clips.load(r) for r in a], b, [clips.load(r) for r in c], d) for k, (a, b, c, d) in tasks.items()}
+
+    def speech(split: str, n: int) -> list[np.ndarray]:
+        return [clips.load(r) for r in clips.pick(rng, n, split=split, corpus={"dsp20", "asc"})]
+    halves = {name: (y[: len(y) // 2], y[len(y) // 2:]) for name, y in noise}
+    names = sorted(halves)
+    for split, side in (("train", 0), ("dev", 1)):
+        n = size if side == 0 else size // 2
+        noisy, ntype, band, wet, room = [], [], [], [], []
+        for y in speech(split, n):
+            name = names[int(rng.integers(len(names)))]
+            b = int(rng.integers(len(SNR_BANDS)))
+            seg = noise_segment(halves[name][side], len(y), rng)
+            noisy.append(mix_at_snr(y, seg, rng.uniform(*SNR_BANDS[b])))
+            ntype.append(name)
+            band.append(f"{SNR_BANDS[b][0]}-{SNR_BANDS[b][1]} dB")
+            r = bool(rng.random() < 0.5)
+            wet.append(reverb(y, rir(rng)) if r else y)
+            room.append("reverberant" if r else "clean")
+        for task, wavs, labels in (("noise type (noise-train recordings)", noisy, ntype),
+                                   ("SNR band", noisy, band), ("clean vs reverberant", wet, room)):
+            if side == 0:
+                out[task] = (wavs, labels, [], [])
+            else:
+                out[task] = (out[task][0], out[task][1], wavs, labels)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--words", default="../shared/data/words")
+    ap.add_argument("--noise", default="../shared/data/noise-train", help="noise-train (never the dev noise/)")
+    ap.add_argument("--size", type=int, default=400, help="training clips per task (tests: half as many)")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    noise = load_noise_named(Path(a.noise))
+    if not noise:
+        raise SystemExit(f"{a.noise}: no noise recordings")
+    rng = np.random.default_rng(a.seed)
+    tasks = build_tasks(Clips(Path(a.words)), noise, rng, a.size)
+    result = {"seed": a.seed, "encoder_sha": load_multitask().sha, "tasks": {}}
+    for task, (xtr, ytr, xte, yte) in tasks.items():
+        etr, ete = embeddings(xtr), embeddings(xte)
+        ytr, yte = np.array(ytr), np.array(yte)
+        counts = {c: int((yte == c).sum()) for c in np.unique(yte)}
+        row = {"train": len(ytr), "test": len(yte), "classes": len(np.unique(ytr)),
+               "chance": round(max(counts.values()) / len(yte), 3), "accuracy": {}}
+        for cand in etr:
+            row["accuracy"][cand] = round(float((logistic_probe(etr[cand], ytr, ete[cand]) == yte).mean()), 3)
+        log.info("%s: chance %.3f; %s", task, row["chance"], ", ".join(f"{k} {v:.3f}" for k, v in row["accuracy"].items()))
+        result["tasks"][task] = row
+    if a.out:
+        Path(a.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return result
+
+
+if __name__ == "__main__":
+    main()
