@@ -17,8 +17,8 @@ import sys
 
 import numpy as np
 
-from kws.scoring.calibrate import RANGE_PERCENTILES, Calibration, base_columns, folder_columns, with_set_columns
-from kws.training.fitting import fit_fusion
+from kws.scoring.calibrate import Calibration, base_columns, folder_columns, with_set_columns
+from kws.training.fitting import Standardised, fit_fusion
 from kws.scoring import scores
 
 log = logging.getLogger("fit_calibration")
@@ -106,16 +106,12 @@ def fit(rows: list[dict], names: tuple[str, ...], set_names: tuple[str, ...], po
     objective is "logistic"), then the global threshold."""
     x, y, groups = task_matrix(rows, names, set_names, positives, seed)
     names += set_names
-    lo, hi = np.percentile(x, RANGE_PERCENTILES, axis=0)
-    x = np.clip(x, lo, hi)                      # as Calibration.fuse will clip
-    mean, std = x.mean(axis=0), x.std(axis=0)
-    std = np.where(std < 1e-6, 1.0, std)        # a column constant over its training range adds nothing
-    x = (x - mean) / std
-    w, b, threshold, score, objective = fit_fusion(x, y, groups, l2, objective, task_l2, tau)
-    return Calibration(names, tuple(mean.round(6)), tuple(std.round(6)), tuple(w.round(6)), round(b, 6),
+    s = Standardised.of(x)
+    w, b, threshold, score, objective = fit_fusion(s.z, y, groups, l2, objective, task_l2, tau)
+    return Calibration(names, tuple(s.mean.round(6)), tuple(s.std.round(6)), tuple(w.round(6)), round(b, 6),
                        round(threshold, 6), provenance={"command": command, "objective": objective, "tasks": len(set(groups)),
                                                         "clips": int(len(y)), "train_score": round(score, 4)},
-                       lo=tuple(lo.round(6)), hi=tuple(hi.round(6)))
+                       lo=tuple(s.lo.round(6)), hi=tuple(s.hi.round(6)))
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from kws.config import DEFAULT, StreamConfig
-from kws.scoring.calibrate import RANGE_PERCENTILES, Calibration, calibration_name
+from kws.scoring.calibrate import Calibration, calibration_name
 from kws.scoring.recent import RUN_SUFFIX, RUNTOP_SUFFIX, RecentPrior, RecentScores, recent_bases, recent_columns
-from kws.training.fitting import fit_logistic, fit_stream_loss
+from kws.training.fitting import Standardised, fit_logistic, fit_stream_loss
 
 log = logging.getLogger("fit_stream")
 
@@ -126,11 +126,8 @@ def fit(rows: list[dict], names: tuple[str, ...], streams: Streams, loss: Loss, 
     x = columns(rows, names, prior)
     y = np.array([r["kind"] == "positive" for r in rows], float)
     ok = np.isfinite(x).all(axis=1)
-    lo, hi = np.percentile(x[ok], RANGE_PERCENTILES, axis=0)
-    xc = np.clip(np.nan_to_num(x, nan=0.0), lo, hi)
-    mean, std = xc[ok].mean(axis=0), xc[ok].std(axis=0)
-    std = np.where(std < 1e-6, 1.0, std)
-    z = (xc - mean) / std
+    s = Standardised.of(x, ok)
+    z = s.z
     w, b = fit_logistic(z[ok], y[ok], l2)
     threshold, value = best_threshold(np.where(ok, z @ w + b, -np.inf), rows, streams, loss)
     if objective == "stream":
@@ -138,8 +135,8 @@ def fit(rows: list[dict], names: tuple[str, ...], streams: Streams, loss: Loss, 
         threshold2, value2 = best_threshold(np.where(ok, z @ w2 + b2, -np.inf), rows, streams, loss)
         if value2 <= value:
             w, b, threshold, value = w2, b2, threshold2, value2
-    cal = Calibration(names, tuple(mean.round(6)), tuple(std.round(6)), tuple(w.round(6)), round(b, 6), round(threshold, 6),
-                      lo=tuple(lo.round(6)), hi=tuple(hi.round(6)), recent=asdict(prior))
+    cal = Calibration(names, tuple(s.mean.round(6)), tuple(s.std.round(6)), tuple(w.round(6)), round(b, 6),
+                      round(threshold, 6), lo=tuple(s.lo.round(6)), hi=tuple(s.hi.round(6)), recent=asdict(prior))
     return cal, value
 
 

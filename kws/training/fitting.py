@@ -4,9 +4,33 @@ Only ever on train-split task scores; kws/scoring/calibrate.py applies what thes
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from kws.harness.metrics import ALPHA
+from kws.scoring.calibrate import RANGE_PERCENTILES
+
+
+@dataclass(frozen=True)
+class Standardised:
+    """Columns clipped to their training range and standardised, as Calibration.fuse will apply them."""
+    z: np.ndarray        # (rows, columns), every row (NaN read as 0 before clipping)
+    lo: np.ndarray
+    hi: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @staticmethod
+    def of(x: np.ndarray, ok: np.ndarray | None = None) -> "Standardised":
+        """The range and statistics come from the rows `ok` (default: all)."""
+        fit = x if ok is None else x[ok]
+        lo, hi = np.percentile(fit, RANGE_PERCENTILES, axis=0)
+        xc = np.clip(np.nan_to_num(x, nan=0.0), lo, hi)
+        xf = xc if ok is None else xc[ok]
+        mean, std = xf.mean(axis=0), xf.std(axis=0)
+        std = np.where(std < 1e-6, 1.0, std)        # a column constant over its training range adds nothing
+        return Standardised((xc - mean) / std, lo, hi, mean, std)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:
