@@ -14,10 +14,8 @@ say the phrase. Nothing is fitted: the cohort is the shipped one (train-split sp
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from kws.harness.report import eer, rates_at
 from kws.nn.encoder import load_multitask, speaker_embeddings
 from kws.scoring.cohort import load_cohort
 from kws.scoring.voiceprint import unit, voiceprint
+from word_corpus import Words
 
 log = logging.getLogger("eval_speaker")
 SR = SAMPLE_RATE
@@ -44,55 +43,37 @@ class Take:
     audio: np.ndarray
 
 
-class Corpus:
-    """The split's clips by speaker and word (manifest.tsv of ../shared/data/words)."""
-
-    def __init__(self, folder: Path, split: str):
-        self.folder = folder
-        self.clips: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        self.corpus: dict[str, str] = {}
-        with open(folder / "manifest.tsv", encoding="utf-8") as f:
-            for r in csv.DictReader(f, delimiter="\t"):
-                if r["split"] == split:
-                    self.clips[r["speaker"]][r["word"]].append(r["path"])
-                    self.corpus[r["speaker"]] = r["corpus"]
-        self.speakers = sorted(self.clips)
-        if not self.speakers:
-            raise SystemExit(f"{folder}/manifest.tsv has no '{split}' rows")
-
-    def say(self, rng: np.random.Generator, speaker: str, words: tuple[str, ...], exclude: set[str]) -> Take:
-        """One take of the words by the speaker, a recording not in `exclude` for each (added to it)."""
-        import soundfile as sf
-        pieces = [np.zeros(int(rng.uniform(0.2, 0.5) * SR), np.float32)]
-        for k, w in enumerate(words):
-            pool = [p for p in self.clips[speaker][w] if p not in exclude] or self.clips[speaker][w]
-            path = pool[int(rng.integers(len(pool)))]
-            exclude.add(path)
-            y, sr = sf.read(self.folder / path, dtype="float32", always_2d=True)
-            if k:
-                pieces.append(np.zeros(int(rng.uniform(0.05, 0.25) * SR), np.float32))
-            pieces.append(y.mean(axis=1))
-        pieces.append(np.zeros(int(rng.uniform(0.2, 0.5) * SR), np.float32))
-        return Take(speaker, self.corpus[speaker], words, np.concatenate(pieces))
+def say(words: Words, rng: np.random.Generator, speaker: str, phrase: tuple[str, ...], exclude: set[str]) -> Take:
+    """One take of the phrase by the speaker, a recording not in `exclude` for each word (added to it)."""
+    pieces = [np.zeros(int(rng.uniform(0.2, 0.5) * SR), np.float32)]
+    for k, w in enumerate(phrase):
+        pool = [p for p in words.by_word[speaker][w] if p not in exclude] or words.by_word[speaker][w]
+        path = pool[int(rng.integers(len(pool)))]
+        exclude.add(path)
+        if k:
+            pieces.append(np.zeros(int(rng.uniform(0.05, 0.25) * SR), np.float32))
+        pieces.append(words.load(path))
+    pieces.append(np.zeros(int(rng.uniform(0.2, 0.5) * SR), np.float32))
+    return Take(speaker, words.corpus[speaker], phrase, np.concatenate(pieces))
 
 
-def build(corpus: Corpus, rng: np.random.Generator, phrases: int) -> tuple[list[tuple[Take, list[Take]]], list[Take]]:
+def build(words: Words, rng: np.random.Generator, phrases: int) -> tuple[list[tuple[Take, list[Take]]], list[Take]]:
     """(enrollments: (phrase, its five takes), test utterances). Per enrollment the speaker also says the
     phrase twice more and four other 1-2-word utterances; each same-corpus speaker says it twice."""
     enrollments, tests = [], []
-    for spk in corpus.speakers:
-        vocab = sorted(corpus.clips[spk])
+    for spk in words.speakers:
+        vocab = sorted(words.by_word[spk])
         for _ in range(phrases):
-            words = tuple(rng.choice(vocab, size=int(rng.integers(1, 3)), replace=False))
+            phrase = tuple(rng.choice(vocab, size=int(rng.integers(1, 3)), replace=False))
             used: set[str] = set()
-            takes = [corpus.say(rng, spk, words, used) for _ in range(5)]
+            takes = [say(words, rng, spk, phrase, used) for _ in range(5)]
             enrollments.append((takes[0], takes))
-            tests += [corpus.say(rng, spk, words, used) for _ in range(2)]
-            for other in corpus.speakers:
-                if other != spk and corpus.corpus[other] == corpus.corpus[spk]:
-                    tests += [corpus.say(rng, other, words, set()) for _ in range(2)]
+            tests += [say(words, rng, spk, phrase, used) for _ in range(2)]
+            for other in words.speakers:
+                if other != spk and words.corpus[other] == words.corpus[spk]:
+                    tests += [say(words, rng, other, phrase, set()) for _ in range(2)]
             for _ in range(4):
-                tests.append(corpus.say(rng, spk, tuple(rng.choice(vocab, size=int(rng.integers(1, 3)),
+                tests.append(say(words, rng, spk, tuple(rng.choice(vocab, size=int(rng.integers(1, 3)),
                                                                    replace=False)), set()))
     return enrollments, tests
 
@@ -129,13 +110,13 @@ def systems(enroll_emb: dict[str, np.ndarray], test_emb: dict[str, np.ndarray],
         vp = np.stack([voiceprint(t) for t in takes])                 # (E, D)
         raw = vp @ test.T
         out[f"{v}/mean"] = raw
-        enroll_coh = vp @ coh.T
+        enroll_coh, test_coh = vp @ coh.T, test @ coh.T
         out[f"{v}/mean+z"] = (raw - enroll_coh.mean(1)[:, None]) / (enroll_coh.std(1)[:, None] + 1e-6)  # the detector's spk_seg_z
-        out[f"{v}/mean+s"] = snorm(raw, enroll_coh, test @ coh.T, None)
-        out[f"{v}/mean+as"] = snorm(raw, enroll_coh, test @ coh.T, 100)
+        out[f"{v}/mean+s"] = snorm(raw, enroll_coh, test_coh, None)
+        out[f"{v}/mean+as"] = snorm(raw, enroll_coh, test_coh, 100)
         per_take = np.einsum("ekd,td->ekt", takes, test)               # each take apart
         take_coh = np.einsum("ekd,cd->ekc", takes, coh)
-        normed = np.stack([snorm(per_take[:, k], take_coh[:, k], test @ coh.T, 100) for k in range(takes.shape[1])])
+        normed = np.stack([snorm(per_take[:, k], take_coh[:, k], test_coh, 100) for k in range(takes.shape[1])])
         out[f"{v}/takes+as"] = normed.mean(axis=0)
         out[f"{v}/maxtake+as"] = normed.max(axis=0)
     for rule in ("mean", "mean+s", "mean+as", "takes+as"):
@@ -163,8 +144,8 @@ def main() -> None:
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rng = np.random.default_rng(a.seed)
-    corpus = Corpus(Path(a.words), a.split)
-    enrollments, tests = build(corpus, rng, a.phrases)
+    words = Words(Path(a.words), a.split)
+    enrollments, tests = build(words, rng, a.phrases)
     noise = load_noise(Path(a.noise))
     if not noise:
         raise SystemExit(f"{a.noise}: no FLAC or WAV noise recordings")
@@ -175,7 +156,7 @@ def main() -> None:
                   for v in VOICEPRINTS}
     target = np.array([[t.speaker == p.speaker for t in tests] for p, _ in enrollments])
     same_phrase = np.array([[t.words == p.words for t in tests] for p, _ in enrollments])
-    result = {"split": a.split, "speakers": len(corpus.speakers), "enrollments": len(enrollments),
+    result = {"split": a.split, "speakers": len(words.speakers), "enrollments": len(enrollments),
               "tests": len(tests), "trials": int(target.size), "targets": int(target.sum()),
               "impostor_same_phrase": int((same_phrase & ~target).sum()), "seed": a.seed,
               "encoder_sha": load_multitask().sha, "systems": {}}

@@ -17,7 +17,6 @@ Chance: the test set's majority class.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 from collections import defaultdict
@@ -31,6 +30,7 @@ from kws.config import DEFAULT, SAMPLE_RATE
 from kws.nn.encoder import (embed_speakers, load_multitask, multitask_keyword_frames, multitask_voiceprint,
                             trunk_layers)
 from kws.signal.features import cmvn, encoder_input, mfcc
+from word_corpus import Words
 
 log = logging.getLogger("probe")
 SR = SAMPLE_RATE
@@ -84,23 +84,11 @@ def embeddings(wavs: list[np.ndarray]) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- the tasks
 
-class Clips:
-    """The words corpus by split: rows of (path, corpus, speaker, word, lang, rep)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        with open(folder / "manifest.tsv", encoding="utf-8") as f:
-            self.rows = list(csv.DictReader(f, delimiter="\t"))
-
-    def load(self, row: dict) -> np.ndarray:
-        import soundfile as sf
-        y, _ = sf.read(self.folder / row["path"], dtype="float32", always_2d=True)
-        return y.mean(axis=1)
-
-    def pick(self, rng: np.random.Generator, n: int, **where: object) -> list[dict]:
-        rows = [r for r in self.rows if all((r[k] in v) if isinstance(v, (set, tuple)) else r[k] == v
-                                            for k, v in where.items())]
-        return [rows[i] for i in rng.choice(len(rows), min(n, len(rows)), replace=False)]
+def pick(rng: np.random.Generator, n: int, words: Words, **where: object) -> list[dict]:
+    """n random manifest rows of the split whose fields match `where` (a set: any of its values)."""
+    rows = [r for r in words.rows if all((r[k] in v) if isinstance(v, (set, tuple)) else r[k] == v
+                                         for k, v in where.items())]
+    return [rows[i] for i in rng.choice(len(rows), min(n, len(rows)), replace=False)]
 
 
 def rir(rng: np.random.Generator) -> np.ndarray:
@@ -112,12 +100,13 @@ def rir(rng: np.random.Generator) -> np.ndarray:
     return h.astype(np.float32)
 
 
-def build_tasks(clips: Clips, noise: list[tuple[str, np.ndarray]], rng: np.random.Generator, size: int) -> dict:
-    """{task: (train wavs, train labels, test wavs, test labels)}."""
+def build_tasks(split: dict[str, Words], noise: list[tuple[str, np.ndarray]], rng: np.random.Generator,
+                size: int) -> dict:
+    """{task: (train wavs, train labels, test wavs, test labels)}; split: the words corpus's train and dev."""
+    train, dev = split["train"], split["dev"]
     tasks = {}
-    dev = clips.pick(rng, 10 ** 6, split="dev")
     by_spk = defaultdict(list)
-    for r in dev:
+    for r in pick(rng, 10 ** 6, dev):
         by_spk[r["speaker"]].append(r)
     tr, te = [], []
     for spk, rows in by_spk.items():        # speaker ID: odd takes train, even takes test
@@ -126,37 +115,35 @@ def build_tasks(clips: Clips, noise: list[tuple[str, np.ndarray]], rng: np.rando
         te += [r for r in rows if not int(r["rep"]) % 2][: size // 20]
     tasks["speaker (10 dev speakers)"] = (tr, [r["speaker"] for r in tr], te, [r["speaker"] for r in te])
     per = size // 3
-    tr = sum((clips.pick(rng, per, split="train", corpus={"dsp20", "asc"}, lang=lang) for lang in ("zh", "en", "ar")), [])
-    te = sum((clips.pick(rng, per // 2, split="dev", lang=lang) for lang in ("zh", "en", "ar")), [])
+    tr = sum((pick(rng, per, train, corpus={"dsp20", "asc"}, lang=lang) for lang in ("zh", "en", "ar")), [])
+    te = sum((pick(rng, per // 2, dev, lang=lang) for lang in ("zh", "en", "ar")), [])
     tasks["language (zh / en / ar)"] = (tr, [r["lang"] for r in tr], te, [r["lang"] for r in te])
-    tr = clips.pick(rng, size, split="train", corpus="dsp20")
-    te = clips.pick(rng, size // 2, split="dev", corpus="dsp20")
+    tr = pick(rng, size, train, corpus="dsp20")
+    te = pick(rng, size // 2, dev, corpus="dsp20")
     tasks["word (20 dsp20 words)"] = (tr, [r["word"] for r in tr], te, [r["word"] for r in te])
-    out = {k: ([clips.load(r) for r in a], b, [clips.load(r) for r in c], d) for k, (a, b, c, d) in tasks.items()}
+    out = {k: ([train.load(r["path"]) for r in a], b, [dev.load(r["path"]) for r in c], d)
+           for k, (a, b, c, d) in tasks.items()}
 
-    def speech(split: str, n: int) -> list[np.ndarray]:
-        return [clips.load(r) for r in clips.pick(rng, n, split=split, corpus={"dsp20", "asc"})]
     halves = {name: (y[: len(y) // 2], y[len(y) // 2:]) for name, y in noise}
     names = sorted(halves)
-    for split, side in (("train", 0), ("dev", 1)):
-        n = size if side == 0 else size // 2
+    sides = []                               # (wavs, labels) of each condition task: train side, then test side
+    for words, side, n in ((train, 0, size), (dev, 1, size // 2)):
         noisy, ntype, band, wet, room = [], [], [], [], []
-        for y in speech(split, n):
+        for row in pick(rng, n, words, corpus={"dsp20", "asc"}):
+            y = words.load(row["path"])
             name = names[int(rng.integers(len(names)))]
             b = int(rng.integers(len(SNR_BANDS)))
             seg = noise_segment(halves[name][side], len(y), rng)
             noisy.append(mix_at_snr(y, seg, rng.uniform(*SNR_BANDS[b])))
             ntype.append(name)
             band.append(f"{SNR_BANDS[b][0]}-{SNR_BANDS[b][1]} dB")
-            r = bool(rng.random() < 0.5)
-            wet.append(reverb(y, rir(rng)) if r else y)
-            room.append("reverberant" if r else "clean")
-        for task, wavs, labels in (("noise type (noise-train recordings)", noisy, ntype),
-                                   ("SNR band", noisy, band), ("clean vs reverberant", wet, room)):
-            if side == 0:
-                out[task] = (wavs, labels, [], [])
-            else:
-                out[task] = (out[task][0], out[task][1], wavs, labels)
+            wet_room = bool(rng.random() < 0.5)
+            wet.append(reverb(y, rir(rng)) if wet_room else y)
+            room.append("reverberant" if wet_room else "clean")
+        sides.append({"noise type (noise-train recordings)": (noisy, ntype), "SNR band": (noisy, band),
+                      "clean vs reverberant": (wet, room)})
+    for task in sides[0]:
+        out[task] = (*sides[0][task], *sides[1][task])
     return out
 
 
@@ -173,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not noise:
         raise SystemExit(f"{a.noise}: no noise recordings")
     rng = np.random.default_rng(a.seed)
-    tasks = build_tasks(Clips(Path(a.words)), noise, rng, a.size)
+    tasks = build_tasks({sp: Words(Path(a.words), sp) for sp in ("train", "dev")}, noise, rng, a.size)
     result = {"seed": a.seed, "encoder_sha": load_multitask().sha, "tasks": {}}
     for task, (xtr, ytr, xte, yte) in tasks.items():
         etr, ete = embeddings(xtr), embeddings(xte)

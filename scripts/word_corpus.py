@@ -24,13 +24,19 @@ class Words:
 
     def __init__(self, folder: Path, split: str):
         self.folder = folder
+        self.rows: list[dict[str, str]] = []                   # the split's manifest rows, in file order
         self.clips: dict[str, list[str]] = defaultdict(list)  # speaker -> paths
+        self.by_word: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))  # speaker -> word -> paths
         self.lang: dict[str, str] = {}                         # speaker -> language of their words
+        self.corpus: dict[str, str] = {}                       # speaker -> corpus
         with open(folder / "manifest.tsv", encoding="utf-8") as f:
             for r in csv.DictReader(f, delimiter="\t"):
                 if r["split"] == split:
+                    self.rows.append(r)
                     self.clips[r["speaker"]].append(r["path"])
+                    self.by_word[r["speaker"]][r["word"]].append(r["path"])
                     self.lang[r["speaker"]] = r["lang"]
+                    self.corpus[r["speaker"]] = r["corpus"]
         self.speakers = sorted(self.clips)
         if not self.speakers:
             raise SystemExit(f"{folder}/manifest.tsv has no '{split}' rows")
