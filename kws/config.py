@@ -219,8 +219,24 @@ class ServeConfig:
     idle_timeout_s: float = 60.0       # no new frame for this long closes the connection
     frame_timeout_s: float = 10.0      # once a header has come, its data and payload must come within this
     write_timeout_s: float = 10.0      # a client that does not read what it is sent for this long is dropped
-    max_clients: int = 200             # connections at once; more are closed as they come
+    max_clients: int = 200             # connections at once (per worker process); more are closed as they come
+    # Processes that share the listening socket, each with its own detection thread: one process is held
+    # to one core by the GIL. The kernel hands each new connection to a worker that is waiting to accept.
+    workers: int = 1
     reload_interval_s: float = 1.0     # how often the profile folders are checked for a new enrollment
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """kws classify: the AutoSpeech protocol on the frozen encoder (kws/classify/)."""
+    max_clip_s: float = 30.0           # of each clip only the first N s are embedded (AutoSpeech clips run to minutes)
+    alc_t0_s: float = 60.0             # ALC's time axis, log(1 + t/t0) / log(1 + T/t0): AutoDL's scoring program
+    folds: int = 3                     # cross-validation folds, on the training labels only, that choose the model
+    l2: float = 1e-2                   # the logistic regression's L2 on standardised inputs (scripts/probe.py's)
+    l2_grid: tuple[float, ...] = (1e-3, 1e-1, 1.0)   # tried on the best views once every view has its score
+    ensemble_max: int = 3              # at most this many views' probabilities averaged
+    max_iter: int = 300                # L-BFGS iterations per fit
+    margin_s: float = 2.0              # no new work starts this close to the budget: writing takes time too
 
 
 @dataclass(frozen=True)
@@ -235,6 +251,7 @@ class Config:
     enroll: EnrollConfig = field(default_factory=EnrollConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
 
     def second_features(self) -> FeatureConfig | None:
         """The FeatureConfig of the second keyword front end (DetectConfig.second_frontend); None when it is

@@ -23,13 +23,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 
 from augment import load_noise_named, mix_at_snr, noise_segment, reverb
-from kws.config import DEFAULT, SAMPLE_RATE
-from kws.nn.encoder import (embed_speakers, load_multitask, multitask_keyword_frames, multitask_voiceprint,
-                            trunk_layers)
-from kws.signal.features import cmvn, encoder_input, mfcc
+from kws.classify.logistic import Logistic
+from kws.classify.views import Embedder
+from kws.config import SAMPLE_RATE
+from kws.nn.encoder import load_multitask
 from word_corpus import Words
 
 log = logging.getLogger("probe")
@@ -37,49 +36,16 @@ SR = SAMPLE_RATE
 SNR_BANDS = ((0, 5), (5, 10), (10, 20), (20, 30))
 
 
-# ---------------------------------------------------------------- the probe
+# ---------------------------------------------------------------- the probe and the candidates
 
 def logistic_probe(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, l2: float = 1e-2) -> np.ndarray:
     """Predicted classes of x_test from a multinomial logistic regression fitted on (x, y)."""
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    x, x_test = (x - mu) / sd, (x_test - mu) / sd
-    classes = np.unique(y)
-    onehot = (y[:, None] == classes[None, :]).astype(np.float64)
-    n, d, k = len(x), x.shape[1], len(classes)
-    xb = np.hstack([x, np.ones((n, 1))])
+    return Logistic.fit(x, y, l2=l2, max_iter=500).predict(x_test)
 
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        w = w.reshape(d + 1, k)
-        z = xb @ w
-        z -= z.max(1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(1, keepdims=True)
-        reg = 0.5 * l2 * (w[:-1] ** 2).sum()
-        g = xb.T @ (p - onehot) / n
-        g[:-1] += l2 * w[:-1]
-        return float(-(onehot * np.log(p + 1e-12)).sum() / n + reg), g.ravel()
-
-    w = minimize(loss, np.zeros((d + 1) * k), jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
-    return classes[np.argmax(np.hstack([x_test, np.ones((len(x_test), 1))]) @ w.reshape(d + 1, k), axis=1)]
-
-
-# ---------------------------------------------------------------- the candidates
 
 def embeddings(wavs: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Every candidate's (N, D) embedding of the clips."""
-    m = load_multitask()
-    out: dict[str, list[np.ndarray]] = defaultdict(list)
-    for y in wavs:
-        mf = cmvn(mfcc(y, DEFAULT.features), DEFAULT.features.cmvn_frames)
-        out["mfcc stats"].append(np.concatenate([mf.mean(0), mf.std(0)]))
-        for i, h in enumerate(trunk_layers(m, encoder_input(y, DEFAULT.features))):
-            out[f"encoder trunk {i + 1}"].append(np.concatenate([h.mean(0), h.std(0)]))
-        out["encoder speaker head"].append(multitask_voiceprint(m, h))
-        kw = multitask_keyword_frames(m, h)
-        out["encoder keyword head"].append(np.concatenate([kw.mean(0), kw.std(0)]))
-    result = {k: np.array(v, np.float32) for k, v in out.items()}
-    result["GE2E"] = embed_speakers(wavs)
-    return result
+    """Every candidate's (N, D) embedding of the clips: kws classify's views."""
+    return Embedder().embed(wavs)
 
 
 # ---------------------------------------------------------------- the tasks

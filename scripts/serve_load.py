@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load benchmark of kws serve: many Wyoming clients at once, each streaming its own dev stream.
 
-    python scripts/serve_load.py --bench SCRATCH/sb-dev-dense [--tasks 20] [--minutes 10] \
+    python scripts/serve_load.py --bench SCRATCH/sb-dev-dense [--tasks 20] [--minutes 10] [--workers 1] \
         [--ramp 20,40,60,80,100,120] [--ramp-minutes 2] [--out docs/serve_load.json]
 
 The bench is scripts/stream_bench.py's (TASK/stream.flac, TASK/truth.tsv, TASK/profile/). One `kws serve`
@@ -104,9 +104,21 @@ class Server:
         for line in self.proc.stderr:
             self.log.append(line)
 
+    def pids(self) -> list[int]:
+        """The server and its worker processes (--workers)."""
+        p = self.proc.pid
+        try:
+            return [p, *map(int, Path(f"/proc/{p}/task/{p}/children").read_text().split())]
+        except OSError:
+            return [p]
+
     def _status(self, key: str) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return next(int(x.split()[1]) for x in f if x.startswith(key + ":")) / 1024
+        """The sum over the server's processes (MB): shared copy-on-write pages count once per process."""
+        total = 0.0
+        for pid in self.pids():
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(x.split()[1]) for x in f if x.startswith(key + ":")) / 1024
+        return total
 
     def _sample(self) -> None:
         while self.proc.poll() is None:
@@ -120,8 +132,11 @@ class Server:
         return self._status("VmHWM")
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def stop(self) -> str:
         self.proc.send_signal(signal.SIGTERM)
@@ -253,6 +268,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--ramp", default="10,20,30,40,50,60,80,100,120", help="real-time stream counts to try, in order")
     ap.add_argument("--ramp-minutes", type=float, default=2.0)
+    ap.add_argument("--workers", type=int, default=1, help="kws serve --workers")
     ap.add_argument("--skip", default="", help="phases to leave out: realtime,fast,ramp")
     ap.add_argument("--out", type=Path, default=Path("docs/serve_load.json"))
     a = ap.parse_args()
@@ -267,7 +283,8 @@ def main() -> None:
         for t in tasks:
             t.reference = reference(t, Path(tmp))
     result["reference_s"] = round(time.monotonic() - t0, 1)
-    server = Server({f.name: f / "profile" for f in folders})
+    result["workers"] = a.workers
+    server = Server({f.name: f / "profile" for f in folders}, ["--workers", str(a.workers)])
     try:
         for t in tasks:
             t.model = next(f"{t.name}:{p}" for p in os.listdir(t.profile) if not p.startswith("."))

@@ -9,7 +9,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -387,3 +389,40 @@ def test_kws_serve_command(personal_profile, second_person, tmp_path):
     assert "Traceback" not in "".join(lines) + rest
     assert "--profiles" in subprocess.run([sys.executable, "-m", "kws", "serve", "--help"], capture_output=True,
                                           text=True).stdout
+
+
+@pytest.mark.e2e
+def test_workers_share_the_port_answer_the_same_and_stop_together(personal_profile, tmp_path):
+    """--workers 2: two processes accept on one socket; each connection gets the same answers as one
+    process gives; a killed worker is started again; SIGTERM to the parent ends them all."""
+    p = subprocess.Popen([sys.executable, "-m", "kws", "serve", "--profiles", f"me={personal_profile}", "--workers", "2",
+                          "--set", "serve.port=0"], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    try:
+        for line in p.stderr:
+            lines.append(line)
+            if m := re.search(r"worker processes \(pids (\d+) (\d+)\) accept on (tcp://\S+)", line):
+                break
+        assert m, "".join(lines)
+        workers, uri = [int(m.group(1)), int(m.group(2))], m.group(3)
+        y, _ = stream(POSITIVE, seed=5)
+        pcm = pcm16(y)
+        first = answers(session(uri, pcm, names=["me:alpha-delta"])[1])
+        assert len(first) == 1 and first[0][:2] == ("me:alpha-delta", "me")
+        for _ in range(3):
+            assert answers(session(uri, pcm, names=["me:alpha-delta"])[1]) == first
+        threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True).start()
+        os.kill(workers[0], signal.SIGKILL)
+        assert _wait_for(lambda: any("starting it again" in x for x in lines), 30), "".join(lines)
+        for _ in range(3):
+            assert describe(uri) == ["me:alpha-delta"]
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(60)
+        time.sleep(0.2)
+    rest = ""
+    assert p.returncode == 0, "".join(lines)
+    assert "Traceback" not in "".join(lines) + rest
+    for pid in workers[1:]:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

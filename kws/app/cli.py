@@ -10,6 +10,7 @@
     python -m kws predict TEST_DIR WORK_DIR PREDICTION_FILE
     python -m kws evaluate --dataset_dir D --solution_dir S [--predictions_dir P] [--test_meta M]
     python -m kws bench [--dataset_dir D] [--output_dir O] [--speakers N]
+    python -m kws classify train --data TRAIN_DIR --budget S [--test TEST_DIR] | predict | evaluate
     python -m kws check
 """
 from __future__ import annotations
@@ -138,7 +139,27 @@ def _detect(a: argparse.Namespace) -> int:
 
 def _serve(a: argparse.Namespace) -> int:
     from kws.app.serve import serve
-    return serve(a.profiles, a.uri, a.sensitivity, _config(a))
+    from kws.config import with_settings
+    cfg = _config(a)
+    if a.workers is not None:
+        cfg = with_settings({"serve.workers": a.workers}, cfg)
+    return serve(a.profiles, a.uri, a.sensitivity, cfg)
+
+
+def _classify(a: argparse.Namespace) -> int:
+    from kws.app import classify
+    cfg = _config(a)
+    if a.action == "train":
+        return classify.classify_train(a.data, a.labels, a.budget, a.model, a.test, a.predictions, a.start, cfg)
+    if a.action == "predict":
+        if not a.data or not a.out:
+            log.error("classify predict needs --model, --data TEST_DIR and --out FILE")
+            return 2
+        return classify.classify_predict(a.model, a.data, a.out, cfg)
+    if not a.predictions or not a.truth:
+        log.error("classify evaluate needs --predictions DIR and --truth FILE")
+        return 2
+    return classify.classify_evaluate(a.predictions, a.truth, a.budget, a.out, a.plot, cfg)
 
 
 def _device(text: str) -> int | str:
@@ -213,7 +234,7 @@ Limits, per connection (kws/config.py ServeConfig; --set serve.FIELD=VALUE chang
   rate {AudioConfig.min_rate}-{c.max_rate} Hz, width 1-4 bytes, 1-{c.max_channels} channels;
   {c.max_queued_s:g} s of audio or {c.max_queued_events} events queued (beyond, the socket is not read: TCP slows the sender);
   {c.idle_timeout_s:g} s idle; {c.frame_timeout_s:g} s for a frame's body once its header came; {c.write_timeout_s:g} s for the
-  client to read what it is sent; {c.max_clients} clients at once.
+  client to read what it is sent; {c.max_clients} clients at once per worker process.
 Malformed JSON, an unknown event type, a wrong length, a limit broken, a client that hangs up mid-frame
 or never reads: one log line, and only that connection is closed.
 
@@ -284,7 +305,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tcp://HOST:PORT or unix:///PATH (default: tcp://SERVE.HOST:SERVE.PORT, i.e. "
                         "tcp://127.0.0.1:10400, this machine only)")
     p.add_argument("--sensitivity", default="balanced", help="as for detect, for every phrase served")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes sharing the port, one core each (default serve.workers = 1; a household "
+                        "needs one; many satellites, one per core)")
     p.set_defaults(run=_serve)
+    p = sub.add_parser("classify", parents=[settable], help="a speech classifier trained within a time budget "
+                       "(the AutoSpeech protocol: train, predict, evaluate by ALC)",
+                       description="train: a logistic regression on the frozen encoder's views, chosen by "
+                                   "cross-validation on the training labels; anytime: it publishes predictions for "
+                                   "--test early and better ones as it finds them, and stops before --budget. "
+                                   "predict: the saved model on a folder. evaluate: NAUC per prediction file and "
+                                   "the ALC of the learning curve (log time, t0 = classify.alc_t0_s).")
+    p.add_argument("action", choices=("train", "predict", "evaluate"))
+    p.add_argument("--data", default=None, help="train: a folder with a sub-folder of clips per class (or the root "
+                                                "of --labels' paths); predict: the folder of clips to classify")
+    p.add_argument("--labels", default=None, help="train: a path<TAB>label file instead of class folders")
+    p.add_argument("--budget", type=float, default=300.0, help="seconds, counted from --start (default 300)")
+    p.add_argument("--start", type=float, default=None,
+                   help="epoch seconds the task started (the platform's clock; default: now)")
+    p.add_argument("--model", default="classify_model", help="the model folder (train writes it, predict reads it)")
+    p.add_argument("--test", default=None, help="train: a folder of unlabelled clips to publish predictions for")
+    p.add_argument("--predictions", default=None,
+                   help="train: where the predictions-NNN.tsv go (default MODEL/predictions); evaluate: read them")
+    p.add_argument("--truth", default=None, help="evaluate: file<TAB>label, the answer key")
+    p.add_argument("--out", default=None, help="predict: the prediction file; evaluate: a JSON of the results")
+    p.add_argument("--plot", default=None, help="evaluate: the learning curve as a PNG ([report] extra)")
+    p.set_defaults(run=_classify)
     p = sub.add_parser("report", help="HTML page with DET curves, score distributions and a DTW alignment of a run")
     p.add_argument("run_dir", help="the --output_dir of run_local_test.py")
     p.add_argument("--solution_dir", required=True)

@@ -13,14 +13,20 @@ thread runs all detection and profile loading, in arrival order: the scoring cod
 caches (encoder.cached_trunk) that are not made for threads, and a second thread measured no faster
 (20 dev streams' first 30 s in 1024-sample blocks: 15.5 s wall on one thread, 16.3 s on two; the GIL).
 Anything wrong with what a client sends closes that connection, with one log line; nobody else notices.
+With serve.workers = N > 1 (`--workers N`), N forked processes, each all of the above, accept from one
+listening socket: N cores' worth of streams. The parent only binds, forks, restarts a worker that dies
+and passes SIGTERM / SIGINT on.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -235,11 +241,16 @@ class Service:
         self.server: asyncio.AbstractServer | None = None
         self._watch: asyncio.Task | None = None
 
-    async def start(self, uri: str) -> str:
-        """Listen on uri (tcp port 0: any free one); returns the uri listened on."""
+    async def start(self, uri: str, sock: socket.socket | None = None) -> str:
+        """Listen on uri (tcp port 0: any free one), or accept from sock (bound to uri already, shared with
+        other workers); returns the uri listened on."""
         host, port = parse_uri(uri)
         limit = self.cfg.serve.max_header_bytes + 1   # the reader's line limit: a header and its newline
-        if host == "unix":
+        if sock is not None:
+            start = asyncio.start_unix_server if host == "unix" else asyncio.start_server
+            self.server = await start(self._client, sock=sock, limit=limit)
+            bound = uri
+        elif host == "unix":
             self.server = await asyncio.start_unix_server(self._client, str(port), limit=limit)
             bound = uri
         else:
@@ -317,22 +328,94 @@ def serve(profiles: list[str], uri: str | None, sensitivity: str | float, cfg: C
     except ImportError:
         from kws.errors import KwsError
         raise KwsError("kws serve needs the wyoming package: pip install 'kws[serve]'") from None
+    if cfg.serve.workers < 1:
+        from kws.errors import UsageError
+        raise UsageError(f"--workers {cfg.serve.workers}: give 1 or more")
     uri = uri or default_uri(cfg)
     host, _ = parse_uri(uri)
     if host not in ("unix", "127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach it can stream audio to it and learn who spoke "
                     "(docs/serve.md)", host)
     household = Household({k: Path(v) for k, v in parse_profiles(profiles).items()}, sensitivity, cfg)
+    if cfg.serve.workers > 1:
+        return _serve_workers(household, cfg, uri)
+    asyncio.run(_serve_until_stopped(household, cfg, uri))
+    return 0
 
-    async def main() -> None:
-        service, stop = Service(household, cfg), asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await service.start(uri)
-        await stop.wait()
-        log.info("stopping")
-        await service.close()
 
-    asyncio.run(main())
+async def _serve_until_stopped(household: Household, cfg: Config, uri: str, sock: socket.socket | None = None) -> None:
+    service, stop = Service(household, cfg), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start(uri, sock)
+    await stop.wait()
+    log.info("stopping")
+    await service.close()
+
+
+def _listening_socket(uri: str) -> tuple[socket.socket, str]:
+    """The one socket every worker accepts from, and the uri it is bound to (tcp port 0: a free one)."""
+    host, port = parse_uri(uri)
+    if host == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(str(port))
+        sock.bind(str(port))
+        sock.listen(512)
+        bound = uri
+    else:
+        sock = socket.create_server((host, int(port)), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                    backlog=512)
+        bound = f"tcp://{host}:{sock.getsockname()[1]}"
+    sock.setblocking(False)
+    return sock, bound
+
+
+def _serve_workers(household: Household, cfg: Config, uri: str) -> int:
+    """serve.workers forked processes on one listening socket; the profiles, loaded once here, are shared
+    copy-on-write. A worker that dies is started again (its connections are lost; the others go on)."""
+    sock, bound = _listening_socket(uri)
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(i: int) -> None:
+        pid = os.fork()
+        if pid == 0:                       # the worker: its own loop, thread and reload timer
+            code = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                asyncio.run(_serve_until_stopped(household, cfg, bound, sock))
+            except BaseException:
+                log.exception("worker %d failed", i)
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = i
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    for i in range(cfg.serve.workers):
+        spawn(i)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    log.info("%d worker processes (pids %s) accept on %s", cfg.serve.workers, " ".join(map(str, children)), bound)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        i = children.pop(pid, None)
+        if i is not None and not stopping:
+            log.error("worker %d (pid %d) ended with status %d; starting it again", i, pid, os.waitstatus_to_exitcode(status))
+            time.sleep(1.0)                # a worker that cannot start at all must not spin the machine
+            if not stopping:
+                spawn(i)
+    sock.close()
     return 0
