@@ -393,7 +393,7 @@ def test_kws_serve_command(personal_profile, second_person, tmp_path):
 
 @pytest.mark.e2e
 def test_workers_share_the_port_answer_the_same_and_stop_together(personal_profile, tmp_path):
-    """--workers 2: two processes accept on one socket; each connection gets the same answers as one
+    """--workers 2: two processes behind one port; each connection gets the same answers as one
     process gives; a killed worker is started again; SIGTERM to the parent ends them all."""
     p = subprocess.Popen([sys.executable, "-m", "kws", "serve", "--profiles", f"me={personal_profile}", "--workers", "2",
                           "--set", "serve.port=0"], stderr=subprocess.PIPE, text=True, cwd=tmp_path,

@@ -241,14 +241,13 @@ class Service:
         self.server: asyncio.AbstractServer | None = None
         self._watch: asyncio.Task | None = None
 
-    async def start(self, uri: str, sock: socket.socket | None = None) -> str:
-        """Listen on uri (tcp port 0: any free one), or accept from sock (bound to uri already, shared with
-        other workers); returns the uri listened on."""
+    async def start(self, uri: str, handoff: socket.socket | None = None) -> str:
+        """Listen on uri (tcp port 0: any free one), or take the connections the parent process accepted on
+        it and hands over on `handoff` (serve.workers > 1); returns the uri listened on."""
         host, port = parse_uri(uri)
         limit = self.cfg.serve.max_header_bytes + 1   # the reader's line limit: a header and its newline
-        if sock is not None:
-            start = asyncio.start_unix_server if host == "unix" else asyncio.start_server
-            self.server = await start(self._client, sock=sock, limit=limit)
+        if handoff is not None:
+            self._adopt(handoff, limit)
             bound = uri
         elif host == "unix":
             self.server = await asyncio.start_unix_server(self._client, str(port), limit=limit)
@@ -261,6 +260,37 @@ class Service:
         log.info("serving %d wake word(s) of %d people on %s: %s", len(models), len(self.household.people), bound,
                  ", ".join(sorted(models)) or "none yet")
         return bound
+
+    def _adopt(self, handoff: socket.socket, limit: int) -> None:
+        """Connections arrive as file descriptors on `handoff`; a byte goes back as each one ends, so that the
+        parent can give the next one to the worker with the fewest."""
+        loop = asyncio.get_running_loop()
+        handoff.setblocking(False)
+
+        async def one(conn: socket.socket) -> None:
+            try:
+                reader, writer = await asyncio.open_connection(sock=conn, limit=limit)
+                await self._client(reader, writer)
+            finally:
+                with contextlib.suppress(OSError):
+                    handoff.send(b"-")
+
+        def ready() -> None:
+            try:
+                msg, fds, _, _ = socket.recv_fds(handoff, 64, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not msg and not fds:              # the parent is gone: stop taking connections
+                loop.remove_reader(handoff.fileno())
+                return
+            for fd in fds:
+                conn = socket.socket(fileno=fd)
+                conn.setblocking(False)
+                self.adopted.add(asyncio.ensure_future(one(conn)))
+                self.adopted = {t for t in self.adopted if not t.done()}
+
+        self.adopted: set[asyncio.Future] = set()
+        loop.add_reader(handoff.fileno(), ready)
 
     async def close(self) -> None:
         """Stop listening, end every connection, then the worker (after the job it is on)."""
@@ -343,19 +373,19 @@ def serve(profiles: list[str], uri: str | None, sensitivity: str | float, cfg: C
     return 0
 
 
-async def _serve_until_stopped(household: Household, cfg: Config, uri: str, sock: socket.socket | None = None) -> None:
+async def _serve_until_stopped(household: Household, cfg: Config, uri: str, handoff: socket.socket | None = None) -> None:
     service, stop = Service(household, cfg), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.start(uri, sock)
+    await service.start(uri, handoff)
     await stop.wait()
     log.info("stopping")
     await service.close()
 
 
 def _listening_socket(uri: str) -> tuple[socket.socket, str]:
-    """The one socket every worker accepts from, and the uri it is bound to (tcp port 0: a free one)."""
+    """The socket the parent accepts on, and the uri it is bound to (tcp port 0: a free one)."""
     host, port = parse_uri(uri)
     if host == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -372,50 +402,89 @@ def _listening_socket(uri: str) -> tuple[socket.socket, str]:
     return sock, bound
 
 
-def _serve_workers(household: Household, cfg: Config, uri: str) -> int:
-    """serve.workers forked processes on one listening socket; the profiles, loaded once here, are shared
-    copy-on-write. A worker that dies is started again (its connections are lost; the others go on)."""
-    sock, bound = _listening_socket(uri)
-    children: dict[int, int] = {}
-    stopping = False
+class _Worker:
+    """A forked worker process: its pid, the parent's end of its hand-off socket, its open connections."""
 
-    def spawn(i: int) -> None:
-        pid = os.fork()
-        if pid == 0:                       # the worker: its own loop, thread and reload timer
+    def __init__(self, index: int, household: Household, cfg: Config, bound: str, close_in_child: list[socket.socket]):
+        self.index, self.open = index, 0
+        self.handoff, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.pid = os.fork()
+        if self.pid == 0:                  # the worker: its own loop, detection thread and reload timer
             code = 0
             try:
+                for s in (*close_in_child, self.handoff):
+                    s.close()
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                asyncio.run(_serve_until_stopped(household, cfg, bound, sock))
+                asyncio.run(_serve_until_stopped(household, cfg, bound, child_end))
             except BaseException:
-                log.exception("worker %d failed", i)
+                log.exception("worker %d failed", index)
                 code = 1
             finally:
                 os._exit(code)
-        children[pid] = i
+        child_end.close()
+
+
+def _serve_workers(household: Household, cfg: Config, uri: str) -> int:
+    """serve.workers forked processes; the profiles, loaded once here, are shared copy-on-write. This process
+    accepts every connection and hands it to the worker with the fewest open ones (a shared listening socket
+    measured lopsided: one worker took twice the other's load). A worker that dies is started again."""
+    import selectors
+    lsock, bound = _listening_socket(uri)
+    sel = selectors.DefaultSelector()
+    sel.register(lsock, selectors.EVENT_READ, None)
+    workers: dict[int, _Worker] = {}
+    stopping = False
+
+    def spawn(i: int) -> None:
+        w = _Worker(i, household, cfg, bound, [lsock, *(x.handoff for x in workers.values())])
+        workers[w.pid] = w
+        sel.register(w.handoff, selectors.EVENT_READ, w)
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
 
     for i in range(cfg.serve.workers):
         spawn(i)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    log.info("%d worker processes (pids %s) accept on %s", cfg.serve.workers, " ".join(map(str, children)), bound)
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        i = children.pop(pid, None)
-        if i is not None and not stopping:
-            log.error("worker %d (pid %d) ended with status %d; starting it again", i, pid, os.waitstatus_to_exitcode(status))
-            time.sleep(1.0)                # a worker that cannot start at all must not spin the machine
-            if not stopping:
-                spawn(i)
-    sock.close()
+    log.info("%d worker processes (pids %s) accept on %s", cfg.serve.workers, " ".join(map(str, workers)), bound)
+    while not stopping:
+        for key, _ in sel.select(timeout=0.5):
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    conn, _ = lsock.accept()
+                    w = min(workers.values(), key=lambda x: (x.open, x.index))
+                    try:
+                        socket.send_fds(w.handoff, [b"+"], [conn.fileno()])
+                        w.open += 1
+                    except OSError as e:       # that worker is going; the client reconnects
+                        log.warning("handing a connection to worker %d: %s", w.index, e)
+                    conn.close()
+            else:
+                w = key.data
+                with contextlib.suppress(BlockingIOError, InterruptedError, ConnectionError):
+                    w.open = max(0, w.open - w.handoff.recv(4096).count(b"-"))
+        while True:                             # reap and restart workers that died
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if (w := workers.pop(pid, None)) is not None:
+                sel.unregister(w.handoff)
+                w.handoff.close()
+                if not stopping:
+                    log.error("worker %d (pid %d) ended with status %d; starting it again", w.index, pid,
+                              os.waitstatus_to_exitcode(status))
+                    time.sleep(1.0)            # a worker that cannot start at all must not spin the machine
+                    spawn(w.index)
+    for w in workers.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(w.pid, signal.SIGTERM)
+    for w in list(workers.values()):
+        os.waitpid(w.pid, 0)
+    lsock.close()
     return 0
