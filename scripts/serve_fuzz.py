@@ -3,7 +3,7 @@
 well-behaved client streams a dev stream through the same process.
 
     python scripts/serve_fuzz.py --bench SCRATCH/sb-dev-dense [--task S01] [--minutes 3] [--frames 1500] \
-        [--seed 1] [--out docs/serve_fuzz.json]
+        [--seed 1] [--workers 1] [--out docs/serve_fuzz.json]
 
 One `kws serve` (a subprocess, default limits) serves the task's profile. The good client sends Detect,
 AudioStart and the first --minutes of the task's stream at real time, then AudioStop; its detections must
@@ -206,13 +206,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=3.0)
     ap.add_argument("--frames", type=int, default=1500, help="hostile one-frame connections, at least")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="kws serve --workers (a worker's death logs an ERROR line)")
     ap.add_argument("--out", type=Path, default=Path("docs/serve_fuzz.json"))
     a = ap.parse_args()
     task = load_task(a.bench / a.task, 0.0, a.minutes * 60)
     with tempfile.TemporaryDirectory() as tmp:
         task.reference = reference(task, Path(tmp))
     task.model = next(f"{task.name}:{p}" for p in os.listdir(task.profile) if not p.startswith("."))
-    server = Server({task.name: task.profile})
+    server = Server({task.name: task.profile}, ["--workers", str(a.workers)])
     time.sleep(1.0)
     rss_start = server.rss_mb[-1][1] if server.rss_mb else None
     t0 = time.monotonic()
