@@ -426,3 +426,34 @@ def test_workers_share_the_port_answer_the_same_and_stop_together(personal_profi
     assert "Traceback" not in "".join(lines) + rest
     for pid in workers[1:]:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+@pytest.mark.e2e
+def test_workers_on_a_unix_socket(personal_profile, tmp_path):
+    """--workers 2 behind a unix socket (a satellite on the same machine): Describe answered on every
+    connection, whichever worker takes it; SIGTERM ends them all."""
+    from wyoming.client import AsyncUnixClient
+    path = tmp_path / "kws.sock"
+    p = subprocess.Popen([sys.executable, "-m", "kws", "serve", "--profiles", f"me={personal_profile}", "--workers", "2",
+                          "--uri", f"unix://{path}"], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    try:
+        for line in p.stderr:
+            lines.append(line)
+            if "accept on unix://" in line:
+                break
+        assert path.exists(), "".join(lines)
+        threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True).start()
+
+        async def go() -> list[str]:
+            async with AsyncUnixClient(str(path)) as c:
+                await c.write_event(Describe().event())
+                return sorted(m.name for m in Info.from_event(await c.read_event()).wake[0].models)
+        for _ in range(4):
+            assert asyncio.run(asyncio.wait_for(go(), 60)) == ["me:alpha-delta"]
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(60)
+    assert p.returncode == 0, "".join(lines)
+    assert "Traceback" not in "".join(lines)
