@@ -13,9 +13,9 @@ thread runs all detection and profile loading, in arrival order: the scoring cod
 caches (encoder.cached_trunk) that are not made for threads, and a second thread measured no faster
 (20 dev streams' first 30 s in 1024-sample blocks: 15.5 s wall on one thread, 16.3 s on two; the GIL).
 Anything wrong with what a client sends closes that connection, with one log line; nobody else notices.
-With serve.workers = N > 1 (`--workers N`), N forked processes, each all of the above, accept from one
-listening socket: N cores' worth of streams. The parent only binds, forks, restarts a worker that dies
-and passes SIGTERM / SIGINT on.
+With serve.workers = N > 1 (`--workers N`), N forked processes each run all of the above: N cores' worth
+of streams. The parent binds, accepts every connection and hands it to the worker with the fewest open
+ones, restarts a worker that dies and passes SIGTERM / SIGINT on.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import threading
 import time
 from collections import deque
@@ -240,6 +241,7 @@ class Service:
         self.clients: set[asyncio.Task] = set()
         self.server: asyncio.AbstractServer | None = None
         self._watch: asyncio.Task | None = None
+        self.adopted: set[asyncio.Future] = set()   # connections handed over by the parent (serve.workers > 1)
 
     async def start(self, uri: str, handoff: socket.socket | None = None) -> str:
         """Listen on uri (tcp port 0: any free one), or take the connections the parent process accepted on
@@ -249,12 +251,10 @@ class Service:
         if handoff is not None:
             self._adopt(handoff, limit)
             bound = uri
-        elif host == "unix":
-            self.server = await asyncio.start_unix_server(self._client, str(port), limit=limit)
-            bound = uri
         else:
-            self.server = await asyncio.start_server(self._client, host, port, limit=limit)
-            bound = f"tcp://{host}:{self.server.sockets[0].getsockname()[1]}"
+            sock, bound = listening_socket(uri)
+            start = asyncio.start_unix_server if host == "unix" else asyncio.start_server
+            self.server = await start(self._client, sock=sock, limit=limit)
         self._watch = asyncio.create_task(self._reload())
         models = self.household.models()
         log.info("serving %d wake word(s) of %d people on %s: %s", len(models), len(self.household.people), bound,
@@ -286,10 +286,10 @@ class Service:
             for fd in fds:
                 conn = socket.socket(fileno=fd)
                 conn.setblocking(False)
-                self.adopted.add(asyncio.ensure_future(one(conn)))
-                self.adopted = {t for t in self.adopted if not t.done()}
+                task = asyncio.ensure_future(one(conn))
+                self.adopted.add(task)            # held until done: the loop keeps only weak references
+                task.add_done_callback(self.adopted.discard)
 
-        self.adopted: set[asyncio.Future] = set()
         loop.add_reader(handoff.fileno(), ready)
 
     async def close(self) -> None:
@@ -384,13 +384,15 @@ async def _serve_until_stopped(household: Household, cfg: Config, uri: str, hand
     await service.close()
 
 
-def _listening_socket(uri: str) -> tuple[socket.socket, str]:
-    """The socket the parent accepts on, and the uri it is bound to (tcp port 0: a free one)."""
+def listening_socket(uri: str) -> tuple[socket.socket, str]:
+    """The bound, listening socket of uri, and the uri it is bound to (tcp port 0: a free one). A unix path
+    that holds a stale socket is replaced, as asyncio's own unix server does; any other file there is not."""
     host, port = parse_uri(uri)
     if host == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(str(port))
+            if stat.S_ISSOCK(os.stat(str(port)).st_mode):
+                os.unlink(str(port))
         sock.bind(str(port))
         sock.listen(512)
         bound = uri
@@ -430,7 +432,7 @@ def _serve_workers(household: Household, cfg: Config, uri: str) -> int:
     accepts every connection and hands it to the worker with the fewest open ones (a shared listening socket
     measured lopsided: one worker took twice the other's load). A worker that dies is started again."""
     import selectors
-    lsock, bound = _listening_socket(uri)
+    lsock, bound = listening_socket(uri)
     sel = selectors.DefaultSelector()
     sel.register(lsock, selectors.EVENT_READ, None)
     workers: dict[int, _Worker] = {}
