@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.classify.alc import alc, mean_auc, nauc, transform_time
+from kws.classify.alc import alc, curve_points, mean_auc, nauc, transform_time
 from kws.classify.anytime import predict, train
 from kws.classify.dataset import audio_files, prediction_files, read_predictions, read_training, read_truth, write_predictions
 from kws.classify.model import ClassifierModel
@@ -100,9 +100,7 @@ def plot_curve(result: dict, path: str | Path, title: str = "") -> None:
 
 def draw_curve(ax, result: dict, title: str = "") -> None:
     b, t0 = result["budget_s"], result["t0_s"]
-    pts = [(c["elapsed_s"], c["nauc"]) for c in result["curve"] if 0 <= c["elapsed_s"] <= b]
-    x = [0.0] + [float(transform_time(t, b, t0)) for t, _ in pts] + [1.0]
-    y = [0.0] + [s for _, s in pts] + [pts[-1][1] if pts else 0.0]
+    x, y = curve_points([c["elapsed_s"] for c in result["curve"]], [c["nauc"] for c in result["curve"]], b, t0)
     ax.step(x, y, where="post")
     ax.fill_between(x, y, step="post", alpha=0.25)
     ax.set_xlim(0, 1)

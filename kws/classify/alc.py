@@ -36,9 +36,16 @@ def transform_time(t: np.ndarray | float, budget_s: float, t0: float) -> np.ndar
     return np.log1p(np.asarray(t, float) / t0) / np.log1p(budget_s / t0)
 
 
-def alc(times_s: list[float], scores: list[float], budget_s: float, t0: float) -> float:
-    """Area under the step learning curve on the log time axis; points after the budget are dropped."""
+def curve_points(times_s: list[float], scores: list[float], budget_s: float, t0: float) -> tuple[list[float], list[float]]:
+    """The step learning curve on the log time axis: from (0, 0), each prediction's score from its time on,
+    the last held to 1; points after the budget dropped."""
     pts = sorted((t, s) for t, s in zip(times_s, scores) if 0 <= t <= budget_s)
     x = [0.0] + [float(transform_time(t, budget_s, t0)) for t, _ in pts] + [1.0]
     y = [0.0] + [s for _, s in pts] + [pts[-1][1] if pts else 0.0]
+    return x, y
+
+
+def alc(times_s: list[float], scores: list[float], budget_s: float, t0: float) -> float:
+    """Area under the step learning curve (curve_points)."""
+    x, y = curve_points(times_s, scores, budget_s, t0)
     return float(sum((x[i + 1] - x[i]) * y[i] for i in range(len(x) - 1)))

@@ -23,7 +23,7 @@ from kws.classify.alc import nauc
 from kws.classify.dataset import Labelled, prediction_path, write_predictions
 from kws.classify.logistic import Logistic
 from kws.classify.model import ClassifierModel, Member
-from kws.classify.views import GROUPS, Embedder
+from kws.classify.views import GROUPS, Embedder, group_of
 from kws.config import DEFAULT, Config
 from kws.errors import AudioError
 from kws.signal.audio import read_audio
@@ -194,8 +194,8 @@ def _search(training: Labelled, test_paths: list[Path], classes: np.ndarray, pri
         members, score = search.best_ensemble()
         if score > search.best.cv_nauc + 1e-4:
             publish(members, score)
-    top = sorted({v for v, _ in sorted(search.cv, key=search.cv.get, reverse=True)[:cfg.classify.ensemble_max]},
-                 key=lambda v: -search.cv[v, l2])
+    # every candidate so far has the default L2, so these are distinct views, best first
+    top = [v for v, _ in sorted(search.cv, key=search.cv.get, reverse=True)[:cfg.classify.ensemble_max]]
     for view in top:
         for other in cfg.classify.l2_grid:
             score = search.cross_validate(view, other)
@@ -214,7 +214,7 @@ def predict(model: ClassifierModel, paths: list[Path], cfg: Config = DEFAULT) ->
     proba = np.full((len(paths), len(model.classes)), 1.0 / len(model.classes))
     readable = [i for i, y in enumerate(wavs) if y is not None]
     if readable:
-        groups = tuple(dict.fromkeys(g for g in GROUPS for v in model.views if v in GROUPS[g]))
+        groups = tuple(dict.fromkeys(group_of(v) for v in model.views))
         x = Embedder(cfg).embed([wavs[i] for i in readable], groups)
         proba[readable] = model.proba(x)
     return proba

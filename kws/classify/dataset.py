@@ -44,15 +44,8 @@ def read_training(data: str | Path | None, labels: str | Path | None) -> Labelle
     if labels is not None:
         labels = Path(labels)
         root = Path(data) if data is not None else labels.parent
-        paths, names = [], []
-        with open(labels, encoding="utf-8", newline="") as f:
-            for n, row in enumerate(csv.reader(f, delimiter="\t"), 1):
-                if not row or row[0].startswith("#"):
-                    continue
-                if len(row) < 2 or not row[1].strip():
-                    raise UsageError(f"{labels}:{n}: expected path<TAB>label, got {row!r}")
-                paths.append(root / row[0])
-                names.append(row[1].strip())
+        pairs = read_pairs(labels)
+        paths, names = [root / p for p, _ in pairs], [lab for _, lab in pairs]
     elif data is not None:
         data = Path(data)
         if not data.is_dir():
@@ -69,14 +62,23 @@ def read_training(data: str | Path | None, labels: str | Path | None) -> Labelle
     return Labelled(paths, names)
 
 
-def read_truth(path: str | Path) -> dict[str, str]:
-    """`file<TAB>label` lines (the evaluation's answer key)."""
-    out = {}
+def read_pairs(path: str | Path) -> list[tuple[str, str]]:
+    """`path<TAB>label` lines (a training labels file, the evaluation's answer key); `#` lines and blank
+    lines skipped; any other line without a label is an error naming it."""
+    out = []
     with open(path, encoding="utf-8", newline="") as f:
-        for row in csv.reader(f, delimiter="\t"):
-            if row and not row[0].startswith("#") and len(row) >= 2:
-                out[row[0]] = row[1]
+        for n, row in enumerate(csv.reader(f, delimiter="\t"), 1):
+            if not row or row[0].startswith("#"):
+                continue
+            if len(row) < 2 or not row[1].strip():
+                raise UsageError(f"{path}:{n}: expected path<TAB>label, got {row!r}")
+            out.append((row[0], row[1].strip()))
     return out
+
+
+def read_truth(path: str | Path) -> dict[str, str]:
+    """The evaluation's answer key: file -> label."""
+    return dict(read_pairs(path))
 
 
 def write_predictions(path: Path, names: list[str], classes: list[str], proba: np.ndarray, **header: object) -> None:
