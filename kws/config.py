@@ -15,7 +15,7 @@ from pathlib import Path
 
 SAMPLE_RATE = 16000
 FRONTENDS = ("mfcc", "encoder")             # FeatureConfig.frontend
-VOICEPRINTS = ("ge2e", "encoder", "both")   # DetectConfig.voiceprint
+VOICEPRINTS = ("ge2e", "encoder", "both", "trunk")   # DetectConfig.voiceprint
 # Fixed by the trained artefacts and the DTW's step pattern, so not settings: the one place they are spelled.
 NO_MATCH_DISTANCE: typing.Final = 2.0    # the largest cosine distance: what a template scores in a clip too short to hold it
 DTW_BARRIER: typing.Final = 2            # inf-cost columns between concatenated clips; the (1,2) step can skip only one
@@ -92,7 +92,8 @@ class DetectConfig:
     # The learned matcher (kws/matcher.py) adds the kw_cnn score; its calibrations must include it.
     matcher: bool = False
     # Whose speaker embedding the voiceprint scores use: "encoder" (the multi-task encoder's speaker
-    # head), "ge2e" (Resemblyzer's weights) or "both" (concatenated). Each has its own calibration.
+    # head), "ge2e" (Resemblyzer's weights), "both" (concatenated) or "trunk" (the encoder's second trunk
+    # block's statistics through an LDA, pretrained/voiceprint_trunk.npz). Each has its own calibration.
     # "encoder" measured as well as the best alternatives on dev (docs/results.md) and costs least.
     voiceprint: str = "encoder"
     # Test-set normalisation (kws/calibrate.py): predict may also judge each clip's scores and

@@ -3,6 +3,7 @@
 
     python scripts/build_cohort.py --words ../shared/data/words --noise build/train-noise
     python scripts/build_cohort.py --voiceprints     # pretrained/cohort_voiceprints_encoder.npz only
+    python scripts/build_cohort.py --voiceprints trunk   # pretrained/cohort_voiceprints_trunk.npz only
 
 Uses the train split only, and only its cohort half of the speakers (see word_corpus.split_speakers),
 so calibration tasks built from the other half stay unseen. Utterances are 1-3 words of one
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.scoring.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, Cohort
+from kws.scoring.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, TRUNK_VOICEPRINTS_FILE, Cohort
 from kws.config import DEFAULT, FRONTENDS, PRETRAINED_DIR, with_frontend
 from kws.scoring.detect import prepare
-from kws.nn.encoder import embed_speakers, frontend_fingerprint, load_multitask, speaker_embeddings
+from kws.nn.encoder import embed_speakers, frontend_fingerprint, load_multitask, load_trunk_projection, speaker_embeddings
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
 from word_corpus import Words, augment, held_out_langs, load_noise, split_speakers, utterance
 
@@ -34,15 +35,15 @@ def main() -> None:
     ap.add_argument("--templates", type=int, default=100)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--frontend", default=DEFAULT.features.frontend, choices=FRONTENDS)
-    ap.add_argument("--voiceprints", action="store_true",
-                    help=f"write only pretrained/{ENCODER_VOICEPRINTS_FILE}: the multi-task encoder's speaker "
-                    "embeddings of the same utterances")
+    ap.add_argument("--voiceprints", nargs="?", const="encoder", choices=("encoder", "trunk"),
+                    help=f"write only pretrained/{ENCODER_VOICEPRINTS_FILE} (encoder, the default) or "
+                    f"{TRUNK_VOICEPRINTS_FILE} (trunk): that voiceprint's embeddings of the same utterances")
     ap.add_argument("--out", default=None, help="default: pretrained/cohort.npz (mfcc) or cohort_encoder.npz")
     ap.add_argument("--hold-out", default="", help="languages whose speakers stay out of the cohort (e.g. ar)")
     a = ap.parse_args()
     cfg = with_frontend(a.frontend)
-    a.out = a.out or str(PRETRAINED_DIR / (ENCODER_VOICEPRINTS_FILE if a.voiceprints
-                                           else cfg.features.artefact(COHORT_FILE)))
+    vp_file = TRUNK_VOICEPRINTS_FILE if a.voiceprints == "trunk" else ENCODER_VOICEPRINTS_FILE
+    a.out = a.out or str(PRETRAINED_DIR / (vp_file if a.voiceprints else cfg.features.artefact(COHORT_FILE)))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     words = Words(Path(a.words), "train")
     held = held_out_langs(a.hold_out)
@@ -59,9 +60,11 @@ def main() -> None:
         if (i + 1) % 100 == 0:
             log.info("%d/%d utterances", i + 1, a.count)
     if a.voiceprints:   # the utterances above are the cohort's (same seed, drawn before the templates)
-        emb = speaker_embeddings(crops, "encoder", cfg.features)
-        np.savez_compressed(a.out, speaker_embeddings=emb.astype(np.float16), encoder_sha=np.array(load_multitask().sha))
-        log.info("wrote %s: %d encoder voiceprints", a.out, len(emb))
+        emb = speaker_embeddings(crops, a.voiceprints, cfg.features)
+        m = load_multitask()
+        made_with = load_trunk_projection(m.sha).sha if a.voiceprints == "trunk" else m.sha
+        np.savez_compressed(a.out, speaker_embeddings=emb.astype(np.float16), encoder_sha=np.array(made_with))
+        log.info("wrote %s: %d %s voiceprints", a.out, len(emb), a.voiceprints)
         return
     templates = []
     for i in range(a.templates):

@@ -7,7 +7,7 @@
 Each dev speaker enrolls a 1-2-word phrase with five takes (clean, as at enrollment). Trials are 1-2-word
 test utterances (the phrase's other takes and other words) by the enrolled speaker (targets) and by every
 other dev speaker (impostors; those of the same corpus also say the same phrase), clean and with dev noise
-(`noise/`, measuring only) at 0-10 dB. For each voiceprint (GE2E, the multi-task encoder's, both) and each
+(`noise/`, measuring only) at 0-10 dB. For each voiceprint (GE2E, the multi-task encoder's, both, the trunk's) and each
 scoring rule it reports the EER, the false-accept rate at a 5 % miss, and that rate on the impostors who
 say the phrase. Nothing is fitted: the cohort is the shipped one (train-split speakers).
 """
@@ -32,7 +32,8 @@ from word_corpus import Words
 log = logging.getLogger("eval_speaker")
 SR = SAMPLE_RATE
 MISS = 0.05              # the operating point reported beside the EER
-VOICEPRINTS = ("ge2e", "encoder")
+VOICEPRINTS = ("ge2e", "encoder", "trunk")
+BOTH = ("ge2e", "encoder")   # what the "both" voiceprint concatenates
 
 
 @dataclass
@@ -102,8 +103,8 @@ def systems(enroll_emb: dict[str, np.ndarray], test_emb: dict[str, np.ndarray],
     """(E, T) trial scores of every voiceprint x rule. enroll_emb[v]: (E, 5, D) the takes' unit embeddings."""
     out = {}
     # "both": the detector's concatenation of the two unit embeddings (DetectConfig.voiceprint="both")
-    enroll_emb = {**enroll_emb, "both": np.concatenate([enroll_emb[v] for v in VOICEPRINTS], axis=2) / np.sqrt(2)}
-    test_emb, cohort = ({**d, "both": np.concatenate([unit(d[v]) for v in VOICEPRINTS], axis=1) / np.sqrt(2)}
+    enroll_emb = {**enroll_emb, "both": np.concatenate([enroll_emb[v] for v in BOTH], axis=2) / np.sqrt(2)}
+    test_emb, cohort = ({**d, "both": np.concatenate([unit(d[v]) for v in BOTH], axis=1) / np.sqrt(2)}
                         for d in (test_emb, cohort))
     for v in (*VOICEPRINTS, "both"):
         takes, test, coh = enroll_emb[v], unit(test_emb[v]), unit(cohort[v])

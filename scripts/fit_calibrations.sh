@@ -11,6 +11,7 @@
 #                   fits, and the default second front end's encoder_kw_* for the _plus-encoder fits)
 #   both-k.tsv      --voiceprint both --second-frontend ''
 #   bothplus-k.tsv  --voiceprint both                  (both voiceprints beside the default second front end)
+#   trunk-k.tsv     --voiceprint trunk                 (the trunk block's voiceprint beside the default second front end)
 #   frames-k.tsv    --frontend encoder                 (the encoder keyword front end, GE2E voiceprint)
 #   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
 # Only train-split tables: fit_calibration.py refuses dev (D...) and practice (P...) tasks.
@@ -48,6 +49,7 @@ fit calibration_plus-encoder_voice-encoder_nm        encoder "$kw,$enc2,$nm,$spk
 fit calibration_keyword_plus-encoder_matcher         encoder "$kw,$enc2,$cnn"       "$kw,$enc2,$cnn"
 fit calibration_plus-encoder_matcher_voice-encoder   encoder "$kw,$enc2,$cnn,$spk"  "$kw,$enc2,$cnn,$spk"
 fit calibration_plus-encoder_voice-both              bothplus "$kw,$enc2,$spk"      "$kw,$enc2,$spk"
+fit calibration_plus-encoder_voice-trunk             trunk "$kw,$enc2,$spk"         "$kw,$enc2,$spk"
 # without the second front end (DetectConfig.second_frontend=""): every table kind
 fit calibration_keyword                encoder "$kw"              "$kw"
 fit calibration                        ge2e    "$kw,$spk"         "$kw,$spk"

@@ -35,6 +35,8 @@ def test_cohort_voiceprints_of_each_kind(tmp_path, monkeypatch):
     assert len(e.speaker_embeddings) == len(b.speaker_embeddings) == len(g.speaker_embeddings)
     assert b.speaker_embeddings.shape[1] == 256 + e.speaker_embeddings.shape[1]
     assert e.keyword_frames is g.keyword_frames          # only the voiceprints differ
+    t = load_cohort(cfg=F, voiceprint="trunk")
+    assert len(t.speaker_embeddings) == len(g.speaker_embeddings) and t.sha not in (e.sha, g.sha)
     # a damaged or missing file, or one made with other encoder weights, is refused with what to do
     shipped = cohort_mod.PRETRAINED_DIR / cohort_mod.COHORT_FILE
     monkeypatch.setattr(cohort_mod, "PRETRAINED_DIR", tmp_path)

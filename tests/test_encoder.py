@@ -56,7 +56,7 @@ def test_predict_path_does_not_import_torch():
 def test_voiceprint_kinds():
     """encoder: the multi-task speaker head; both: unit halves, so one cosine is the mean of the two."""
     wavs = [utterance(["alpha", "delta"], f0=110, seed=1), utterance(["bravo"], f0=220, scale=1.15, seed=2)]
-    g, e, b = (encoder.speaker_embeddings(wavs, k, FeatureConfig()) for k in encoder.VOICEPRINTS)
+    g, e, b = (encoder.speaker_embeddings(wavs, k, FeatureConfig()) for k in ("ge2e", "encoder", "both"))
     assert g.shape == (2, 256) and e.shape[0] == 2 and b.shape == (2, 256 + e.shape[1])
     assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5) and np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-5)
     assert np.isclose(b[0] @ b[1], (g[0] @ g[1] + e[0] @ e[1]) / 2, atol=1e-5)
@@ -97,3 +97,23 @@ def test_long_inputs_go_through_the_trunk_in_pieces_with_the_same_result(monkeyp
     assert [len(p) for p in pieces] == [256, 256, 188]
     assert np.allclose(np.concatenate(pieces), whole, atol=1e-4)
     assert np.allclose(encoder.multitask_voiceprint_of(m, x), encoder.multitask_voiceprint(m, whole), atol=1e-4)
+
+
+def test_the_trunk_voiceprint_is_a_projected_block_statistic(monkeypatch):
+    """trunk: the second block's mean and std over time, centred and projected, unit length; a long input
+    pooled piece by piece gives the same; the projection belongs to one encoder."""
+    m = encoder.load_multitask()
+    p = encoder.load_trunk_projection(m.sha)
+    wavs = [utterance(["alpha", "delta"], f0=110, seed=1), utterance(["bravo"], f0=220, scale=1.15, seed=2)]
+    t = encoder.speaker_embeddings(wavs, "trunk", FeatureConfig())
+    assert t.shape == (2, p.projection.shape[1]) and np.allclose(np.linalg.norm(t, axis=1), 1, atol=1e-5)
+    x = encoder.encoder_input(wavs[0], FeatureConfig())
+    h = list(encoder.trunk_layers(m, x))[p.blocks - 1]
+    by_hand = np.concatenate([h.mean(0), h.std(0)]) - p.mean
+    assert np.allclose(t[0], by_hand @ p.projection / np.linalg.norm(by_hand @ p.projection), atol=1e-4)
+    monkeypatch.setattr(encoder, "VOICEPRINT_CHUNK", 64)
+    assert len(x) > 64 and np.allclose(encoder.trunk_voiceprint_of(m, p, x), t[0], atol=1e-4)
+    with pytest.raises(encoder.WeightsError, match="refit"):
+        encoder.load_trunk_projection("another-encoder")
+    with pytest.raises(encoder.WeightsError, match="missing"):
+        encoder.load_trunk_projection(m.sha, "/nonexistent/voiceprint_trunk.npz")

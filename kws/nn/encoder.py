@@ -279,18 +279,28 @@ def _voiceprint_head(m: MultiTask, mean: np.ndarray, var: np.ndarray) -> np.ndar
 VOICEPRINT_CHUNK = 8192   # log-mel frames per encoder pass: 82 s, every platform clip in one pass
 
 
-def trunk_pieces(m: MultiTask, frames: np.ndarray) -> Iterator[np.ndarray]:
-    """multitask_trunk(m, frames) in bounded memory, as consecutive pieces: inputs longer than
-    VOICEPRINT_CHUNK frames go through the trunk in overlapping chunks (exact but for float rounding:
-    the context each layer sees is kept); shorter ones in one cached pass."""
+def _trunk_through(m: MultiTask, frames: np.ndarray, blocks: int) -> np.ndarray:
+    """The output of the first `blocks` trunk blocks (all of them: multitask_trunk)."""
+    for i, h in enumerate(trunk_layers(m, frames)):
+        if i + 1 == blocks:
+            return h
+    raise ValueError(f"the trunk has {len(m.dilations)} blocks, not {blocks}")
+
+
+def trunk_pieces(m: MultiTask, frames: np.ndarray, blocks: int | None = None) -> Iterator[np.ndarray]:
+    """multitask_trunk(m, frames) (or the output of its first `blocks` blocks) in bounded memory, as
+    consecutive pieces: inputs longer than VOICEPRINT_CHUNK frames go through the trunk in overlapping
+    chunks (exact but for float rounding: the context each layer sees is kept); shorter ones in one pass,
+    cached for the whole trunk."""
+    n = len(m.dilations) if blocks is None else blocks
     if len(frames) <= VOICEPRINT_CHUNK:
-        yield cached_trunk(m, frames)
+        yield cached_trunk(m, frames) if n == len(m.dilations) else _trunk_through(m, frames, n)
         return
-    ctx = sum(d * (m.arrays[f"trunk{i}_w"].shape[2] - 1) // 2 for i, d in enumerate(m.dilations))
+    ctx = sum(d * (m.arrays[f"trunk{i}_w"].shape[2] - 1) // 2 for i, d in enumerate(m.dilations[:n]))
     for a in range(0, len(frames), VOICEPRINT_CHUNK):
         b = min(a + VOICEPRINT_CHUNK, len(frames))
         lo, hi = max(0, a - ctx), min(len(frames), b + ctx)
-        yield multitask_trunk(m, frames[lo:hi])[a - lo: a - lo + b - a]
+        yield _trunk_through(m, frames[lo:hi], n)[a - lo: a - lo + b - a]
 
 
 def multitask_voiceprint_of(m: MultiTask, frames: np.ndarray) -> np.ndarray:
@@ -304,6 +314,53 @@ def multitask_voiceprint_of(m: MultiTask, frames: np.ndarray) -> np.ndarray:
         total, squares, n = total + s.sum(axis=0), squares + (s ** 2).sum(axis=0), n + len(s)
     mean = total / n
     return _voiceprint_head(m, mean.astype(np.float32), (squares / n - mean ** 2).astype(np.float32))
+
+
+TRUNK_VOICEPRINT_FILE = "voiceprint_trunk.npz"
+
+
+@dataclass(frozen=True)
+class TrunkProjection:
+    """The "trunk" voiceprint's projection (scripts/fit_trunk_voiceprint.py): the mean and std over time of
+    one trunk block, centred and projected by an LDA fitted on train-split speakers."""
+    blocks: int                # the block whose output is pooled (1-based: 2 = the second)
+    mean: np.ndarray           # (2 * channels,)
+    projection: np.ndarray     # (2 * channels, dims)
+    sha: str                   # of the file, with the encoder's: what the cohort and profiles were made with
+
+
+@lru_cache(maxsize=2)
+def load_trunk_projection(encoder_sha: str, path: str | None = None) -> TrunkProjection:
+    p = Path(path) if path else PRETRAINED_DIR / TRUNK_VOICEPRINT_FILE
+    if not p.is_file():
+        raise WeightsError(f"{p} is missing: the trunk voiceprint needs it; make it with scripts/fit_trunk_voiceprint.py")
+    try:
+        data = p.read_bytes()
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            blocks, mean, proj, made_with = int(z["blocks"]), z["mean"], z["projection"], str(z["encoder_sha"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise WeightsError(f"{p}: damaged trunk voiceprint ({e}); restore it from git") from e
+    if made_with != encoder_sha:
+        raise WeightsError(f"{p}: fitted on encoder weights {made_with}, pretrained/encoder.npz is {encoder_sha}; "
+                           "refit it with scripts/fit_trunk_voiceprint.py")
+    sha = f"{encoder_sha}+{hashlib.sha1(data).hexdigest()[:10]}"
+    return TrunkProjection(blocks, mean.astype(np.float32), proj.astype(np.float32), sha)
+
+
+def trunk_statistics(m: MultiTask, frames: np.ndarray, blocks: int) -> np.ndarray:
+    """(2 * channels,) mean and std over time of the first `blocks` trunk blocks' output, pooled as
+    running sums over trunk_pieces."""
+    total, squares, n = 0.0, 0.0, 0
+    for h in trunk_pieces(m, frames, blocks):
+        h = h.astype(np.float64)
+        total, squares, n = total + h.sum(axis=0), squares + (h ** 2).sum(axis=0), n + len(h)
+    mean = total / n
+    return np.concatenate([mean, np.sqrt(np.maximum(squares / n - mean ** 2, 0.0))]).astype(np.float32)
+
+
+def trunk_voiceprint_of(m: MultiTask, p: TrunkProjection, frames: np.ndarray) -> np.ndarray:
+    """(dims,) unit speaker embedding: a trunk block's statistics through the LDA projection."""
+    return unit((trunk_statistics(m, frames, p.blocks) - p.mean) @ p.projection).astype(np.float32)
 
 
 def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
@@ -323,12 +380,17 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: n
 
 def speaker_embeddings(wavs: list[np.ndarray], kind: str, cfg: FeatureConfig) -> np.ndarray:
     """(N, E) unit utterance embeddings of the configured voiceprint: GE2E, the multi-task encoder's
-    speaker head, or both concatenated (unit halves, so one cosine is the mean of the two)."""
+    speaker head, both concatenated (unit halves, so one cosine is the mean of the two), or the
+    encoder's trunk statistics projected (trunk_voiceprint_of)."""
     if kind not in VOICEPRINTS:
         raise ValueError(f"unknown voiceprint {kind!r}; use one of {', '.join(VOICEPRINTS)}")
     if kind == "ge2e":
         return embed_speakers(wavs)
     m = load_multitask()
+    if kind == "trunk":
+        p = load_trunk_projection(m.sha)
+        return np.array([trunk_voiceprint_of(m, p, encoder_input(y, cfg)) for y in wavs],
+                        np.float32).reshape(len(wavs), p.projection.shape[1])
     enc = np.array([multitask_voiceprint_of(m, encoder_input(y, cfg)) for y in wavs],
                    np.float32).reshape(len(wavs), m.arrays["spk_out_w"].shape[0])
     if kind == "encoder":

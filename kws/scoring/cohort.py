@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from kws.config import PRETRAINED_DIR, FeatureConfig
-from kws.nn.encoder import frontend_fingerprint, load_multitask
+from kws.nn.encoder import frontend_fingerprint, load_multitask, load_trunk_projection
 from kws.safefile import file_digest
 from kws.errors import WeightsError
 
 COHORT_FILE = "cohort.npz"
 # The multi-task encoder's speaker embeddings of the same cohort utterances (same seed, same crops),
-# for the "encoder" and "both" voiceprints; GE2E's are inside every cohort file.
+# for the "encoder" and "both" voiceprints, and the "trunk" voiceprint's; GE2E's are inside every cohort file.
 ENCODER_VOICEPRINTS_FILE = "cohort_voiceprints_encoder.npz"
+TRUNK_VOICEPRINTS_FILE = "cohort_voiceprints_trunk.npz"
 
 
 @dataclass(frozen=True)
@@ -47,25 +48,29 @@ def load_cohort(path: str | Path | None = None, *, cfg: FeatureConfig, voiceprin
     cohort = _load(str(path), frontend_fingerprint(cfg))
     if voiceprint == "ge2e":
         return cohort
-    enc_path = PRETRAINED_DIR / ENCODER_VOICEPRINTS_FILE
-    enc = _load_encoder_voiceprints(str(enc_path), load_multitask().sha)
+    trunk = voiceprint == "trunk"
+    name = TRUNK_VOICEPRINTS_FILE if trunk else ENCODER_VOICEPRINTS_FILE
+    enc_path = PRETRAINED_DIR / name
+    made_with = load_trunk_projection(load_multitask().sha).sha if trunk else load_multitask().sha
+    enc = _load_encoder_voiceprints(str(enc_path), made_with, voiceprint)
     cohort = replace(cohort, sha=f"{cohort.sha}+{_sha(str(enc_path))}")
     if len(enc) != len(cohort.speaker_embeddings):
-        raise WeightsError(f"{ENCODER_VOICEPRINTS_FILE} holds {len(enc)} utterances, the cohort "
-                           f"{len(cohort.speaker_embeddings)}; rebuild it with scripts/build_cohort.py --voiceprints")
-    if voiceprint == "encoder":
+        raise WeightsError(f"{name} holds {len(enc)} utterances, the cohort {len(cohort.speaker_embeddings)}; "
+                           f"rebuild it with scripts/build_cohort.py --voiceprints {voiceprint}")
+    if voiceprint in ("encoder", "trunk"):
         return replace(cohort, speaker_embeddings=enc)
     return replace(cohort, speaker_embeddings=np.concatenate([cohort.speaker_embeddings, enc], axis=1) / np.sqrt(2))
 
 
-@lru_cache(maxsize=1)
-def _load_encoder_voiceprints(path: str, encoder_sha: str) -> np.ndarray:
-    z = _read_arrays(path, "cohort voiceprints", "scripts/build_cohort.py --voiceprints",
+@lru_cache(maxsize=2)
+def _load_encoder_voiceprints(path: str, encoder_sha: str, kind: str = "encoder") -> np.ndarray:
+    """encoder_sha: the weights the embeddings must have been made with (the trunk's: with its projection)."""
+    z = _read_arrays(path, "cohort voiceprints", f"scripts/build_cohort.py --voiceprints {kind}",
                      ("speaker_embeddings", "encoder_sha"))
     emb, sha = z["speaker_embeddings"].astype(np.float32), str(z["encoder_sha"])
     if sha != encoder_sha:
-        raise WeightsError(f"{path}: made with encoder weights {sha}, pretrained/encoder.npz is {encoder_sha}; "
-                           "rebuild with scripts/build_cohort.py --voiceprints")
+        raise WeightsError(f"{path}: made with encoder weights {sha}, these are {encoder_sha}; "
+                           f"rebuild with scripts/build_cohort.py --voiceprints {kind}")
     return emb
 
 

@@ -17,7 +17,8 @@ from kws.scoring import dtw
 from kws.scoring import scores
 from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config, FeatureConfig
-from kws.nn.encoder import frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, speaker_embeddings
+from kws.nn.encoder import (frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, load_trunk_projection,
+                            speaker_embeddings)
 from kws.errors import ProfileError
 from kws.signal.features import frames_per_second, mel_frames
 from kws.scoring.matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
@@ -113,6 +114,8 @@ def model_fingerprint(cfg: Config, cohort: Cohort) -> str:
         parts.append(load_multitask().sha)
     if cfg.detect.voiceprint in ("ge2e", "both"):
         parts.append(ge2e_sha())
+    if cfg.detect.voiceprint == "trunk":
+        parts.append(load_trunk_projection(load_multitask().sha).sha)
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
 
 
