@@ -82,3 +82,21 @@ def test_second_front_end_scores_are_those_of_a_profile_enrolled_in_it(tiny_task
     assert np.array_equal(second_profile(stale, both)[0].kw_cohort_std, remade.kw_cohort_std)   # made again
     with pytest.raises(Exception, match="keeps no enrollment takes"):
         second_profile(replace(p_mfcc, template_audio=[], second=None), both)
+
+
+def test_the_trunk_voiceprint_enrolls_and_scores_and_is_its_own_kind(tiny_task):
+    """detect.voiceprint=trunk: a 30-value voiceprint, the enrolled voice saying the phrase above another voice
+    on the whole-clip speaker score, and a profile enrolled with it refused under the default voiceprint."""
+    from kws.enrollment.enroll import build_profile
+    from kws.errors import ProfileError
+    from kws.scoring.detect import check_compatible
+    from kws.signal.audio import list_wavs, read_audio
+    trunk = replace(PLAIN, detect=replace(PLAIN.detect, voiceprint="trunk"))
+    p = build_profile(list_wavs(tiny_task / "data" / "S001" / "enroll"), trunk)
+    assert p.voiceprint_kind == "trunk" and p.voiceprint.shape == (30,)
+    cohort = load_cohort(cfg=trunk.features, voiceprint="trunk")
+    tests = list_wavs(tiny_task / "data" / "S001" / "test")          # the last two: another voice
+    s = score_clips(p, [prepare(read_audio(t), trunk) for t in tests], cohort, trunk, speaker=True)
+    assert np.isfinite(s["spk_seg_z"]).all() and s["spk_all_z"][:3].min() > s["spk_all_z"][6:].max()
+    with pytest.raises(ProfileError, match="trunk voiceprint"):
+        check_compatible(p, PLAIN, "profile", load_cohort(cfg=PLAIN.features, voiceprint="encoder"))
