@@ -52,19 +52,20 @@ def load_cohort(path: str | Path | None = None, *, cfg: FeatureConfig, voiceprin
     name = TRUNK_VOICEPRINTS_FILE if trunk else ENCODER_VOICEPRINTS_FILE
     enc_path = PRETRAINED_DIR / name
     made_with = load_trunk_projection(load_multitask().sha).sha if trunk else load_multitask().sha
-    enc = _load_encoder_voiceprints(str(enc_path), made_with, voiceprint)
+    enc = _load_encoder_voiceprints(str(enc_path), made_with, "trunk" if trunk else "encoder")
     cohort = replace(cohort, sha=f"{cohort.sha}+{_sha(str(enc_path))}")
     if len(enc) != len(cohort.speaker_embeddings):
         raise WeightsError(f"{name} holds {len(enc)} utterances, the cohort {len(cohort.speaker_embeddings)}; "
-                           f"rebuild it with scripts/build_cohort.py --voiceprints {voiceprint}")
+                           f"rebuild it with scripts/build_cohort.py --voiceprints {'trunk' if trunk else 'encoder'}")
     if voiceprint in ("encoder", "trunk"):
         return replace(cohort, speaker_embeddings=enc)
     return replace(cohort, speaker_embeddings=np.concatenate([cohort.speaker_embeddings, enc], axis=1) / np.sqrt(2))
 
 
 @lru_cache(maxsize=2)
-def _load_encoder_voiceprints(path: str, encoder_sha: str, kind: str = "encoder") -> np.ndarray:
-    """encoder_sha: the weights the embeddings must have been made with (the trunk's: with its projection)."""
+def _load_encoder_voiceprints(path: str, encoder_sha: str, kind: str) -> np.ndarray:
+    """encoder_sha: the weights the embeddings must have been made with (the trunk's: with its projection);
+    kind: build_cohort.py's --voiceprints that rebuilds the file."""
     z = _read_arrays(path, "cohort voiceprints", f"scripts/build_cohort.py --voiceprints {kind}",
                      ("speaker_embeddings", "encoder_sha"))
     emb, sha = z["speaker_embeddings"].astype(np.float32), str(z["encoder_sha"])
