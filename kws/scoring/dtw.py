@@ -79,11 +79,20 @@ def _longest_first(templates: list[np.ndarray], dim: int) -> tuple[np.ndarray, n
     return order, lengths, padded
 
 
-def _cost_row(padded: np.ndarray, i: int, act: int, test_t: np.ndarray, blocked: np.ndarray) -> np.ndarray:
-    """(act, m) cosine distances of row i of the first `act` templates to every test frame; blocked columns inf."""
-    c = 1.0 - padded[:act, i] @ test_t
-    c[:, blocked] = np.inf
-    return c
+def _schedule(lengths: np.ndarray) -> tuple[int, np.ndarray, dict[int, list[int]]]:
+    """For templates sorted longest first: the number of rows, how many templates are active at each row,
+    and which finish at each row."""
+    n_max = int(lengths[0])
+    active = (lengths[None, :] > np.arange(n_max)[:, None]).sum(axis=1)
+    done: dict[int, list[int]] = {}
+    for r, n in enumerate(lengths):
+        done.setdefault(int(n) - 1, []).append(r)
+    return n_max, active, done
+
+
+def _ones(blocked: np.ndarray) -> np.ndarray:
+    """1 where a test column may be matched, inf where it is blocked: a cost row is this minus the products."""
+    return np.where(blocked, np.inf, 1.0).astype(np.float32)
 
 
 def _subsequence_many(templates: list[np.ndarray], test: np.ndarray, blocked: np.ndarray
@@ -96,54 +105,57 @@ def _subsequence_many(templates: list[np.ndarray], test: np.ndarray, blocked: np
     All templates advance one row per step, longest first; a template leaves the active set
     (a leading slice, so no copying) after its last row, which makes the Python loop run
     max(len) times instead of sum(len).
+    A row's state is three planes (path cost, start column, first-half cost) moved together, in
+    buffers with two fill columns in front, so the one- and two-column steps back are views: numpy's
+    per-call overhead, not arithmetic, is what these small arrays cost.
     """
     k, m = len(templates), len(test)
     order, lengths, padded = _longest_first(templates, test.shape[1])
-    n_max = int(lengths[0])
-    halves = np.maximum(1, lengths // 2)[:, None]
-
-    def cost(i: int, act: int) -> np.ndarray:
-        return _cost_row(padded, i, act, test.T, blocked)
-
+    n_max, active, done = _schedule(lengths)
+    halves = np.maximum(1, lengths // 2)
+    ones, test_t = _ones(blocked), test.T
     score, start_out, worst = (np.full((k, m), np.inf, np.float32), np.zeros((k, m), np.int64),
                                np.full((k, m), np.inf, np.float32))
-    cols = np.broadcast_to(np.arange(m), (k, m))
-    prev = cost(0, k)
-    prev2 = np.full_like(prev, np.inf)
-    start, start2 = cols.copy(), cols.copy()
-    half, half2 = prev.copy(), prev2.copy()
-    c_prev = prev
-    act = k
+    bufs = [np.empty((3, k, m + 2), np.float32) for _ in range(3)]   # this row, the row before, the next
+    for b in bufs:
+        b[:, :, :2] = np.array([np.inf, 0.0, np.inf], np.float32)[:, None, None]
+    cols = np.arange(m, dtype=np.float32)    # exact as float32 below 2**24 columns
+    c_prev = ones - padded[:, 0] @ test_t
+    bufs[0][:, :, 2:] = np.stack([c_prev, np.broadcast_to(cols, c_prev.shape), c_prev])
+    bufs[1][:, :, 2:] = np.stack([np.full_like(c_prev, np.inf), np.broadcast_to(cols, c_prev.shape),
+                                  np.full_like(c_prev, np.inf)])
+    cur, before, nxt = bufs
     for i in range(n_max):
         _check_time()
+        act = int(active[i])
         if i > 0:
-            act = int(np.sum(lengths > i))
-            prev, prev2, start, start2 = prev[:act], prev2[:act], start[:act], start2[:act]
-            half, half2, c_prev = half[:act], half2[:act], c_prev[:act]
-            c_i = cost(i, act)
-            a, b, c = _shift(prev, 1), _shift(prev, 2), _shift(prev2, 1) + c_prev
-            pick_b = b < a                      # ties keep the earlier candidate, as argmin would
-            best = np.where(pick_b, b, a)
-            pick_c = c < best
-            best = np.where(pick_c, c, best)
-            row = c_i + best
-            new_start = np.where(pick_c, _shift(start2, 1, 0), np.where(pick_b, _shift(start, 2, 0), _shift(start, 1, 0)))
-            carried = np.where(pick_c, _shift(half2, 1), np.where(pick_b, _shift(half, 2), _shift(half, 1)))
-            h = halves[:act]
-            new_half = np.where(i < h, row, np.where(i == h, best, carried))
-            prev2, start2, half2 = prev, start, half
-            prev, start, half, c_prev = row, new_start, new_half, c_i
-        done = np.flatnonzero(lengths[:act] == i + 1)
-        for r in done:
-            n, h = int(lengths[r]), int(halves[r, 0])
-            score[order[r]] = prev[r] / n
-            start_out[order[r]] = start[r]
+            c_i = ones - padded[:act, i] @ test_t
+            s, s2, out = cur[:, :act], before[:, :act], nxt[:, :act, 2:]
+            a, b, c = s[:, :, 1:-1], s[:, :, :-2], s2[:, :, 1:-1]    # steps (1,1), (1,2), and (2,1) via row i-1
+            c_cost = c[0] + c_prev[:act]
+            out[...] = a
+            np.copyto(out, b, where=b[0] < a[0])                 # ties keep the earlier candidate, as argmin would
+            pick_c = c_cost < out[0]
+            np.copyto(out[0], c_cost, where=pick_c)
+            np.copyto(out[1:], c[1:], where=pick_c)
+            h = halves[:act, None]
+            np.copyto(out[2], out[0], where=h == i)              # the first half ends at row i - 1
+            out[0] += c_i
+            np.copyto(out[2], out[0], where=i < h)
+            cur, before, nxt = nxt, cur, before
+            c_prev = c_i
+        for r in done.get(i, ()):
+            path, start, half = cur[:, r, 2:]
+            n, h = int(lengths[r]), int(halves[r])
+            finite = np.isfinite(path)
+            score[order[r]] = path / n
+            start_out[order[r]] = np.where(finite, start, 0)
             if n < 2:
-                worst[order[r]] = prev[r]
+                worst[order[r]] = path
             else:
                 with np.errstate(invalid="ignore"):
-                    w = np.maximum(half[r] / h, (prev[r] - half[r]) / (n - h))
-                worst[order[r]] = np.where(np.isfinite(prev[r]), w, np.inf)
+                    w = np.maximum(half / h, (path - half) / (n - h))
+                worst[order[r]] = np.where(finite, w, np.inf)
     return score, start_out, worst
 
 
@@ -214,21 +226,25 @@ def _distances_many(templates: list[np.ndarray], test: np.ndarray, blocked: np.n
     """(K, m) mean path cost ending at each column; _subsequence_many without paths."""
     k, m = len(templates), len(test)
     order, lengths, padded = _longest_first(templates, test.shape[1])
-    test_t = np.ascontiguousarray(test.T)
+    n_max, active, done = _schedule(lengths)
+    ones, test_t = _ones(blocked), np.ascontiguousarray(test.T)
     score = np.full((k, m), np.inf, np.float32)
-    prev = _cost_row(padded, 0, k, test_t, blocked)
+    prev = ones - padded[:, 0] @ test_t
     prev2 = np.full_like(prev, np.inf)
     c_prev = prev
-    for i in range(int(lengths[0])):
+    best = np.full((k, m), np.inf, np.float32)    # column 0 stays inf: no step reaches it from row i - 1
+    for i in range(n_max):
         _check_time()
-        act = int(np.sum(lengths > i)) if i else k
+        act = int(active[i])
         if i:
-            c_i = _cost_row(padded, i, act, test_t, blocked)
-            best = np.full((act, m), np.inf, np.float32)
-            np.minimum(prev[:act, :-1], prev2[:act, :-1] + c_prev[:act, 1:], out=best[:, 1:])
-            np.minimum(best[:, 2:], prev[:act, :-2], out=best[:, 2:])
-            prev2, prev, c_prev = prev[:act], c_i + best, c_i
-        for r in np.flatnonzero(lengths[:act] == i + 1):
+            c_i = ones - padded[:act, i] @ test_t
+            bv = best[:act]
+            np.add(prev2[:act, :-1], c_prev[:act, 1:], out=bv[:, 1:])
+            np.minimum(prev[:act, :-1], bv[:, 1:], out=bv[:, 1:])
+            np.minimum(bv[:, 2:], prev[:act, :-2], out=bv[:, 2:])
+            prev2, c_prev = prev[:act], c_i
+            prev = c_i + bv
+        for r in done.get(i, ()):
             score[order[r]] = prev[r] / lengths[r]
     return score
 
