@@ -236,8 +236,9 @@ def keyword_pass(profile: SpeakerProfile, frames: list[np.ndarray], cohort: Coho
                  nm_dist: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray, list[list[dtw.Match]]]:
     """(keyword columns, template x clip distances, matches) of clip frames against a profile's templates."""
     dist, matches = keyword_matches(profile.all_templates(), frames)
-    cohort_dist = keyword_distances(cohort.templates, frames)
-    reversed_dist = keyword_distances([t[::-1] for t in profile.templates], frames)
+    n = len(cohort.templates)    # one DP pass for both, so its per-row overhead is paid once
+    both = keyword_distances(list(cohort.templates) + [t[::-1] for t in profile.templates], frames)
+    cohort_dist, reversed_dist = both[:n], both[n:]
     return keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k, nm_dist), dist, matches
 
 

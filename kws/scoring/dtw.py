@@ -335,16 +335,21 @@ class OnlineMatch:
     def _run(self, columns: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cols = unit(np.asarray(columns, np.float32))
         costs = 1.0 - cols @ self.rows.T                    # (n_columns, rows), one product for the hop
-        dist = np.empty((len(cols), len(self.lengths)), np.float32)
-        best = np.empty_like(d1)
+        pair = costs[:, 1:-1] + self.no_pair                # r - 1 in this column, where r - 2 may lead to it
+        at_ends = np.empty((len(cols), len(self.lengths)), np.float32)
+        bufs = [np.empty_like(d1) for _ in range(3)]        # fresh: d1 and d2 may be the committed state
+        best, tmp = np.empty_like(d1), np.empty(len(d1) - 2, np.float32)
+        starts = np.flatnonzero(self.first)
         for k, c in enumerate(costs):
             np.minimum(d1[:-1], d2[:-1], out=best[1:])      # row r - 1, one or two columns back
-            np.minimum(best[2:], d1[:-2] + c[1:-1] + self.no_pair, out=best[2:])   # r - 2 back, then r - 1 here
-            best[0] = 0.0
-            d = c + np.where(self.first, 0.0, best)
+            np.add(d1[:-2], pair[k], out=tmp)               # r - 2 back, then r - 1 here
+            np.minimum(best[2:], tmp, out=best[2:])
+            best[starts] = 0.0                              # a match may start at any column
+            d = bufs[k % 3]                                 # the one neither d1 nor d2 is
+            np.add(c, best, out=d)
             d1, d2 = d, d1
-            dist[k] = d[self.ends] / self.lengths
-        return dist, d1, d2
+            np.take(d, self.ends, out=at_ends[k])
+        return (at_ends / self.lengths).astype(np.float32), d1, d2
 
     def step(self, columns: np.ndarray) -> np.ndarray:
         """Commit test columns; returns (n_columns, n_templates) mean path costs of each template's best
