@@ -3,7 +3,9 @@
 
     python scripts/stream_bench.py build --words ../shared/data/words --split dev --noise ../shared/data/noise \
         --out SCRATCH/sb-dev [--variant dense|quiet] [--minutes 30] [--per-speaker 2] [--seed 1]
-    python scripts/stream_bench.py run --bench SCRATCH/sb-dev [--jobs 2] [--set section.field=value ...]
+    python scripts/stream_bench.py enroll --bench SCRATCH/sb-dev --profile profile-both --set detect.voiceprint=both
+    python scripts/stream_bench.py run --bench SCRATCH/sb-dev [--jobs 2] [--set section.field=value ...] \
+        [--profile profile] [--record rec.tsv]
     python scripts/stream_bench.py report --bench SCRATCH/sb-dev [--out docs/stream_bench-dev-dense.json]
 
 build: per task (one speaker and a one- or two-word phrase, drawn as make_tasks.py draws them), five
@@ -17,8 +19,11 @@ enrollment takes, a profile enrolled from them (`kws enroll`), and a stream writ
     the phrase, by whoever says it, at 0-20 dB over that bed.
   The dev version takes dev-split words and ../shared/data/noise; the train version (for fitting)
   train-split words and noise-train. make_tasks.py's rules hold: the split is never mixed.
+enroll: every task's profile enrolled again from its takes under other settings (a voiceprint needs its
+  own profile), into <task>/<--profile>.
 run: every stream through scripts/eval_stream.py, one fresh process per stream, pinned to one core
-  (taskset), --jobs at a time; each writes <task>/result.json.
+  (taskset), --jobs at a time; each writes <task>/result.json (and with --record, every judged candidate
+  to <task>/<--record>, what scripts/fit_stream.py fits on).
 report: miss rate, false alarms per hour, other speakers accepted, latency p50/p95 from the phrase's end,
   real-time factor on one core and peak RSS, over all tasks and per task, as JSON (and a Markdown table
   on stdout).
@@ -269,8 +274,9 @@ def run(a: argparse.Namespace) -> None:
         i, t = i_t
         folder = bench / t["task"]
         cmd = ["taskset", "-c", str(cores[i % len(cores)]), sys.executable, str(here / "eval_stream.py"),
-               "--profile", str(folder / "profile"), "--stream", str(folder / "stream.flac"),
-               "--truth", str(folder / "truth.tsv"), "--out", str(folder / a.result)]
+               "--profile", str(folder / a.profile), "--stream", str(folder / "stream.flac"),
+               "--truth", str(folder / "truth.tsv"), "--out", str(folder / a.result),
+               *(["--record", str(folder / a.record)] if a.record else [])]
         for s in a.set or []:
             cmd += ["--set", s]
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -281,6 +287,21 @@ def run(a: argparse.Namespace) -> None:
     with ThreadPoolExecutor(a.jobs) as ex:   # each worker's process pinned to its own core
         for i, name in enumerate(ex.map(one, enumerate(tasks)), 1):
             print(f"{name} done ({i}/{len(tasks)})", flush=True)
+
+
+def enroll(a: argparse.Namespace) -> None:
+    """Each task's phrase enrolled again from its five takes, under --set, into <task>/<--profile>."""
+    from kws.app.api import Profile
+    from kws.config import with_settings
+    bench = Path(a.bench)
+    if a.profile == "profile":
+        raise SystemExit("--profile profile is the bench's own profile; name another folder")
+    cfg = with_settings(a.set or [])
+    for t in json.loads((bench / "bench.json").read_text(encoding="utf-8"))["tasks"]:
+        folder = bench / t["task"]
+        Profile.enroll(folder / a.profile, t["phrase_name"], sorted((folder / "enroll").glob("E*.wav")),
+                       replace=(folder / a.profile / t["phrase_name"]).exists(), cfg=cfg)
+        print(f"{t['task']}: enrolled into {folder / a.profile}", flush=True)
 
 
 def summarise(results: list[dict]) -> dict:
@@ -345,6 +366,12 @@ def main() -> None:
     r.add_argument("--tasks", default="", help="comma list of task ids (default: all)")
     r.add_argument("--set", action="append", help="section.field=value for the detector (repeatable)")
     r.add_argument("--result", default="result.json")
+    r.add_argument("--profile", default="profile", help="the profile folder of each task (see enroll)")
+    r.add_argument("--record", default="", help="also write every judged candidate to <task>/RECORD (fit_stream.py)")
+    e = sub.add_parser("enroll")
+    e.add_argument("--bench", required=True)
+    e.add_argument("--profile", required=True, help="the folder name, in each task, to enroll into")
+    e.add_argument("--set", action="append", help="section.field=value for the enrollment (repeatable)")
     p = sub.add_parser("report")
     p.add_argument("--bench", required=True)
     p.add_argument("--result", default="result.json")
@@ -358,7 +385,7 @@ def main() -> None:
             raise SystemExit("the dev streams take ../shared/data/noise (the noise rule)")
         build(a)
     else:
-        {"run": run, "report": report}[a.cmd](a)
+        {"run": run, "enroll": enroll, "report": report}[a.cmd](a)
 
 
 if __name__ == "__main__":
