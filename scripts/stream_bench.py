@@ -238,9 +238,8 @@ def build_task(words: Words, task: dict, out: Path, variant: str, minutes: float
         w.writeheader()
         w.writerows(rows)
 
-    from kws.app.api import Profile
     name = "".join(c if c.isalnum() else "-" for c in task["phrase"]).strip("-")[:60] or task["task"]
-    Profile.enroll(folder / "profile", name, takes, replace=(folder / "profile" / name).exists())
+    enroll_into(folder / "profile", name, takes)
     counts = {k: sum(r["kind"] == k for r in rows) for k in ("positive", "other_phrase", "own_word", "word")}
     return {**task, "variant": variant, "seconds": round(total / SR, 1), "phrase_name": name, **counts}
 
@@ -289,18 +288,21 @@ def run(a: argparse.Namespace) -> None:
             print(f"{name} done ({i}/{len(tasks)})", flush=True)
 
 
-def enroll(a: argparse.Namespace) -> None:
-    """Each task's phrase enrolled again from its five takes, under --set, into <task>/<--profile>."""
+def enroll_into(profile: Path, name: str, takes: list[Path], settings: list[str] | None = None) -> None:
+    """The phrase enrolled from takes into a profile folder under settings, replacing an earlier build."""
     from kws.app.api import Profile
     from kws.config import with_settings
+    Profile.enroll(profile, name, takes, replace=(profile / name).exists(), cfg=with_settings(settings or []))
+
+
+def enroll(a: argparse.Namespace) -> None:
+    """Each task's phrase enrolled again from its five takes, under --set, into <task>/<--profile>."""
     bench = Path(a.bench)
     if a.profile == "profile":
         raise SystemExit("--profile profile is the bench's own profile; name another folder")
-    cfg = with_settings(a.set or [])
     for t in json.loads((bench / "bench.json").read_text(encoding="utf-8"))["tasks"]:
         folder = bench / t["task"]
-        Profile.enroll(folder / a.profile, t["phrase_name"], sorted((folder / "enroll").glob("E*.wav")),
-                       replace=(folder / a.profile / t["phrase_name"]).exists(), cfg=cfg)
+        enroll_into(folder / a.profile, t["phrase_name"], sorted((folder / "enroll").glob("E*.wav")), a.set)
         print(f"{t['task']}: enrolled into {folder / a.profile}", flush=True)
 
 
