@@ -4,7 +4,8 @@
     python scripts/stream_bench.py build --split train --noise ../shared/data/noise-train --out SCRATCH/sb-train ...
     python scripts/eval_stream.py --profile T/profile --stream T/stream.flac --truth T/truth.tsv \
         --record T/rec.tsv --set stream.spot_min_z=-1          # for every task T of the train bench
-    python scripts/fit_stream.py --bench SCRATCH/sb-train --record rec.tsv [--cv 4] [--out pretrained/...]
+    python scripts/fit_stream.py --bench SCRATCH/sb-train [--bench SCRATCH/sb-train-2 ...] --record rec.tsv \
+        [--cv 4] [--out pretrained/...]
 
 Each judged candidate of the recordings is a row: its clip scores (detect.score_and_locate on its span),
 its spot score, and what lies under it. A candidate on a positive is a positive. Candidates below
@@ -55,21 +56,24 @@ class Loss:
     refractory: float = StreamConfig.refractory_s   # accepted candidates this close are one false alarm
 
 
-def read_bench(bench: Path, record: str) -> tuple[list[dict], Streams]:
-    """(candidate rows in stream order, the streams) of a train bench."""
-    meta = json.loads((bench / "bench.json").read_text(encoding="utf-8"))
-    if meta["args"].get("split") != "train":
-        raise SystemExit(f"{bench} is a {meta['args'].get('split')}-split bench; fit on train-split streams only")
+def read_bench(benches: list[Path], record: str) -> tuple[list[dict], Streams]:
+    """(candidate rows in stream order, the streams) of train benches; a stream is named <bench>/<task>."""
     rows, streams = [], Streams({}, {}, {})
-    for t in meta["tasks"]:
-        path = bench / t["task"] / record
-        if not path.exists():
-            log.warning("%s: no %s, task left out", t["task"], record)
-            continue
-        with open(path, encoding="utf-8") as f:
-            rows += [{**r, "task": t["task"]} for r in csv.DictReader(f, delimiter="\t")]
-        streams.hours[t["task"]], streams.positives[t["task"]] = t["seconds"] / 3600, t["positive"]
-        streams.others[t["task"]] = t.get("other_phrase", 0)
+    for bench in benches:
+        meta = json.loads((bench / "bench.json").read_text(encoding="utf-8"))
+        if meta["args"].get("split") != "train":
+            raise SystemExit(f"{bench} is a {meta['args'].get('split')}-split bench; fit on train-split streams only")
+        for t in meta["tasks"]:
+            name, path = f"{bench.name}/{t['task']}", bench / t["task"] / record
+            if name in streams.hours:
+                raise SystemExit(f"{name} is given twice; give each bench once, each under its own folder name")
+            if not path.exists():
+                log.warning("%s: no %s, task left out", name, record)
+                continue
+            with open(path, encoding="utf-8") as f:
+                rows += [{**r, "task": name} for r in csv.DictReader(f, delimiter="\t")]
+            streams.hours[name], streams.positives[name] = t["seconds"] / 3600, t["positive"]
+            streams.others[name] = t.get("other_phrase", 0)
     return rows, streams
 
 
@@ -156,7 +160,7 @@ def refine(z: np.ndarray, rows: list[dict], w: np.ndarray, b: float, streams: St
     index = {k: i for i, k in enumerate(dict.fromkeys(k for k in keys if k))}
     group = np.array([index.get(k, -1) for k in keys])
     n = len(streams.hours)
-    w_miss = np.array([1 / max(streams.positives[k.split("/")[0]], 1) / n for k in index])
+    w_miss = np.array([1 / max(streams.positives[k.rsplit("/", 1)[0]], 1) / n for k in index])
     # Another speaker's phrase is weighed, candidate by candidate, as a share of its stream's other speakers.
     w_fa = np.array([0.0 if g >= 0 else (loss.per_hour / streams.hours[r["task"]]
                                          + (loss.per_other / max(streams.others[r["task"]], 1)
@@ -174,7 +178,8 @@ def apply(cal: Calibration, rows: list[dict]) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bench", required=True, type=Path, help="a train-split stream bench (scripts/stream_bench.py build)")
+    ap.add_argument("--bench", required=True, type=Path, action="append", help="a train-split stream bench "
+                    "(scripts/stream_bench.py build); repeat it to fit on several")
     ap.add_argument("--record", default="rec.tsv", help="each task's candidate record (eval_stream.py --record)")
     plain = Calibration.for_config(DEFAULT).names
     ap.add_argument("--columns", default=",".join((*plain, "spot")), help="score columns to fuse (default: the plain "
