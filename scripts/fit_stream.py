@@ -33,6 +33,7 @@ from kws.config import DEFAULT, StreamConfig
 from kws.scoring.calibrate import Calibration, calibration_name
 from kws.scoring.recent import RUN_SUFFIX, RUNTOP_SUFFIX, RecentPrior, RecentScores, recent_bases, recent_columns
 from kws.training.fitting import Standardised, fit_logistic, fit_stream_loss
+from word_corpus import Words, split_speakers
 
 log = logging.getLogger("fit_stream")
 
@@ -56,8 +57,9 @@ class Loss:
     refractory: float = StreamConfig.refractory_s   # accepted candidates this close are one false alarm
 
 
-def read_bench(benches: list[Path], record: str) -> tuple[list[dict], Streams]:
-    """(candidate rows in stream order, the streams) of train benches; a stream is named <bench>/<task>."""
+def read_bench(benches: list[Path], record: str, speakers: set[str] | None = None) -> tuple[list[dict], Streams]:
+    """(candidate rows in stream order, the streams) of train benches; a stream is named <bench>/<task>.
+    speakers: only the streams whose enrolled speaker is one of these (None: every stream)."""
     rows, streams = [], Streams({}, {}, {})
     for bench in benches:
         meta = json.loads((bench / "bench.json").read_text(encoding="utf-8"))
@@ -67,6 +69,8 @@ def read_bench(benches: list[Path], record: str) -> tuple[list[dict], Streams]:
             name, path = f"{bench.name}/{t['task']}", bench / t["task"] / record
             if name in streams.hours:
                 raise SystemExit(f"{name} is given twice; give each bench once, each under its own folder name")
+            if speakers is not None and t["speaker"] not in speakers:
+                continue
             if not path.exists():
                 log.warning("%s: no %s, task left out", name, record)
                 continue
@@ -180,6 +184,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bench", required=True, type=Path, action="append", help="a train-split stream bench "
                     "(scripts/stream_bench.py build); repeat it to fit on several")
+    ap.add_argument("--speakers-half", choices=("all", "calibration"), default="all", help="calibration: only streams "
+                    "whose enrolled speaker the encoder never trained on (word_corpus.split_speakers; needs --words)")
+    ap.add_argument("--words", type=Path, help="the words corpus the benches were built from (--speakers-half)")
     ap.add_argument("--record", default="rec.tsv", help="each task's candidate record (eval_stream.py --record)")
     plain = Calibration.for_config(DEFAULT).names
     ap.add_argument("--columns", default=",".join((*plain, "spot")), help="score columns to fuse (default: the plain "
@@ -203,7 +210,14 @@ def main() -> None:
                     f"{calibration_name(DEFAULT, stream=True)})")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rows, streams = read_bench(a.bench, a.record)
+    speakers = None
+    if a.speakers_half == "calibration":
+        if not a.words:
+            raise SystemExit("--speakers-half calibration needs --words")
+        speakers = set(split_speakers(Words(a.words, "train").speakers)[1])
+    rows, streams = read_bench(a.bench, a.record, speakers)
+    if not streams.hours:
+        raise SystemExit("no stream left to fit on")
     rows = [r for r in rows if float(r["spot"]) >= a.min_z]
     names = (*a.columns.split(","), *(c for b in a.recent.split(",") if b for c in recent_columns(b)))
     loss = Loss(a.per_hour, a.per_other)
@@ -232,6 +246,7 @@ def main() -> None:
     if a.out:
         cal = Calibration(**{**cal.__dict__, "provenance": {"command": " ".join(["python", *sys.argv]),
                                                             "streams": len(streams.hours), "candidates": len(rows),
+                                                            "speakers_half": a.speakers_half,
                                                             "train_loss": round(value, 4),
                                                             "spot_min_z": a.min_z, "per_hour": a.per_hour,
                                                             "per_other": a.per_other}})

@@ -1,0 +1,39 @@
+"""scripts/fit_stream.py: which streams and candidates a fit reads."""
+import json
+
+import pytest
+
+import fit_stream as fs
+
+HEADER = "phrase\tstart_s\tend_s\tspot\tkind\ttruth_start\n"
+
+
+def bench(root, name, split="train", speakers=("a", "b")):
+    b = root / name
+    tasks = []
+    for k, spk in enumerate(speakers):
+        task = f"S{k + 1:02d}"
+        (b / task).mkdir(parents=True)
+        (b / task / "rec.tsv").write_text(HEADER + "hi\t1.0\t1.5\t2.0\tpositive\t1.0\n", encoding="utf-8")
+        tasks.append({"task": task, "speaker": spk, "seconds": 1800.0, "positive": 1, "other_phrase": 2})
+    (b / "bench.json").write_text(json.dumps({"args": {"split": split}, "tasks": tasks}), encoding="utf-8")
+    return b
+
+
+def test_streams_of_several_benches_are_named_by_bench(tmp_path):
+    rows, streams = fs.read_bench([bench(tmp_path, "one"), bench(tmp_path, "two")], "rec.tsv")
+    assert sorted(streams.hours) == ["one/S01", "one/S02", "two/S01", "two/S02"]
+    assert {r["task"] for r in rows} == set(streams.hours) and streams.hours["two/S02"] == 0.5
+
+
+def test_only_the_speakers_asked_for(tmp_path):
+    rows, streams = fs.read_bench([bench(tmp_path, "one")], "rec.tsv", speakers={"b"})
+    assert list(streams.hours) == ["one/S02"] and [r["task"] for r in rows] == ["one/S02"]
+
+
+def test_a_dev_bench_or_a_bench_twice_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="dev-split"):
+        fs.read_bench([bench(tmp_path, "dev", split="dev")], "rec.tsv")
+    one = bench(tmp_path, "one")
+    with pytest.raises(SystemExit, match="twice"):
+        fs.read_bench([one, one], "rec.tsv")
