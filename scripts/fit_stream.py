@@ -60,6 +60,9 @@ class Loss:
 def read_bench(benches: list[Path], record: str, speakers: set[str] | None = None) -> tuple[list[dict], Streams]:
     """(candidate rows in stream order, the streams) of train benches; a stream is named <bench>/<task>.
     speakers: only the streams whose enrolled speaker is one of these (None: every stream)."""
+    named = [b.name for b in benches]
+    if len(set(named)) < len(named):
+        raise SystemExit(f"benches {named} repeat a folder name; give each bench once, each under its own name")
     rows, streams = [], Streams({}, {}, {})
     for bench in benches:
         meta = json.loads((bench / "bench.json").read_text(encoding="utf-8"))
@@ -67,8 +70,6 @@ def read_bench(benches: list[Path], record: str, speakers: set[str] | None = Non
             raise SystemExit(f"{bench} is a {meta['args'].get('split')}-split bench; fit on train-split streams only")
         for t in meta["tasks"]:
             name, path = f"{bench.name}/{t['task']}", bench / t["task"] / record
-            if name in streams.hours:
-                raise SystemExit(f"{name} is given twice; give each bench once, each under its own folder name")
             if speakers is not None and t["speaker"] not in speakers:
                 continue
             if not path.exists():

@@ -35,5 +35,5 @@ def test_a_dev_bench_or_a_bench_twice_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="dev-split"):
         fs.read_bench([bench(tmp_path, "dev", split="dev")], "rec.tsv")
     one = bench(tmp_path, "one")
-    with pytest.raises(SystemExit, match="twice"):
+    with pytest.raises(SystemExit, match="repeat a folder name"):
         fs.read_bench([one, one], "rec.tsv")
