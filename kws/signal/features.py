@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from kws.config import SAMPLE_RATE, FeatureConfig
+from kws.config import GSE_FRAME_S, SAMPLE_RATE, FeatureConfig
 
 # Frames per STFT pass: 82 s of audio (every platform clip in one pass); a 15-minute clip then needs
 # ~30 MB at a time instead of ~600 MB.
@@ -144,7 +144,8 @@ def stack(frames: np.ndarray, k: int) -> np.ndarray:
 
 
 def frames_per_second(cfg: FeatureConfig = FeatureConfig()) -> float:
-    return 1000.0 / (cfg.hop_ms * cfg.stack)
+    """Keyword frames per second of the front end: stacked 10 ms frames, or speech_embedding's 80 ms ones."""
+    return 1.0 / GSE_FRAME_S if cfg.frontend == "gse" else 1000.0 / (cfg.hop_ms * cfg.stack)
 
 
 def mfcc(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
