@@ -12,6 +12,7 @@
 #   both-k.tsv      --voiceprint both --second-frontend ''
 #   bothplus-k.tsv  --voiceprint both                  (both voiceprints beside the default second front end)
 #   gseplus-k.tsv   --voiceprint encoder --second-frontend gse   (Google's speech_embedding as the second front end)
+#   gseboth-k.tsv   --voiceprint both --second-frontend gse
 #   trunk-k.tsv     --voiceprint trunk                 (the trunk block's voiceprint beside the default second front end)
 #   frames-k.tsv    --frontend encoder                 (the encoder keyword front end, GE2E voiceprint)
 #   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
@@ -54,6 +55,7 @@ fit calibration_plus-encoder_voice-both              bothplus "$kw,$enc2,$spk"  
 fit calibration_plus-encoder_voice-trunk             trunk "$kw,$enc2,$spk"         "$kw,$enc2,$spk"
 fit calibration_keyword_plus-gse                     gseplus "$kw,$gse2"            "$kw,$gse2"
 fit calibration_plus-gse_voice-encoder               gseplus "$kw,$gse2,$spk"       "$kw,$gse2,$spk"
+fit calibration_plus-gse_voice-both                  gseboth "$kw,$gse2,$spk"       "$kw,$gse2,$spk"
 # without the second front end (DetectConfig.second_frontend=""): every table kind
 fit calibration_keyword                encoder "$kw"              "$kw"
 fit calibration                        ge2e    "$kw,$spk"         "$kw,$spk"

@@ -9,6 +9,7 @@ from synth import utterance
 
 from kws.nn import encoder
 from kws.config import FeatureConfig
+from kws.errors import WeightsError
 
 
 def torch_reference(wavs: list[np.ndarray]) -> np.ndarray:
@@ -33,7 +34,7 @@ def torch_reference(wavs: list[np.ndarray]) -> np.ndarray:
 def test_numpy_ge2e_matches_torch():
     wavs = [utterance(["alpha", "delta"], seed=1), utterance(["bravo"] * 4, f0=200, seed=2),
             utterance(["omega"], seed=3)[:3000]]   # 1 partial, several partials, a very short clip
-    got = encoder.embed_speakers(wavs)
+    got = encoder.embed_speakers(wavs, encoder.load_ge2e_wheel())
     assert got.shape == (3, 256) and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
     assert np.abs(got - torch_reference(wavs)).max() < 1e-4
 
@@ -117,3 +118,23 @@ def test_the_trunk_voiceprint_is_a_projected_block_statistic(monkeypatch):
         encoder.load_trunk_projection("another-encoder")
     with pytest.raises(encoder.WeightsError, match="missing"):
         encoder.load_trunk_projection(m.sha, "/nonexistent/voiceprint_trunk.npz")
+
+
+def test_the_tuned_ge2e_replaces_only_the_layers_its_file_holds(tmp_path):
+    wheel, tuned = encoder.load_ge2e_wheel(), encoder.load_ge2e()
+    first = int(np.load(encoder.PRETRAINED_DIR / encoder.GE2E_TUNED_FILE)["first_layer"])
+    for k in range(encoder.LAYERS):
+        same = np.array_equal(wheel.w_ih[k], tuned.w_ih[k]) and np.array_equal(wheel.w_hh[k], tuned.w_hh[k])
+        assert same == (k < first)
+    assert not np.array_equal(wheel.proj_w, tuned.proj_w)
+    # a file tuned from other GE2E weights, or with layers of the wrong shape, is refused
+    z = dict(np.load(encoder.PRETRAINED_DIR / encoder.GE2E_TUNED_FILE))
+    np.savez(tmp_path / "other.npz", **{**z, "ge2e_sha": np.array("0123456789")})
+    with pytest.raises(WeightsError, match="tuned from GE2E weights 0123456789"):
+        encoder.load_ge2e(str(tmp_path / "other.npz"))
+    np.savez(tmp_path / "shape.npz", **{**z, "proj_w": np.zeros((3, 3), np.float16)})
+    with pytest.raises(WeightsError, match="other shapes"):
+        encoder.load_ge2e(str(tmp_path / "shape.npz"))
+    (tmp_path / "bad.npz").write_bytes(b"garbage")
+    with pytest.raises(WeightsError, match="cannot read the tuned GE2E layers"):
+        encoder.load_ge2e(str(tmp_path / "bad.npz"))

@@ -259,11 +259,13 @@ def test_damaged_ge2e_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
     bad = tmp_path / "pretrained.pt"
     bad.write_bytes(b"garbage")
     monkeypatch.setattr(encoder, "ge2e_weights_path", lambda: bad)
+    encoder.load_ge2e_wheel.cache_clear()
     encoder.load_ge2e.cache_clear()
     try:
         with pytest.raises(WeightsError, match="cannot read the GE2E weights.*pip install --no-deps resemblyzer"):
             encoder.load_ge2e()
     finally:
+        encoder.load_ge2e_wheel.cache_clear()
         encoder.load_ge2e.cache_clear()
 
 

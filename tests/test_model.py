@@ -55,3 +55,22 @@ def test_match_matrix_shape_and_diagonal():
     best = mat.argmin(axis=1)                       # the match: a low-cost diagonal, left to right
     assert np.mean(np.diff(best) >= 0) > 0.85 and best[-1] - best[0] > GRID[1] // 2
     assert mat.min(axis=1).mean() < 0.5 * mat.mean()
+
+
+def test_ge2e_net_carries_the_runtime_weights_both_ways():
+    from kws.training.model import GE2ENet
+    wheel = encoder.load_ge2e_wheel()
+    net = GE2ENet()
+    net.load_runtime(wheel)
+    with torch.no_grad():
+        net.lstm.weight_hh_l2.add_(0.01)              # a tuned top layer
+        net.linear.bias.add_(0.05)
+    arrays = net.export_layers(2)
+    assert set(arrays) == {"w_ih_2", "w_hh_2", "bias_2", "proj_w", "proj_b"}
+    np.testing.assert_allclose(arrays["w_ih_2"], wheel.w_ih[2], atol=1e-6)   # untouched: exported as read
+    tuned = encoder.GE2E(w_ih=wheel.w_ih, w_hh=(*wheel.w_hh[:2], arrays["w_hh_2"]),
+                         bias=(*wheel.bias[:2], arrays["bias_2"]), proj_w=arrays["proj_w"], proj_b=arrays["proj_b"])
+    x = np.abs(np.random.default_rng(2).standard_normal((120, 40))).astype(np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)[None], torch.tensor([120]))[0].numpy()
+    assert np.abs(encoder.embed_partials(tuned, [x])[0] - ref).max() < 1e-4

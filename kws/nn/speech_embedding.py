@@ -97,7 +97,10 @@ def _compile(g: onnxfile.Graph) -> tuple[Layer, ...]:
             s = scale / np.sqrt(var + float(n.attrs.get("epsilon", 1e-5)))   # type: ignore[arg-type]
             layers.append(Layer("bn", s.astype(np.float32), (shift - mean * s).astype(np.float32)))
         elif n.op == "LeakyRelu":
-            layers.append(Layer("leaky", alpha=float(n.attrs.get("alpha", 0.01))))   # type: ignore[arg-type]
+            alpha = float(n.attrs.get("alpha", 0.01))    # type: ignore[arg-type]
+            if not 0 < alpha < 1:
+                raise onnxfile.OnnxError(f"a leaky ReLU of slope {alpha}: not this model")
+            layers.append(Layer("leaky", alpha=alpha))
         elif n.op == "Max":
             layers.append(Layer("floor", alpha=float(t[n.inputs[1]].reshape(-1)[0])))
         elif n.op == "MaxPool":
@@ -177,9 +180,10 @@ def _stack(m: SpeechEmbedding, x: np.ndarray) -> np.ndarray:
         elif layer.kind == "relu":
             np.maximum(h, 0, out=h)
         elif layer.kind == "bn":
-            h = h * layer.w + layer.b
-        elif layer.kind == "leaky":
-            h = np.where(h > 0, h, h * np.float32(layer.alpha))
+            h *= layer.w
+            h += layer.b
+        elif layer.kind == "leaky":      # max(x, a x) is the leaky ReLU for 0 < a < 1, without a mask
+            np.maximum(h, h * np.float32(layer.alpha), out=h)
         elif layer.kind == "floor":
             np.maximum(h, np.float32(layer.alpha), out=h)
         else:

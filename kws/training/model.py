@@ -98,3 +98,51 @@ class MatcherCNN(nn.Module):
             out[f"conv{i}_w"], out[f"conv{i}_b"] = conv.weight, conv.bias
         out["out_w"], out["out_b"] = self.out.weight, self.out.bias
         return {k: v.detach().cpu().numpy().astype("float32") for k, v in out.items()}
+
+
+class GE2ENet(nn.Module):
+    """Resemblyzer's GE2E speaker encoder (3-layer LSTM over 40 mel power bands, ReLU projection, unit
+    output) as a torch module, for fine-tuning (scripts/train_voiceprint.py). Weights in and out as the
+    numpy runtime's kws.nn.encoder.GE2E, whose gates are ordered (i, f, o, g) with the two biases summed."""
+
+    def __init__(self, hidden: int = 256, layers: int = 3, n_mels: int = 40):
+        super().__init__()
+        self.lstm = nn.LSTM(n_mels, hidden, layers, batch_first=True)
+        self.linear = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, 40) padded partials; lengths: (B,). The top layer's state at each partial's last frame."""
+        out, _ = self.lstm(x)
+        last = out[torch.arange(len(x)), lengths - 1]
+        return nn.functional.normalize(torch.relu(self.linear(last)), dim=1)
+
+    @staticmethod
+    def _torch_order(w):
+        i, f, o, g = w.chunk(4, dim=0)      # numpy runtime order back to PyTorch's (i, f, g, o)
+        return torch.cat([i, f, g, o], dim=0)
+
+    @staticmethod
+    def _numpy_order(w):
+        i, f, g, o = w.chunk(4, dim=0)
+        return torch.cat([i, f, o, g], dim=0)
+
+    def load_runtime(self, m) -> None:
+        """Copy a kws.nn.encoder.GE2E's weights in (the biases go to b_ih, b_hh is zeroed: same sums)."""
+        with torch.no_grad():
+            for k, (w_ih, w_hh, b) in enumerate(zip(m.w_ih, m.w_hh, m.bias)):
+                getattr(self.lstm, f"weight_ih_l{k}").copy_(self._torch_order(torch.from_numpy(w_ih)))
+                getattr(self.lstm, f"weight_hh_l{k}").copy_(self._torch_order(torch.from_numpy(w_hh)))
+                getattr(self.lstm, f"bias_ih_l{k}").copy_(self._torch_order(torch.from_numpy(b)))
+                getattr(self.lstm, f"bias_hh_l{k}").zero_()
+            self.linear.weight.copy_(torch.from_numpy(m.proj_w))
+            self.linear.bias.copy_(torch.from_numpy(m.proj_b))
+
+    def export_layers(self, first: int) -> dict:
+        """The runtime's arrays of LSTM layers first.. and the projection (what fine-tuning changed)."""
+        out = {}
+        for k in range(first, self.lstm.num_layers):
+            out[f"w_ih_{k}"] = self._numpy_order(getattr(self.lstm, f"weight_ih_l{k}"))
+            out[f"w_hh_{k}"] = self._numpy_order(getattr(self.lstm, f"weight_hh_l{k}"))
+            out[f"bias_{k}"] = self._numpy_order(getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}"))
+        out.update(proj_w=self.linear.weight, proj_b=self.linear.bias)
+        return {k: v.detach().cpu().numpy().astype("float32") for k, v in out.items()}
