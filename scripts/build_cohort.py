@@ -39,6 +39,8 @@ def main() -> None:
                     help=f"write only pretrained/{ENCODER_VOICEPRINTS_FILE} (encoder, the default) or "
                     f"{TRUNK_VOICEPRINTS_FILE} (trunk): that voiceprint's embeddings of the same utterances")
     ap.add_argument("--out", default=None, help="default: pretrained/cohort.npz (mfcc) or cohort_encoder.npz")
+    ap.add_argument("--int8", action="store_true", help="keyword frames as int8 unit rows (half the size; "
+                    "cohort_encoder.npz since v9, to keep pretrained/ under 12 MB)")
     ap.add_argument("--hold-out", default="", help="languages whose speakers stay out of the cohort (e.g. ar)")
     a = ap.parse_args()
     cfg = with_frontend(a.frontend)
@@ -72,7 +74,7 @@ def main() -> None:
         y = words.load(words.clips[spk][int(rng.integers(len(words.clips[spk])))])
         templates.append(prepare(augment(rng, [], y), cfg, pad_ms=cfg.enroll.template_pad_ms).frames)
     emb = embed_speakers(crops)
-    np.savez_compressed(a.out, **Cohort.pack(frames, templates, emb, frontend_fingerprint(cfg.features)))
+    np.savez_compressed(a.out, **Cohort.pack(frames, templates, emb, frontend_fingerprint(cfg.features), a.int8))
     log.info("wrote %s: %d utterances from %d speakers, %d frames", a.out, len(frames), len(cohort_speakers),
              sum(len(f) for f in frames))
 

@@ -79,14 +79,14 @@ def test_user_path_mistakes_are_messages_not_tracebacks(enrolled, tiny_task, tmp
 
 def test_set_switches_the_configuration_and_its_calibration(tmp_path):
     r = kws("check", "--set", "detect.voiceprint=ge2e", "--set", "detect.set_norm=off")
-    assert r.returncode == 2 and "calibration_plus-encoder.json is missing" in r.stderr   # no fit with 2 front ends
+    assert r.returncode == 2 and "calibration_plus-gse.json is missing" in r.stderr   # no fit with 2 front ends
     r = kws("check", "--set", "detect.voiceprint=ge2e", "--set", "detect.set_norm=off", "--set", "detect.second_frontend=")
     assert r.returncode == 0, r.stderr
     assert "voiceprint ge2e" in r.stderr and "test-set normalisation off" in r.stderr
     r = kws("check", "--set", "detect.voicprint=ge2e")
     assert r.returncode == 2 and "unknown field 'voicprint' of detect" in r.stderr
     r = kws("check", "--set", "features.frontend=encoder", "--set", "detect.voiceprint=both",
-            "--set", "detect.speaker_check=on")
+            "--set", "detect.speaker_check=on", "--set", "detect.second_frontend=encoder")
     assert r.returncode == 2 and "calibration_encoder_voice-both.json is missing" in r.stderr
 
 
@@ -96,7 +96,7 @@ def test_set_reaches_the_platform_scripts_through_kws_set(tiny_task, enrolled, t
     from conftest import run
     out = tmp_path / "p.txt"
     r = run("predict.sh", tiny_task / "data" / "S001" / "test", enrolled, out,
-            env={"KWS_SET": "features.frontend=encoder detect.voiceprint=encoder"})
+            env={"KWS_SET": "features.frontend=encoder detect.voiceprint=encoder detect.second_frontend=encoder"})
     assert r.returncode == 2 and "enrolled with other feature settings" in r.stderr
     assert len(out.read_text().splitlines()) == 8
 

@@ -54,9 +54,9 @@ def test_second_front_end_scores_are_those_of_a_profile_enrolled_in_it(tiny_task
     from kws.signal.audio import list_wavs, read_audio
     takes = list_wavs(tiny_task / "data" / "S001" / "enroll")
     tests = list_wavs(tiny_task / "data" / "S001" / "test")
-    both = PLAIN                                          # the default: mfcc, plus the encoder
+    both = replace(PLAIN, detect=replace(PLAIN.detect, second_frontend="encoder"))   # mfcc, plus the encoder
     assert both.second_features().frontend == "encoder"
-    enc = with_frontend("encoder")
+    enc = replace(with_frontend("encoder"), detect=both.detect)
     assert enc.second_features() is None                  # a front end is not its own second
     off = replace(both, detect=replace(both.detect, second_frontend=""))
     p_mfcc = build_profile(takes, both)

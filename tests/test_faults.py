@@ -239,7 +239,7 @@ KEYWORD = calibration_name(DEFAULT, keyword_only=True)                          
     (lambda p: (p / "cohort.npz").unlink(), "cohort.npz is missing"),
     (lambda p: (p / FULL).write_text("{not json"), f"{FULL}: damaged"),
     (lambda p: (p / KEYWORD).unlink(), f"{KEYWORD} is missing"),
-    (lambda p: (p / "cohort_encoder.npz").unlink(), "cohort_encoder.npz is missing"),    # the second front end's
+    (lambda p: (p / "cohort_gse.npz").unlink(), "cohort_gse.npz is missing"),    # the second front end's
     (lambda p: (p / FULL_SET).write_text('{"names": []}'), f"{FULL_SET}: damaged"),
     (lambda p: (p / "cohort_voiceprints_encoder.npz").write_bytes(b"x"), "cohort_voiceprints_encoder.npz: damaged"),
     (lambda p: (p / "encoder.npz").unlink(), "encoder.npz is missing"),
@@ -272,7 +272,7 @@ def test_damaged_ge2e_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
 def test_profile_of_another_front_end_is_refused(enrolled, tiny_task, tmp_path):
     """Templates of one front end matched against another's frames would be noise: enroll again."""
     r = run("predict.sh", tiny_task / "data" / "S001" / "test", enrolled, tmp_path / "p.txt",
-            env={"KWS_FRONTEND": "encoder"})
+            env={"KWS_FRONTEND": "encoder", "KWS_SET": "detect.second_frontend=encoder detect.voiceprint=encoder"})
     assert r.returncode == 2 and "enroll again" in r.stderr
     assert len(parse_predictions((tmp_path / "p.txt").read_text())) == 8     # still complete, all 0
 
@@ -288,8 +288,9 @@ def test_profile_of_another_voiceprint_is_refused(enrolled):
     profile = SpeakerProfile.load(enrolled)
     cohort = load_cohort(cfg=DEFAULT.features, voiceprint=DEFAULT.detect.voiceprint)
     check_compatible(profile, DEFAULT, enrolled, cohort)
-    with pytest.raises(ProfileError, match="encoder voiceprint.*enroll again"):
-        check_compatible(profile, replace(DEFAULT, detect=replace(DEFAULT.detect, voiceprint="both")), enrolled, cohort)
+    other = "encoder" if DEFAULT.detect.voiceprint != "encoder" else "both"
+    with pytest.raises(ProfileError, match=f"{DEFAULT.detect.voiceprint} voiceprint.*enroll again"):
+        check_compatible(profile, replace(DEFAULT, detect=replace(DEFAULT.detect, voiceprint=other)), enrolled, cohort)
 
 
 def test_deadline_holds_inside_a_batch(enrolled, tmp_path, caplog):

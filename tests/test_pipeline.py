@@ -69,16 +69,17 @@ def test_the_speaker_check_and_noise_matching_are_switches_with_their_own_calibr
     from kws.scoring.calibrate import calibration_name
     from kws.app.commands import check_pretrained
     cfg = Config()
-    assert calibration_name(cfg) == "calibration_plus-encoder_voice-encoder.json"   # default: speaker check, 2 front ends
-    on = cfg
+    assert calibration_name(cfg) == "calibration_plus-gse_voice-both.json"   # default: speaker check, 2 front ends
     off = replace(cfg, detect=replace(cfg.detect, speaker_check=False))
-    assert calibration_name(off) == "calibration_keyword_plus-encoder.json"         # keyword scores alone decide
+    assert calibration_name(off) == "calibration_keyword_plus-gse.json"      # keyword scores alone decide
     one = replace(cfg, detect=replace(cfg.detect, second_frontend=""))
-    assert calibration_name(one) == "calibration_voice-encoder.json"
-    assert any(n.startswith("encoder_kw_") for n in Calibration.for_config(cfg).names)
-    assert not any(n.startswith("encoder_kw_") for n in Calibration.for_config(one).names)
-    for d in (replace(cfg.detect, noise_match=True), replace(on.detect, noise_match=True)):
-        nm = replace(cfg, detect=d)
+    assert calibration_name(one) == "calibration_voice-both.json"
+    assert any(n.startswith("gse_kw_") for n in Calibration.for_config(cfg).names)
+    assert not any(n.startswith("gse_kw_") for n in Calibration.for_config(one).names)
+    v8 = replace(cfg, detect=replace(cfg.detect, voiceprint="encoder", second_frontend="encoder"))   # the v5-v8 default
+    assert calibration_name(v8) == "calibration_plus-encoder_voice-encoder.json"
+    for d in (replace(v8.detect, noise_match=True), replace(v8.detect, noise_match=True, speaker_check=False)):
+        nm = replace(v8, detect=d)
         assert calibration_name(nm, by_set=True).endswith("_nm_set.json")
         check_pretrained(nm)
         assert any(n.startswith("kw_nm_") for n in Calibration.for_config(nm).names)

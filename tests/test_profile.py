@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from kws.nn.encoder import load_multitask
+from kws.config import DEFAULT
+from kws.nn.encoder import DIM, load_multitask
 from kws.enrollment.enroll import build_profile
 from kws.errors import EnrollmentError, ProfileError
 from kws.scoring.profile import SpeakerProfile
@@ -12,7 +13,9 @@ from kws.scoring.profile import SpeakerProfile
 def test_enroll_save_load_roundtrip(tiny_task, tmp_path):
     paths = sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav"))
     p = build_profile(paths)
-    assert len(p.templates) == 5 and p.voiceprint.shape == (load_multitask().arrays["spk_out_w"].shape[0],)
+    encoder_dims = load_multitask().arrays["spk_out_w"].shape[0]
+    dims = {"encoder": encoder_dims, "ge2e": DIM, "both": DIM + encoder_dims}[DEFAULT.detect.voiceprint]
+    assert len(p.templates) == 5 and p.voiceprint.shape == (dims,)
     assert p.kw_enroll_mean < p.kw_cohort_mean[:-1].mean()      # takes resemble each other more than impostors
     p.save(tmp_path)
     q = SpeakerProfile.load(tmp_path)

@@ -14,6 +14,7 @@ import numpy as np
 from kws.config import PRETRAINED_DIR, FeatureConfig
 from kws.nn.encoder import frontend_fingerprint, load_multitask, load_trunk_projection
 from kws.safefile import file_digest
+from kws.signal.vectors import unit
 from kws.errors import WeightsError
 
 COHORT_FILE = "cohort.npz"
@@ -32,10 +33,14 @@ class Cohort:
 
     @staticmethod
     def pack(frames: list[np.ndarray], templates: list[np.ndarray], embeddings: np.ndarray,
-             fingerprint: str) -> dict[str, np.ndarray]:
-        return dict(frames=np.concatenate(frames).astype(np.float16),
+             fingerprint: str, int8: bool = False) -> dict[str, np.ndarray]:
+        """int8: keyword frames as unit rows x 127 in bytes, half of float16's size (DTW compares unit rows,
+        so the scale is immaterial; a cosine moves by under 1e-2)."""
+        def rows(a: np.ndarray) -> np.ndarray:
+            return np.round(unit(a) * 127).astype(np.int8) if int8 else a.astype(np.float16)
+        return dict(frames=rows(np.concatenate(frames)),
                     lengths=np.array([len(f) for f in frames], np.int64),
-                    templates=np.concatenate(templates).astype(np.float16),
+                    templates=rows(np.concatenate(templates)),
                     template_lengths=np.array([len(f) for f in templates], np.int64),
                     speaker_embeddings=embeddings.astype(np.float16),
                     fingerprint=np.array(fingerprint))
