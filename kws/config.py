@@ -101,9 +101,10 @@ class DetectConfig:
     # head), "ge2e" (Resemblyzer's GE2E with its upper layers tuned here to hear through noise,
     # pretrained/ge2e_tuned.npz), "both" (the two concatenated) or "trunk" (the encoder's second trunk
     # block's statistics through an LDA, pretrained/voiceprint_trunk.npz). Each has its own calibration.
-    # "both" since v9: with the tuned GE2E it measured best on dev, and the noisy speaker check went from
-    # 23 % EER (encoder) to 13 % (docs/results.md, v9).
-    voiceprint: str = "both"
+    # "encoder" stays the default in v9: "both" with the tuned GE2E measured as well or better on every dev
+    # set (noisy 0.177 -> 0.157) but costs twice predict's time and four times the listener's (RTF 0.089 on
+    # the dense stream bench), over both budgets (docs/results.md, v9).
+    voiceprint: str = "encoder"
     # Test-set normalisation (kws/calibrate.py): predict may also judge each clip's scores and
     # conditions against the rest of its folder, when the folder has at least set_min_files scored
     # clips and the plain calibration accepts at most set_max_positive of them (the platform: 5 of
@@ -127,10 +128,11 @@ class DetectConfig:
     # A second keyword front end (a FRONTENDS name, "" for none): each clip is also matched in its frames,
     # against templates enrollment made in them (or, for a profile without, made from its stored takes),
     # with its own cohort, and its keyword scores join the fusion as <frontend>_kw_* columns
-    # (calibration_..._plus-<frontend>...json). "gse" since v9: Google's speech_embedding, trained on far
-    # more speech than ours, separates words in noise best (per-task keyword EER on noisy dev 1.4 % against
-    # MFCC's 7 %) and owes nothing to our training words; "encoder" (v5-v8) is the alternative.
-    second_frontend: str = "gse"
+    # (calibration_..._plus-<frontend>...json). "encoder": the multi-task encoder's keyword frames beside
+    # MFCC measured best on dev, clip by clip most of all (docs/results.md, v5). "gse" (Google's
+    # speech_embedding) separates words in noise far better and owes nothing to our training words, but
+    # beside the encoder voiceprints it measured worse on few-positive dev and practice (v9): an option.
+    second_frontend: str = "encoder"
     set_norm: bool = True
     set_min_files: int = 30
     set_max_positive: float = 0.5

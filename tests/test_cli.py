@@ -79,7 +79,7 @@ def test_user_path_mistakes_are_messages_not_tracebacks(enrolled, tiny_task, tmp
 
 def test_set_switches_the_configuration_and_its_calibration(tmp_path):
     r = kws("check", "--set", "detect.voiceprint=ge2e", "--set", "detect.set_norm=off")
-    assert r.returncode == 2 and "calibration_plus-gse.json is missing" in r.stderr   # no fit with 2 front ends
+    assert r.returncode == 2 and "calibration_plus-encoder.json is missing" in r.stderr   # no fit with 2 front ends
     r = kws("check", "--set", "detect.voiceprint=ge2e", "--set", "detect.set_norm=off", "--set", "detect.second_frontend=")
     assert r.returncode == 0, r.stderr
     assert "voiceprint ge2e" in r.stderr and "test-set normalisation off" in r.stderr

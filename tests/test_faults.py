@@ -239,7 +239,7 @@ KEYWORD = calibration_name(DEFAULT, keyword_only=True)                          
     (lambda p: (p / "cohort.npz").unlink(), "cohort.npz is missing"),
     (lambda p: (p / FULL).write_text("{not json"), f"{FULL}: damaged"),
     (lambda p: (p / KEYWORD).unlink(), f"{KEYWORD} is missing"),
-    (lambda p: (p / "cohort_gse.npz").unlink(), "cohort_gse.npz is missing"),    # the second front end's
+    (lambda p: (p / "cohort_encoder.npz").unlink(), "cohort_encoder.npz is missing"),    # the second front end's
     (lambda p: (p / FULL_SET).write_text('{"names": []}'), f"{FULL_SET}: damaged"),
     (lambda p: (p / "cohort_voiceprints_encoder.npz").write_bytes(b"x"), "cohort_voiceprints_encoder.npz: damaged"),
     (lambda p: (p / "encoder.npz").unlink(), "encoder.npz is missing"),
