@@ -26,7 +26,7 @@ from kws.config import DEFAULT, SAMPLE_RATE
 from kws.harness.report import eer, rates_at
 from kws.nn.encoder import load_multitask, speaker_embeddings
 from kws.scoring.cohort import load_cohort
-from kws.scoring.voiceprint import unit, voiceprint
+from kws.scoring.voiceprint import snorm, unit, voiceprint
 from word_corpus import Words
 
 log = logging.getLogger("eval_speaker")
@@ -85,17 +85,6 @@ def noisy(tests: list[Take], noise: list[np.ndarray], rng: np.random.Generator) 
         seg = noise_segment(noise[int(rng.integers(len(noise)))], len(t.audio), rng)
         out.append(peak_normalise(mix_at_snr(t.audio, seg, rng.uniform(0, 10)), rng.uniform(-14, -2)))
     return out
-
-
-def snorm(raw: np.ndarray, enroll_cohort: np.ndarray, test_cohort: np.ndarray, top: int | None) -> np.ndarray:
-    """Symmetric score normalisation of raw (E, T) cosines: the mean of z-norm (the enrollment's cosines to
-    the cohort, E x C) and t-norm (the test's, T x C); `top`: adaptive, over each side's closest cohort."""
-    def stats(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c = np.sort(c, axis=1)[:, -top:] if top else c
-        return c.mean(axis=1), c.std(axis=1) + 1e-6
-    ze, se = stats(enroll_cohort)
-    zt, st = stats(test_cohort)
-    return 0.5 * ((raw - ze[:, None]) / se[:, None] + (raw - zt[None, :]) / st[None, :])
 
 
 def systems(enroll_emb: dict[str, np.ndarray], test_emb: dict[str, np.ndarray],

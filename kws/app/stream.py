@@ -30,6 +30,7 @@ from kws.signal.features import KeywordFrameStream, frames_per_second
 from kws.scoring.profile import SpeakerProfile
 from kws.scoring.recent import RecentPrior, RecentScores
 from kws.scoring.spotter import Candidate, Spotter
+from kws.scoring.veto import speaker_veto
 from kws.stages import stage
 from kws.signal.vad import StreamVad
 
@@ -204,6 +205,8 @@ class StreamDetector:
         self.recent = {name: RecentScores(calibration.names, RecentPrior(**calibration.recent)) for name in phrases} \
             if calibration.recent else {}
         self.trace: list[tuple[Candidate, float, dict[str, float]]] | None = None   # a list: every judgement kept
+        self.vetoes = {name: speaker_veto(p.template_audio, cfg) for name, p in phrases.items()} \
+            if cfg.stream.speaker_veto else {}
 
     @property
     def seconds(self) -> float:
@@ -275,12 +278,23 @@ class StreamDetector:
             c = todo[i].candidate
             end = int((c.end + 1) * self.step)
             fresh = new_utterance(c.start * self.step, end, self.last_end, self.cfg.stream.refractory_s * SAMPLE_RATE)
-            if fused[i] > self.threshold and fresh:
+            if fused[i] > self.threshold and fresh and self._voice_ok(todo[i], named[i]):
                 out.append(Detection(c.phrase, c.start * self.step / SAMPLE_RATE, end / SAMPLE_RATE, fused[i],
                                      self.threshold, self.seconds, named[i]))
                 self.last_end = end
         log.debug("%.1f s: judged %d candidate(s), %d detection(s)", self.seconds, len(todo), len(out))
         return out
+
+
+    def _voice_ok(self, p: _Pending, named: dict[str, float]) -> bool:
+        """Whether an accepted candidate passes the speaker veto (StreamConfig.speaker_veto; its score is
+        kept with the others as `veto`)."""
+        veto = self.vetoes.get(p.candidate.phrase)
+        if veto is None:
+            return True
+        with stage("veto"):
+            named["veto"] = float(veto.scores([p.audio])[0])
+        return named["veto"] >= veto.min_score
 
 
 def new_utterance(start: float, end: float, last_end: float, refractory: float) -> bool:

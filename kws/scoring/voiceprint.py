@@ -5,7 +5,7 @@ import numpy as np
 
 from kws.signal.vectors import unit
 
-__all__ = ["cosine", "leave_one_out", "unit", "voiceprint"]
+__all__ = ["cosine", "leave_one_out", "snorm", "unit", "voiceprint"]
 
 
 def voiceprint(embeddings: np.ndarray) -> np.ndarray:
@@ -24,3 +24,14 @@ def leave_one_out(embeddings: np.ndarray) -> np.ndarray:
         return np.ones(len(embeddings), np.float32)
     return np.array([cosine(embeddings[i:i + 1], voiceprint(np.delete(embeddings, i, axis=0)))[0]
                      for i in range(len(embeddings))], np.float32)
+
+
+def snorm(raw: np.ndarray, enroll_cohort: np.ndarray, test_cohort: np.ndarray, top: int | None) -> np.ndarray:
+    """Symmetric score normalisation of raw (E, T) cosines: the mean of z-norm (the enrollment's cosines to
+    the cohort, E x C) and t-norm (the test's, T x C); `top`: adaptive, over each side's closest cohort."""
+    def stats(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = np.sort(c, axis=1)[:, -top:] if top else c
+        return c.mean(axis=1), c.std(axis=1) + 1e-6
+    ze, se = stats(enroll_cohort)
+    zt, st = stats(test_cohort)
+    return 0.5 * ((raw - ze[:, None]) / se[:, None] + (raw - zt[None, :]) / st[None, :])

@@ -1,0 +1,91 @@
+"""Only my voice in a stream: the candidates the judge accepts are heard again by GE2E.
+
+The stream judge's speaker columns come from the encoder's voiceprint, which hardly tells the enrolled
+speaker from another saying the same phrase (docs/stream_bench.md, v9). GE2E does, but costs too much to
+run on every candidate; run on the few the judge accepts, it costs nothing. A candidate whose span scores
+under the threshold fitted on train streams (scripts/fit_veto.py) is dropped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from kws.config import PRETRAINED_DIR, Config
+from kws.errors import WeightsError
+from kws.nn.encoder import embed_speakers, ge2e_sha
+from kws.scoring.calibrate import calibration_name
+from kws.scoring.cohort import load_cohort
+from kws.scoring.voiceprint import snorm, unit, voiceprint
+
+log = logging.getLogger(__name__)
+
+ADAPTIVE_TOP = 100   # s-norm over each side's 100 closest cohort utterances: dev EER 5.9 / 13.7 % (results.md, v9)
+
+
+def veto_name(cfg: Config) -> str:
+    """veto_stream_<...>.json: one threshold per stream judge, which decides what reaches the veto."""
+    return "veto_" + calibration_name(cfg, stream=True).removeprefix("calibration_")
+
+
+@dataclass(frozen=True)
+class VetoThreshold:
+    voiceprint: str
+    min_score: float                # adaptive s-norm score a candidate's span must reach
+    ge2e_sha: str                   # of the GE2E weights the threshold was fitted with
+    provenance: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "VetoThreshold":
+        path = Path(path)
+        try:
+            v = cls(**json.loads(path.read_text(encoding="utf-8")))
+            float(v.min_score)
+        except FileNotFoundError as e:
+            raise WeightsError(f"{path} is missing: no speaker veto fitted for this judge; fit one with "
+                               f"scripts/fit_veto.py, or --set stream.speaker_veto=") from e
+        except (ValueError, TypeError) as e:
+            raise WeightsError(f"{path}: damaged veto threshold ({e}); restore it from git") from e
+        if v.ge2e_sha != ge2e_sha():
+            raise WeightsError(f"{path}: fitted with GE2E weights {v.ge2e_sha}, these are {ge2e_sha()}; "
+                               f"refit with scripts/fit_veto.py")
+        return v
+
+
+@dataclass(frozen=True)
+class SpeakerVeto:
+    voiceprint: np.ndarray           # (D,) unit GE2E voiceprint of the enrollment takes
+    enroll_cohort: np.ndarray        # (1, C) its cosines to the cohort
+    cohort: np.ndarray               # (C, D) unit cohort embeddings
+    min_score: float
+
+    @classmethod
+    def of(cls, takes: list[np.ndarray], cohort: np.ndarray, min_score: float) -> "SpeakerVeto":
+        if not takes:
+            raise WeightsError("the speaker veto needs the profile's enrollment audio: enroll again")
+        vp = voiceprint(embed_speakers([np.asarray(t, np.float32) for t in takes]))
+        cohort = unit(cohort).astype(np.float32)
+        return cls(vp, (cohort @ vp)[None, :], cohort, float(min_score))
+
+    def scores(self, spans: list[np.ndarray]) -> np.ndarray:
+        """Adaptive s-norm score of each span against the enrolled voice."""
+        if not spans:
+            return np.zeros(0)
+        emb = unit(embed_speakers(spans))
+        return snorm((emb @ self.voiceprint)[None, :], self.enroll_cohort, emb @ self.cohort.T, ADAPTIVE_TOP)[0]
+
+
+def speaker_veto(takes: list[np.ndarray], cfg: Config) -> SpeakerVeto | None:
+    """The configured veto for a phrase enrolled from these takes (None: StreamConfig.speaker_veto off)."""
+    if not cfg.stream.speaker_veto:
+        return None
+    threshold = VetoThreshold.load(PRETRAINED_DIR / veto_name(cfg))
+    # GE2E embeddings of the cohort utterances ship with the MFCC cohort, whatever the front end.
+    cohort = load_cohort(cfg=replace(cfg.features, frontend="mfcc"), voiceprint="ge2e").speaker_embeddings
+    return SpeakerVeto.of(takes, cohort, threshold.min_score)
