@@ -16,7 +16,7 @@ from pathlib import Path
 SAMPLE_RATE = 16000
 FRONTENDS = ("mfcc", "encoder", "gse")      # FeatureConfig.frontend, DetectConfig.second_frontend
 VOICEPRINTS = ("ge2e", "encoder", "both", "trunk")   # DetectConfig.voiceprint
-VETO_VOICEPRINTS = ("", "ge2e")              # StreamConfig.speaker_veto ("": off)
+VETO_VOICEPRINTS = ("", "ge2e")              # DetectConfig.speaker_veto ("": off)
 # Fixed by the trained artefacts and the DTW's step pattern, so not settings: the one place they are spelled.
 NO_MATCH_DISTANCE: typing.Final = 2.0    # the largest cosine distance: what a template scores in a clip too short to hold it
 DTW_BARRIER: typing.Final = 2            # inf-cost columns between concatenated clips; the (1,2) step can skip only one
@@ -134,6 +134,10 @@ class DetectConfig:
     # speech_embedding) separates words in noise far better and owes nothing to our training words, but
     # beside the encoder voiceprints it measured worse on few-positive dev and practice (v9): an option.
     second_frontend: str = "encoder"
+    # Only my voice: a clip, or a stream candidate, that the calibration accepts is heard again by this
+    # voiceprint and dropped when its adaptive s-norm score is under the threshold fitted on train data
+    # (pretrained/veto_*.json, scripts/fit_veto.py). "" turns it off.
+    speaker_veto: str = ""
     set_norm: bool = True
     set_min_files: int = 30
     set_max_positive: float = 0.5
@@ -153,6 +157,9 @@ class BudgetConfig:
     # (measured ~0.007 and ~0.002 on the 2-core machine under v3; v5's full tier with two keyword front ends
     # ~0.006 in process; the priors are deliberately pessimistic).
     prior_rate: tuple[tuple[str, float], ...] = (("full", 0.03), ("keyword", 0.01))
+    # The speaker veto's GE2E, wall seconds per audio second of the accepted files (~0.02 measured, 2026-12-06):
+    # it runs only when that much time is left.
+    veto_rate: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -179,10 +186,6 @@ class StreamConfig:
     max_batch: int = 16                # candidates judged together at most (bounds memory)
     peak_window_s: float = 10.0        # VAD and log-mel floors: under the loudest frame of the last N s
     noise_window_s: float = 20.0       # the noise floor: non-speech of the last N s (conditions.NoiseFloor)
-    # Only my voice: a candidate the judge accepts is heard again by this voiceprint, on its span, and
-    # dropped when its adaptive s-norm score is under the threshold fitted on train streams
-    # (pretrained/veto_stream_*.json, scripts/fit_veto.py). "" turns it off.
-    speaker_veto: str = ""
     # --sensitivity s in [0, 1] moves the calibrated threshold by sensitivity_span * (1 - 2 s):
     # 0 "fewest-false-alarms" +span, 0.5 "balanced" (the calibrated threshold), 1 "fewest-misses" -span.
     sensitivity_span: float = 1.0
@@ -286,7 +289,7 @@ def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
 
 
 _CHOICES = {("features", "frontend"): FRONTENDS, ("detect", "voiceprint"): VOICEPRINTS,
-            ("detect", "second_frontend"): ("", *FRONTENDS), ("stream", "speaker_veto"): VETO_VOICEPRINTS}
+            ("detect", "second_frontend"): ("", *FRONTENDS), ("detect", "speaker_veto"): VETO_VOICEPRINTS}
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 

@@ -7,7 +7,7 @@ from synth import SR, stream, utterance
 import kws.scoring.veto as veto_module
 from kws.app.api import Profile
 from kws.app.stream import StreamDetector, detect_blocks
-from kws.config import Config, StreamConfig, with_settings
+from kws.config import Config, with_settings
 from kws.errors import WeightsError
 from kws.nn.encoder import ge2e_sha
 from kws.scoring.calibrate import Calibration
@@ -17,11 +17,13 @@ PHRASE = ["alpha", "delta"]
 ME, OTHER = (120, 1.0), (170, 1.05)     # the enrolled synthetic voice (tests/conftest.py tiny_task), another
 
 
-def test_veto_file_is_named_for_the_stream_judge():
-    assert veto_name(Config()) == "veto_stream_plus-encoder_voice-encoder.json"
-    assert veto_name(with_settings(["detect.second_frontend=gse"])) == "veto_stream_plus-gse_voice-encoder.json"
+def test_veto_file_is_named_for_its_judge():
+    assert veto_name(Config()) == "veto_plus-encoder_voice-encoder.json"
+    assert veto_name(Config(), stream=True) == "veto_stream_plus-encoder_voice-encoder.json"
+    assert veto_name(with_settings(["detect.second_frontend=gse"]), stream=True) == \
+        "veto_stream_plus-gse_voice-encoder.json"
     with pytest.raises(ValueError, match="speaker_veto"):
-        with_settings(["stream.speaker_veto=encoder"])
+        with_settings(["detect.speaker_veto=encoder"])
 
 
 def test_threshold_file_round_trips_and_refuses_other_weights(tmp_path):
@@ -40,11 +42,11 @@ def test_threshold_file_round_trips_and_refuses_other_weights(tmp_path):
 
 def test_the_enrolled_voice_outscores_another(personal_profile):
     takes = Profile.load(personal_profile).phrases["alpha-delta"].template_audio
-    v = speaker_veto(takes, with_settings(["stream.speaker_veto=ge2e"]))
+    v = speaker_veto(takes, with_settings(["detect.speaker_veto=ge2e"]))
     mine = v.scores([utterance(PHRASE, *ME, seed=s) for s in (7, 8)])
     other = v.scores([utterance(PHRASE, *OTHER, seed=s) for s in (7, 8)])
     assert mine.min() > other.max() + 1.0, (mine, other)
-    assert speaker_veto(takes, Config()) is None          # off by default in StreamConfig
+    assert speaker_veto(takes, Config()) is None          # off by default (DetectConfig)
 
 
 def test_listener_drops_the_phrase_in_another_voice(personal_profile, tmp_path, monkeypatch):
@@ -54,14 +56,14 @@ def test_listener_drops_the_phrase_in_another_voice(personal_profile, tmp_path, 
                        (PHRASE, *OTHER)], seed=5)
     phrases = Profile.load(personal_profile).phrases
     takes = phrases["alpha-delta"].template_audio
-    probe = speaker_veto(takes, with_settings(["stream.speaker_veto=ge2e"]))
+    probe = speaker_veto(takes, with_settings(["detect.speaker_veto=ge2e"]))
     starts = [int(s * SR) for s, _, _ in truth]
     mine = probe.scores([y[starts[i]:int(truth[i][1] * SR)] for i in (0, 4)])
     other = probe.scores([y[starts[i]:int(truth[i][1] * SR)] for i in (2, 5)])
     cut = float((mine.min() + other.max()) / 2)
     monkeypatch.setattr(veto_module, "PRETRAINED_DIR", tmp_path)
-    cfg = Config(stream=StreamConfig(speaker_veto="ge2e"))
-    VetoThreshold("ge2e", cut, ge2e_sha()).save(tmp_path / veto_name(cfg))
+    cfg = with_settings(["detect.speaker_veto=ge2e"])
+    VetoThreshold("ge2e", cut, ge2e_sha()).save(tmp_path / veto_name(cfg, stream=True))
 
     def found(c: Config) -> list:
         det = StreamDetector(phrases, Calibration.for_stream(c), offset=-4.0, cfg=c)
@@ -78,3 +80,25 @@ def test_listener_drops_the_phrase_in_another_voice(personal_profile, tmp_path, 
 def test_veto_needs_enrollment_audio():
     with pytest.raises(WeightsError, match="enroll again"):
         SpeakerVeto.of([], np.eye(3, dtype=np.float32), 0.0)
+
+
+def test_predict_drops_an_accepted_clip_in_another_voice(personal_profile, tmp_path, monkeypatch):
+    """commands.veto_decisions: of two accepted files, the other voice's is dropped and both get a score;
+    a file not accepted is not heard; out of time, the decisions stand."""
+    import time
+
+    from conftest import write
+
+    from kws.app.commands import veto_decisions
+    profile = Profile.load(personal_profile).phrases["alpha-delta"]
+    paths = [write(tmp_path / f"{k}.wav", utterance(PHRASE, *v, seed=9)) for k, v in
+             (("me", ME), ("other", OTHER), ("quiet", ME))]
+    cfg = with_settings(["detect.speaker_veto=ge2e"])
+    monkeypatch.setattr(veto_module, "PRETRAINED_DIR", tmp_path)
+    VetoThreshold("ge2e", -1e9, ge2e_sha()).save(tmp_path / veto_name(cfg))
+    heard = np.full(3, np.nan)
+    assert veto_decisions(profile, paths, [1, 1, 0], heard, cfg, time.time() + 60) == [1, 1, 0]
+    assert np.isfinite(heard[:2]).all() and np.isnan(heard[2]) and heard[0] > heard[1] + 1.0
+    VetoThreshold("ge2e", float(heard.mean(where=np.isfinite(heard))), ge2e_sha()).save(tmp_path / veto_name(cfg))
+    assert veto_decisions(profile, paths, [1, 1, 0], np.full(3, np.nan), cfg, time.time() + 60) == [1, 0, 0]
+    assert veto_decisions(profile, paths, [1, 1, 0], np.full(3, np.nan), cfg, time.time() - 1) == [1, 1, 0]

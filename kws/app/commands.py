@@ -16,7 +16,7 @@ import numpy as np
 from kws.signal.audio import audio_seconds, list_wavs, read_audio
 from kws.scoring.calibrate import Calibration, base_columns, use_set_norm
 from kws.scoring.cohort import Cohort, load_cohort
-from kws.config import BudgetConfig, Config
+from kws.config import PRETRAINED_DIR, BudgetConfig, Config
 from kws.scoring.detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
 from kws.scoring.dtw import OutOfTime, time_limit
 from kws.nn.encoder import load_ge2e
@@ -26,6 +26,7 @@ from kws.scoring.matcher import matcher_for
 from kws.scoring.profile import SpeakerProfile, replacing
 from kws.enrollment.quality import assess_files, warn_about_takes
 from kws.safefile import atomic_write, write_predictions, write_safe_predictions
+from kws.scoring.veto import VetoThreshold, speaker_veto, speech_crop, veto_name
 from kws.stages import stage
 
 log = logging.getLogger(__name__)
@@ -208,12 +209,36 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
         margin, by_set = fused_margins(tiers, scores, row_tier, cfg)
         decisions = [int(m > 0) for m in np.nan_to_num(margin, nan=-1.0)]
         write_predictions(out_file, names, decisions)
+    if cfg.detect.speaker_veto and any(decisions):
+        scores["veto"] = np.full(len(paths), np.nan)
+        decisions = veto_decisions(profile, paths, decisions, scores["veto"], cfg, deadline - b.margin_s)
+        write_predictions(out_file, names, decisions)
     # "fused" on the full tier's plain scale, whichever calibration decided: fused > its threshold <=> 1
     scores["fused"] = margin + tiers[0].calibration.threshold
     write_scores(Path(work_dir) / SCORES_FILE, names, scores, decisions)
     log.info("%d files, %d positive, %.1f s (tier %s%s)", len(paths), sum(decisions), time.time() - start,
              tiers[tier].name, ", test-set normalised" if by_set else "")
     return decisions
+
+
+def veto_decisions(profile: SpeakerProfile, paths: list[Path], decisions: list[int], veto_scores: np.ndarray,
+                   cfg: Config, until: float) -> list[int]:
+    """decisions with the accepted files heard again by the speaker veto (DetectConfig.speaker_veto), each
+    one's score put in veto_scores; out of time (epoch seconds `until`), the decisions stand as they are."""
+    accepted = [i for i, d in enumerate(decisions) if d]
+    if time.time() + cfg.budget.veto_rate * sum(audio_seconds(paths[i]) for i in accepted) > until:
+        log.warning("out of time for the speaker veto: its %d accepted file(s) stand", len(accepted))
+        return decisions
+    try:
+        with stage("veto"):
+            veto = speaker_veto(profile.template_audio, cfg)
+            veto_scores[accepted] = veto.scores([speech_crop(read_audio(paths[i], cfg.audio), cfg) for i in accepted])
+    except (AudioError, WeightsError) as e:   # a file changed since it was read, or the veto's files are broken
+        log.error("%s: the speaker veto is skipped; decisions stand", e)
+        return decisions
+    out = [0 if d and veto_scores[i] < veto.min_score else d for i, d in enumerate(decisions)]
+    log.info("speaker veto: %d of %d accepted file(s) dropped", sum(decisions) - sum(out), len(accepted))
+    return out
 
 
 SCORES_FILE = "predict_scores.tsv"   # beside the profile in WORK_DIR: every score of the last predict, for reports
@@ -233,8 +258,10 @@ def write_scores(path: Path, names: list[str], scores: dict[str, np.ndarray], de
 
 def check_pretrained(cfg: Config = Config()) -> None:
     """Load every artefact predict needs, so that set-up fails loudly instead of predict failing later."""
-    if cfg.detect.voiceprint in ("ge2e", "both"):   # the wheel's weights: only these voiceprints need them
+    if cfg.detect.voiceprint in ("ge2e", "both") or cfg.detect.speaker_veto:   # the wheel's weights: only these need them
         load_ge2e()
+    if cfg.detect.speaker_veto:
+        VetoThreshold.load(PRETRAINED_DIR / veto_name(cfg))
     cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     second = cfg.second_features()
     if second:

@@ -1,9 +1,10 @@
-"""Only my voice in a stream: the candidates the judge accepts are heard again by GE2E.
+"""Only my voice: the clips and stream candidates the calibration accepts are heard again by GE2E.
 
-The stream judge's speaker columns come from the encoder's voiceprint, which hardly tells the enrolled
-speaker from another saying the same phrase (docs/stream_bench.md, v9). GE2E does, but costs too much to
-run on every candidate; run on the few the judge accepts, it costs nothing. A candidate whose span scores
-under the threshold fitted on train streams (scripts/fit_veto.py) is dropped.
+The default speaker columns come from the encoder's voiceprint, which hardly tells the enrolled speaker
+from another saying the same phrase (docs/stream_bench.md, v9). GE2E does, but costs too much to run on
+every clip or candidate; run on the few accepted, it costs next to nothing. One whose audio (a clip's
+speech crop, a candidate's span) scores under the threshold fitted on train data (scripts/fit_veto.py)
+is dropped: DetectConfig.speaker_veto.
 """
 from __future__ import annotations
 
@@ -20,15 +21,17 @@ from kws.nn.encoder import embed_speakers, ge2e_sha
 from kws.scoring.calibrate import calibration_name
 from kws.scoring.cohort import load_cohort
 from kws.scoring.voiceprint import snorm, unit, voiceprint
+from kws.signal.vad import frame_decisions, segments_of
 
 log = logging.getLogger(__name__)
 
 ADAPTIVE_TOP = 100   # s-norm over each side's 100 closest cohort utterances: dev EER 5.9 / 13.7 % (results.md, v9)
 
 
-def veto_name(cfg: Config) -> str:
-    """veto_stream_<...>.json: one threshold per stream judge, which decides what reaches the veto."""
-    return "veto_" + calibration_name(cfg, stream=True).removeprefix("calibration_")
+def veto_name(cfg: Config, stream: bool = False) -> str:
+    """veto_[stream_]<...>.json: one threshold per judge (the clip calibration, or the stream's), which
+    decides what reaches the veto."""
+    return "veto_" + calibration_name(cfg, stream=stream).removeprefix("calibration_")
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class VetoThreshold:
             float(v.min_score)
         except FileNotFoundError as e:
             raise WeightsError(f"{path} is missing: no speaker veto fitted for this judge; fit one with "
-                               f"scripts/fit_veto.py, or --set stream.speaker_veto=") from e
+                               f"scripts/fit_veto.py, or --set detect.speaker_veto=") from e
         except (ValueError, TypeError) as e:
             raise WeightsError(f"{path}: damaged veto threshold ({e}); restore it from git") from e
         if v.ge2e_sha != ge2e_sha():
@@ -81,11 +84,18 @@ class SpeakerVeto:
         return snorm((emb @ self.voiceprint)[None, :], self.enroll_cohort, emb @ self.cohort.T, ADAPTIVE_TOP)[0]
 
 
-def speaker_veto(takes: list[np.ndarray], cfg: Config) -> SpeakerVeto | None:
-    """The configured veto for a phrase enrolled from these takes (None: StreamConfig.speaker_veto off)."""
-    if not cfg.stream.speaker_veto:
+def speaker_veto(takes: list[np.ndarray], cfg: Config, stream: bool = False) -> SpeakerVeto | None:
+    """The configured veto for a phrase enrolled from these takes (None: DetectConfig.speaker_veto off)."""
+    if not cfg.detect.speaker_veto:
         return None
-    threshold = VetoThreshold.load(PRETRAINED_DIR / veto_name(cfg))
+    threshold = VetoThreshold.load(PRETRAINED_DIR / veto_name(cfg, stream))
     # GE2E embeddings of the cohort utterances ship with the MFCC cohort, whatever the front end.
     cohort = load_cohort(cfg=replace(cfg.features, frontend="mfcc"), voiceprint="ge2e").speaker_embeddings
     return SpeakerVeto.of(takes, cohort, threshold.min_score)
+
+
+def speech_crop(y: np.ndarray, cfg: Config) -> np.ndarray:
+    """A clip's samples from its first speech onset to its last offset (detect.prepare's crop, without
+    the keyword frames): what the veto hears of a clip."""
+    segs = segments_of(frame_decisions(y, cfg.vad), cfg.vad, len(y))
+    return y[segs[0][0]:segs[-1][1]] if segs else y
