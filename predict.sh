@@ -20,4 +20,5 @@ first_write "$1" "$3"
 shopt -u nullglob dotglob nocaseglob
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 py="$here/.venv/bin/python"; [ -x "$py" ] || py=python3
-PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" exec "$py" -m kws predict -- "$@"
+# PYTHONSAFEPATH: -m would put the working directory first on sys.path, and a kws/ there would run instead.
+PYTHONSAFEPATH=1 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" exec "$py" -m kws predict -- "$@"

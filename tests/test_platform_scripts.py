@@ -35,6 +35,18 @@ def test_empty_test_dir(enrolled, tmp_path):
     assert r.returncode == 0 and out.read_text() == "" and "no .wav files" in r.stderr
 
 
+def test_scripts_run_their_own_code_from_any_working_directory(tiny_task, enrolled, tmp_path):
+    """A kws/ package in the caller's working directory (another checkout, say) is not what runs."""
+    decoy = tmp_path / "elsewhere"
+    (decoy / "kws").mkdir(parents=True)
+    (decoy / "kws" / "__init__.py").write_text("raise SystemExit('the decoy kws ran')\n")
+    (decoy / "kws" / "__main__.py").write_text("raise SystemExit('the decoy kws ran')\n")
+    r = run("enrollment.sh", tiny_task / "data" / "S001" / "enroll", tmp_path / "work", cwd=decoy)
+    assert r.returncode == 0 and "decoy" not in r.stderr, r.stderr
+    preds, r = predictions_for(tiny_task / "data" / "S001" / "test", tmp_path / "work", tmp_path, cwd=decoy)
+    assert r.returncode == 0 and "decoy" not in r.stderr and sum(preds.values()) >= 2, r.stderr
+
+
 def test_predict_without_profile_still_writes_complete_file(tiny_task, tmp_path):
     out = tmp_path / "p.txt"
     r = run("predict.sh", tiny_task / "data" / "S001" / "test", tmp_path / "nowork", out)
