@@ -171,7 +171,8 @@ def main() -> None:
     judge = Calibration.for_stream(cfg) if stream else load_tiers(cfg)[0].calibration
     VetoThreshold("ge2e", round(threshold, 6), ge2e_sha(), {
         "command": " ".join(["python", *sys.argv]), "judge": judge.provenance.get("command", ""),
-        "tasks": len({r["task"] for r in rows}), "quantile": a.quantile,
+        "tasks": len({r["task"] for r in rows}),
+        **({"quantile": a.quantile} if stream else {"objective": "least summed MR + 9 FAR", "positives": a.positives}),
         "train_accepted": before, "train_kept": after}).save(out)
     log.info("wrote %s", out)
 
