@@ -16,7 +16,7 @@ from pathlib import Path
 SAMPLE_RATE = 16000
 FRONTENDS = ("mfcc", "encoder", "gse")      # FeatureConfig.frontend, DetectConfig.second_frontend
 VOICEPRINTS = ("ge2e", "encoder", "both", "trunk")   # DetectConfig.voiceprint
-VETO_VOICEPRINTS = ("", "ge2e")              # DetectConfig.speaker_veto ("": off)
+VETO_VOICEPRINTS = ("", "ge2e")              # DetectConfig/StreamConfig.speaker_veto ("": off)
 # Fixed by the trained artefacts and the DTW's step pattern, so not settings: the one place they are spelled.
 NO_MATCH_DISTANCE: typing.Final = 2.0    # the largest cosine distance: what a template scores in a clip too short to hold it
 DTW_BARRIER: typing.Final = 2            # inf-cost columns between concatenated clips; the (1,2) step can skip only one
@@ -134,9 +134,10 @@ class DetectConfig:
     # speech_embedding) separates words in noise far better and owes nothing to our training words, but
     # beside the encoder voiceprints it measured worse on few-positive dev and practice (v9): an option.
     second_frontend: str = "encoder"
-    # Only my voice: a clip, or a stream candidate, that the calibration accepts is heard again by this
-    # voiceprint and dropped when its adaptive s-norm score is under the threshold fitted on train data
-    # (pretrained/veto_*.json, scripts/fit_veto.py). "" turns it off.
+    # Only my voice: a clip that the calibration accepts is heard again by this voiceprint and dropped when
+    # its adaptive s-norm score is under the threshold fitted on train tables (pretrained/veto_*.json,
+    # scripts/fit_veto.py). "" (off, default): on dev it cost noisy positives (0.177 -> 0.197) for a few
+    # other voices (docs/results.md, v9). The listener's is StreamConfig.speaker_veto.
     speaker_veto: str = ""
     set_norm: bool = True
     set_min_files: int = 30
@@ -186,6 +187,10 @@ class StreamConfig:
     max_batch: int = 16                # candidates judged together at most (bounds memory)
     peak_window_s: float = 10.0        # VAD and log-mel floors: under the loudest frame of the last N s
     noise_window_s: float = 20.0       # the noise floor: non-speech of the last N s (conditions.NoiseFloor)
+    # The listener's speaker veto (DetectConfig.speaker_veto's, for stream candidates; pretrained/veto_stream_*.json):
+    # "ge2e" by default since v9: on the dense dev streams false alarms 2.3 -> 1.3 an hour and other speakers
+    # saying the phrase 5.5 -> 3.0 % accepted, misses 28.5 -> 36.3 % (docs/stream_bench.md). "" turns it off.
+    speaker_veto: str = "ge2e"
     # --sensitivity s in [0, 1] moves the calibrated threshold by sensitivity_span * (1 - 2 s):
     # 0 "fewest-false-alarms" +span, 0.5 "balanced" (the calibrated threshold), 1 "fewest-misses" -span.
     sensitivity_span: float = 1.0
@@ -289,7 +294,8 @@ def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
 
 
 _CHOICES = {("features", "frontend"): FRONTENDS, ("detect", "voiceprint"): VOICEPRINTS,
-            ("detect", "second_frontend"): ("", *FRONTENDS), ("detect", "speaker_veto"): VETO_VOICEPRINTS}
+            ("detect", "second_frontend"): ("", *FRONTENDS), ("detect", "speaker_veto"): VETO_VOICEPRINTS,
+            ("stream", "speaker_veto"): VETO_VOICEPRINTS}
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 

@@ -46,7 +46,8 @@ def test_the_enrolled_voice_outscores_another(personal_profile):
     mine = v.scores([utterance(PHRASE, *ME, seed=s) for s in (7, 8)])
     other = v.scores([utterance(PHRASE, *OTHER, seed=s) for s in (7, 8)])
     assert mine.min() > other.max() + 1.0, (mine, other)
-    assert speaker_veto(takes, Config()) is None          # off by default (DetectConfig)
+    assert speaker_veto(takes, Config()) is None          # predict's is off by default
+    assert speaker_veto(takes, with_settings(["stream.speaker_veto="]), stream=True) is None
 
 
 def test_listener_drops_the_phrase_in_another_voice(personal_profile, tmp_path, monkeypatch):
@@ -62,14 +63,14 @@ def test_listener_drops_the_phrase_in_another_voice(personal_profile, tmp_path, 
     other = probe.scores([y[starts[i]:int(truth[i][1] * SR)] for i in (2, 5)])
     cut = float((mine.min() + other.max()) / 2)
     monkeypatch.setattr(veto_module, "PRETRAINED_DIR", tmp_path)
-    cfg = with_settings(["detect.speaker_veto=ge2e"])
+    cfg = Config()    # the listener's veto is on by default
     VetoThreshold("ge2e", cut, ge2e_sha()).save(tmp_path / veto_name(cfg, stream=True))
 
     def found(c: Config) -> list:
         det = StreamDetector(phrases, Calibration.for_stream(c), offset=-4.0, cfg=c)
         return list(detect_blocks(det, (y[i:i + 8000] for i in range(0, len(y), 8000))))
 
-    lax = found(Config())
+    lax = found(with_settings(["stream.speaker_veto="]))
     said = lambda d: next(i for i, (s, e, _) in enumerate(truth) if s - 0.3 <= d.start_s < e)   # noqa: E731
     assert {said(d) for d in lax} >= {0, 2, 4, 5}
     kept = found(cfg)
@@ -102,3 +103,11 @@ def test_predict_drops_an_accepted_clip_in_another_voice(personal_profile, tmp_p
     VetoThreshold("ge2e", float(heard.mean(where=np.isfinite(heard))), ge2e_sha()).save(tmp_path / veto_name(cfg))
     assert veto_decisions(profile, paths, [1, 1, 0], np.full(3, np.nan), cfg, time.time() + 60) == [1, 0, 0]
     assert veto_decisions(profile, paths, [1, 1, 0], np.full(3, np.nan), cfg, time.time() - 1) == [1, 1, 0]
+
+
+def test_listener_without_a_fitted_veto_runs_without_it(personal_profile, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(veto_module, "PRETRAINED_DIR", tmp_path)
+    takes = Profile.load(personal_profile).phrases["alpha-delta"].template_audio
+    assert speaker_veto(takes, Config(), stream=True) is None and "without the speaker veto" in caplog.text
+    with pytest.raises(WeightsError, match="fit_veto.py"):     # predict's, asked for, must exist
+        speaker_veto(takes, with_settings(["detect.speaker_veto=ge2e"]))

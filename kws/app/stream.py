@@ -205,8 +205,8 @@ class StreamDetector:
         self.recent = {name: RecentScores(calibration.names, RecentPrior(**calibration.recent)) for name in phrases} \
             if calibration.recent else {}
         self.trace: list[tuple[Candidate, float, dict[str, float]]] | None = None   # a list: every judgement kept
-        self.vetoes = {name: speaker_veto(p.template_audio, cfg, stream=True) for name, p in phrases.items()} \
-            if cfg.detect.speaker_veto else {}
+        self.vetoes = {name: v for name, p in phrases.items()
+                       if (v := speaker_veto(p.template_audio, cfg, stream=True)) is not None}
 
     @property
     def seconds(self) -> float:
@@ -287,7 +287,7 @@ class StreamDetector:
 
 
     def _voice_ok(self, p: _Pending, named: dict[str, float]) -> bool:
-        """Whether an accepted candidate passes the speaker veto (DetectConfig.speaker_veto; its score is
+        """Whether an accepted candidate passes the speaker veto (StreamConfig.speaker_veto; its score is
         kept with the others as `veto`)."""
         veto = self.vetoes.get(p.candidate.phrase)
         if veto is None:

@@ -4,7 +4,7 @@ The default speaker columns come from the encoder's voiceprint, which hardly tel
 from another saying the same phrase (docs/stream_bench.md, v9). GE2E does, but costs too much to run on
 every clip or candidate; run on the few accepted, it costs next to nothing. One whose audio (a clip's
 speech crop, a candidate's span) scores under the threshold fitted on train data (scripts/fit_veto.py)
-is dropped: DetectConfig.speaker_veto.
+is dropped: DetectConfig.speaker_veto (predict), StreamConfig.speaker_veto (the listener).
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class VetoThreshold:
             float(v.min_score)
         except FileNotFoundError as e:
             raise WeightsError(f"{path} is missing: no speaker veto fitted for this judge; fit one with "
-                               f"scripts/fit_veto.py, or --set detect.speaker_veto=") from e
+                               f"scripts/fit_veto.py, or turn it off (--set stream.speaker_veto= / detect.speaker_veto=)") from e
         except (ValueError, TypeError) as e:
             raise WeightsError(f"{path}: damaged veto threshold ({e}); restore it from git") from e
         if v.ge2e_sha != ge2e_sha():
@@ -85,10 +85,15 @@ class SpeakerVeto:
 
 
 def speaker_veto(takes: list[np.ndarray], cfg: Config, stream: bool = False) -> SpeakerVeto | None:
-    """The configured veto for a phrase enrolled from these takes (None: DetectConfig.speaker_veto off)."""
-    if not cfg.detect.speaker_veto:
+    """The configured veto for a phrase enrolled from these takes: predict's (DetectConfig.speaker_veto) or the
+    listener's (StreamConfig.speaker_veto); None when it is off."""
+    if not (cfg.stream.speaker_veto if stream else cfg.detect.speaker_veto):
         return None
-    threshold = VetoThreshold.load(PRETRAINED_DIR / veto_name(cfg, stream))
+    path = PRETRAINED_DIR / veto_name(cfg, stream)
+    if stream and not path.exists():   # on by default: a configuration without its own fit listens without it
+        log.warning("no %s: the listener runs without the speaker veto", path.name)
+        return None
+    threshold = VetoThreshold.load(path)
     # GE2E embeddings of the cohort utterances ship with the MFCC cohort, whatever the front end.
     cohort = load_cohort(cfg=replace(cfg.features, frontend="mfcc"), voiceprint="ge2e").speaker_embeddings
     return SpeakerVeto.of(takes, cohort, threshold.min_score)
