@@ -111,3 +111,12 @@ def test_listener_without_a_fitted_veto_runs_without_it(personal_profile, tmp_pa
     assert speaker_veto(takes, Config(), stream=True) is None and "without the speaker veto" in caplog.text
     with pytest.raises(WeightsError, match="fit_veto.py"):     # predict's, asked for, must exist
         speaker_veto(takes, with_settings(["detect.speaker_veto=ge2e"]))
+
+
+def test_missing_ge2e_weights_say_how_to_listen_without_the_veto(personal_profile, monkeypatch):
+    def missing(*_):
+        raise WeightsError("the GE2E voiceprint needs the weights of the Resemblyzer wheel")
+    monkeypatch.setattr(veto_module, "embed_speakers", missing)
+    takes = Profile.load(personal_profile).phrases["alpha-delta"].template_audio
+    with pytest.raises(WeightsError, match="Resemblyzer.*--set stream.speaker_veto="):
+        speaker_veto(takes, Config(), stream=True)

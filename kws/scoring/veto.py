@@ -96,7 +96,11 @@ def speaker_veto(takes: list[np.ndarray], cfg: Config, stream: bool = False) -> 
     threshold = VetoThreshold.load(path)
     # GE2E embeddings of the cohort utterances ship with the MFCC cohort, whatever the front end.
     cohort = load_cohort(cfg=replace(cfg.features, frontend="mfcc"), voiceprint="ge2e").speaker_embeddings
-    return SpeakerVeto.of(takes, cohort, threshold.min_score)
+    try:
+        return SpeakerVeto.of(takes, cohort, threshold.min_score)
+    except WeightsError as e:   # the GE2E wheel missing: say how to do without, too
+        off = "stream.speaker_veto=" if stream else "detect.speaker_veto="
+        raise WeightsError(f"{e}; or go without the speaker veto: --set {off}") from e
 
 
 def speech_crop(y: np.ndarray, cfg: Config) -> np.ndarray:
