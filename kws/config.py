@@ -132,7 +132,7 @@ class DetectConfig:
     # (calibration_..._plus-<frontend>...json). "encoder": the multi-task encoder's keyword frames beside
     # MFCC measured best on dev, clip by clip most of all (docs/results.md, v5). "gse" (Google's
     # speech_embedding) separates words in noise far better and owes nothing to our training words, but
-    # beside the encoder voiceprints it measured worse on few-positive dev and practice (v9): an option.
+    # beside the encoder voiceprints it measured worse on practice (0.120) and few-positive clean dev (v9): an option.
     second_frontend: str = "encoder"
     # Only my voice: a clip that the calibration accepts is heard again by this voiceprint and dropped when
     # its adaptive s-norm score is under the threshold fitted on train tables (pretrained/veto_*.json,
