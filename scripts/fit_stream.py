@@ -126,15 +126,24 @@ def stream_loss(fused: np.ndarray, rows: list[dict], streams: Streams, threshold
     return miss + loss.per_other * taken + loss.per_hour * fa_h, miss, fa_h, taken
 
 
+def vetoed(rows: list[dict], veto_min: float | None) -> np.ndarray:
+    """Which rows the listener's speaker veto drops whatever the judge says (their `veto` column, from
+    fit_veto.py --write-record, under veto_min; None: no veto)."""
+    if veto_min is None:
+        return np.zeros(len(rows), bool)
+    return np.array([float(r.get("veto") or "inf") < veto_min for r in rows])
+
+
 def fit(rows: list[dict], names: tuple[str, ...], streams: Streams, loss: Loss, window: int, weight: float,
-        l2: float, objective: str = "stream", tau: float = 1.0) -> tuple[Calibration, float]:
-    """The calibration of candidate rows, and its train loss."""
+        l2: float, objective: str = "stream", tau: float = 1.0, veto_min: float | None = None) -> tuple[Calibration, float]:
+    """The calibration of candidate rows, and its train loss; with veto_min, fitted for a listener whose
+    speaker veto drops the rows under it (their @run columns still see them, as the listener's do)."""
     bases = recent_bases(names)
     prior = RecentPrior.of({b: np.array([float(r[b]) for r in rows]) for b in bases}, window, weight) if bases \
         else RecentPrior(window, weight)
     x = columns(rows, names, prior)
     y = np.array([r["kind"] == "positive" for r in rows], float)
-    ok = np.isfinite(x).all(axis=1)
+    ok = np.isfinite(x).all(axis=1) & ~vetoed(rows, veto_min)
     s = Standardised.of(x, ok)
     z = s.z
     w, b = fit_logistic(z[ok], y[ok], l2)
@@ -204,6 +213,8 @@ def main() -> None:
     ap.add_argument("--objective", choices=("stream", "logistic"), default="stream", help="stream: the logistic fit "
                     "refined on the smoothed stream loss, kept when its train loss is no worse")
     ap.add_argument("--tau", type=float, default=1.0, help="sigmoid width of the stream loss, in fused-score units")
+    ap.add_argument("--veto-min", type=float, default=None, help="fit for a listener with the speaker veto: rows "
+                    "whose `veto` column (fit_veto.py --write-record) is under this are never accepted")
     ap.add_argument("--cv", type=int, default=0, help="report held-out loss over this many folds of streams")
     ap.add_argument("--seed", type=int, default=1, help="which streams go in which fold (--cv)")
     ap.add_argument("--baseline", action="store_true", help="also report the clip calibration's loss on the candidates")
@@ -222,7 +233,7 @@ def main() -> None:
     rows = [r for r in rows if float(r["spot"]) >= a.min_z]
     names = (*a.columns.split(","), *(c for b in a.recent.split(",") if b for c in recent_columns(b)))
     loss = Loss(a.per_hour, a.per_other)
-    settings = (a.window, a.weight, a.l2, a.objective, a.tau)
+    settings = (a.window, a.weight, a.l2, a.objective, a.tau, a.veto_min)
     if a.cv:
         tasks = np.array(sorted(streams.hours))
         fold = np.random.default_rng(a.seed).permutation(len(tasks)) % a.cv
@@ -231,7 +242,8 @@ def main() -> None:
             train = set(tasks[fold != k])
             cal, _ = fit([r for r in rows if r["task"] in train], names, streams.only(train), loss, *settings)
             test, tested = [r for r in rows if r["task"] not in train], streams.only(set(tasks) - train)
-            got = stream_loss(apply(cal, test), test, tested, np.array([cal.threshold]), loss)
+            fused = np.where(vetoed(test, a.veto_min), -np.inf, apply(cal, test))
+            got = stream_loss(fused, test, tested, np.array([cal.threshold]), loss)
             held.append([float(g[0]) * len(tested.hours) for g in got])
         value, miss, fa_h, taken = np.sum(held, axis=0) / len(tasks)
         log.info("cv %d folds: held-out loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers accepted %.3f "
@@ -250,7 +262,8 @@ def main() -> None:
                                                             "speakers_half": a.speakers_half,
                                                             "train_loss": round(value, 4),
                                                             "spot_min_z": a.min_z, "per_hour": a.per_hour,
-                                                            "per_other": a.per_other}})
+                                                            "per_other": a.per_other,
+                                                            **({"veto_min": a.veto_min} if a.veto_min is not None else {})}})
         cal.save(a.out)
         log.info("wrote %s", a.out)
 

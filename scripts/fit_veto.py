@@ -55,7 +55,7 @@ def span_scores(bench: Path, rows: list[dict], cfg, profile_dir: str) -> np.ndar
         spans = [y[max(0, int((float(rows[i]["start_s"]) - cfg.stream.span_pre_s) * sr)):
                    int((float(rows[i]["end_s"]) + cfg.stream.span_post_s) * sr)] for i in idx]
         out[idx] = veto.scores(spans)
-        log.info("%s: %d accepted candidate(s)", task, len(idx))
+        log.info("%s: %d candidate(s) heard", task, len(idx))
     return out
 
 
@@ -112,6 +112,21 @@ def accepted_clips(tables: list[Path], task_sets: list[Path], cfg, positives: li
     return out, np.array(values)
 
 
+def write_records(bench: Path, record: str, out: str, profile: str, cfg) -> None:
+    """Each task's record again, as `out`, with the veto score of every candidate the spotter makes."""
+    rows, _ = read_bench([bench], record)
+    made = [r for r in rows if float(r["spot"]) >= cfg.stream.spot_min_z]
+    score = dict(zip(map(id, made), span_scores(bench, made, cfg, profile)))
+    for task in sorted({r["task"] for r in rows}):
+        mine = [r for r in rows if r["task"] == task]
+        names = [n for n in mine[0] if n != "task"]
+        with open(bench / task.split("/", 1)[1] / out, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, delimiter="\t")
+            w.writerow([*names, "veto"])
+            w.writerows([*(r[n] for n in names), f"{score[id(r)]:.5f}" if id(r) in score else ""] for r in mine)
+    log.info("wrote %s beside %s in %d task(s)", out, record, len({r["task"] for r in rows}))
+
+
 def least_loss(score: np.ndarray, positive: np.ndarray, cost: np.ndarray) -> float:
     """The threshold that most lowers the summed task losses: each negative under it takes its cost off
     (9 / negatives), each positive under it adds its cost (1 / positives); midway between scores."""
@@ -144,6 +159,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="section.field=value: the configuration judged")
     ap.add_argument("--quantile", type=float, default=0.02, help="the listener's: share of the judge's accepted "
                     "positives given up (predict's threshold is the one of least platform loss on the tables)")
+    ap.add_argument("--write-record", default="", help="the listener's: write each task's record again under this "
+                    "name with a `veto` column (every candidate the spotter makes), for fit_stream.py --veto-min; no fit")
     ap.add_argument("--dump", default="", help="write every accepted row and its veto score to this JSON")
     ap.add_argument("--out", default="", help=f"default: {PRETRAINED_DIR}/veto_[stream_]<configuration>.json")
     a = ap.parse_args()
@@ -152,6 +169,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = with_settings([*a.set, "detect.speaker_veto=ge2e"])
     stream = bool(a.bench)
+    if a.write_record:
+        if not stream:
+            ap.error("--write-record needs --bench")
+        write_records(a.bench, a.record, a.write_record, a.profile, cfg)
+        return
     rows, score = (accepted_candidates(a.bench, a.record, a.profile, cfg) if stream
                    else accepted_clips(a.tables, a.tasks, cfg, [int(k) for k in a.positives.split(",")]))
     positive = np.array([r["kind"] == "positive" for r in rows], bool)

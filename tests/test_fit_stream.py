@@ -37,3 +37,9 @@ def test_a_dev_bench_or_a_bench_twice_is_refused(tmp_path):
     one = bench(tmp_path, "one")
     with pytest.raises(SystemExit, match="repeat a folder name"):
         fs.read_bench([one, one], "rec.tsv")
+
+
+def test_vetoed_rows_are_those_under_the_veto_threshold():
+    rows = [{"veto": "0.5"}, {"veto": "2.0"}, {"veto": ""}, {}]
+    assert fs.vetoed(rows, None).tolist() == [False] * 4
+    assert fs.vetoed(rows, 1.0).tolist() == [True, False, False, False]   # no score: the veto never heard it
