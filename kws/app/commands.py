@@ -16,7 +16,7 @@ import numpy as np
 from kws.signal.audio import audio_seconds, list_wavs, read_audio
 from kws.scoring.calibrate import Calibration, base_columns, use_set_norm
 from kws.scoring.cohort import Cohort, load_cohort
-from kws.config import PRETRAINED_DIR, BudgetConfig, Config
+from kws.config import BudgetConfig, Config
 from kws.scoring.detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
 from kws.scoring.dtw import OutOfTime, time_limit
 from kws.nn.encoder import load_ge2e
@@ -26,7 +26,7 @@ from kws.scoring.matcher import matcher_for
 from kws.scoring.profile import SpeakerProfile, replacing
 from kws.enrollment.quality import assess_files, warn_about_takes
 from kws.safefile import atomic_write, write_predictions, write_safe_predictions
-from kws.scoring.veto import VetoThreshold, speaker_veto, speech_crop, veto_name
+from kws.scoring.veto import speaker_veto, speech_crop, veto_threshold
 from kws.stages import stage
 
 log = logging.getLogger(__name__)
@@ -260,8 +260,7 @@ def check_pretrained(cfg: Config = Config()) -> None:
     """Load every artefact predict needs, so that set-up fails loudly instead of predict failing later."""
     if cfg.detect.voiceprint in ("ge2e", "both") or cfg.detect.speaker_veto:   # the wheel's weights: only these need them
         load_ge2e()
-    if cfg.detect.speaker_veto:
-        VetoThreshold.load(PRETRAINED_DIR / veto_name(cfg))
+    veto_threshold(cfg)
     cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     second = cfg.second_features()
     if second:

@@ -285,7 +285,6 @@ class StreamDetector:
         log.debug("%.1f s: judged %d candidate(s), %d detection(s)", self.seconds, len(todo), len(out))
         return out
 
-
     def _voice_ok(self, p: _Pending, named: dict[str, float]) -> bool:
         """Whether an accepted candidate passes the speaker veto (StreamConfig.speaker_veto; its score is
         kept with the others as `veto`)."""

@@ -84,16 +84,23 @@ class SpeakerVeto:
         return snorm((emb @ self.voiceprint)[None, :], self.enroll_cohort, emb @ self.cohort.T, ADAPTIVE_TOP)[0]
 
 
-def speaker_veto(takes: list[np.ndarray], cfg: Config, stream: bool = False) -> SpeakerVeto | None:
-    """The configured veto for a phrase enrolled from these takes: predict's (DetectConfig.speaker_veto) or the
-    listener's (StreamConfig.speaker_veto); None when it is off."""
+def veto_threshold(cfg: Config, stream: bool = False) -> VetoThreshold | None:
+    """The configured veto's threshold: predict's (DetectConfig.speaker_veto) or the listener's
+    (StreamConfig.speaker_veto); None when it is off."""
     if not (cfg.stream.speaker_veto if stream else cfg.detect.speaker_veto):
         return None
     path = PRETRAINED_DIR / veto_name(cfg, stream)
     if stream and not path.exists():   # on by default: a configuration without its own fit listens without it
         log.warning("no %s: the listener runs without the speaker veto", path.name)
         return None
-    threshold = VetoThreshold.load(path)
+    return VetoThreshold.load(path)
+
+
+def speaker_veto(takes: list[np.ndarray], cfg: Config, stream: bool = False) -> SpeakerVeto | None:
+    """The configured veto (veto_threshold) for a phrase enrolled from these takes; None when it is off."""
+    threshold = veto_threshold(cfg, stream)
+    if threshold is None:
+        return None
     # GE2E embeddings of the cohort utterances ship with the MFCC cohort, whatever the front end.
     cohort = load_cohort(cfg=replace(cfg.features, frontend="mfcc"), voiceprint="ge2e").speaker_embeddings
     try:
