@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Does a denoising front end help? Keyword and speaker separation on dev short utterances, with and without it.
+
+    pip install -e '.[denoise]'     # noisereduce, and pyrnnoise (RNNoise; only its librnnoise.so is used)
+    python scripts/eval_denoise.py --words ../shared/data/words --noise ../shared/data/noise \
+        [--seed 5] [--denoisers none,nr-stationary,nr-nonstationary,rnnoise] --out docs/denoise_eval.json
+
+The trials are eval_speaker.py's (dev speakers; five clean takes of a 1-2-word phrase per enrollment; test
+utterances clean and with dev noise at 0-10 dB). Each denoiser is applied to takes and tests alike, as a
+front end would be. Keyword: every enrollment's takes against every test by subsequence DTW (mean of the
+3 best of 5 takes) in the MFCC and the encoder front ends; a test saying the phrase (any speaker) is a
+target; EER per enrollment, averaged (and over tests under 5 dB estimated SNR). Speaker: eval_speaker.py's
+GE2E with adaptive s-norm against the shipped cohort, and score fusions (equal weights) with the GE2E of
+the plain audio and the encoder voiceprint. Measuring only: nothing is fitted, and dev noise only builds trials.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import importlib.util
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from scipy.signal import resample_poly
+
+import eval_speaker as ev
+from kws.config import DEFAULT, SAMPLE_RATE
+from kws.harness.report import eer
+from kws.nn.encoder import keyword_frames, speaker_embeddings
+from kws.scoring.cohort import load_cohort
+from kws.scoring.detect import keyword_distances
+from kws.scoring.scores import top_k_mean
+from kws.scoring.voiceprint import snorm, unit, voiceprint
+from kws.signal.conditions import measure
+from word_corpus import Words
+
+log = logging.getLogger("eval_denoise")
+LOW_SNR_DB = 5.0      # the tests reported apart: estimated SNR under this
+RNNOISE_RATE = 48000  # RNNoise's own rate: 16 kHz audio goes up 3x and back
+
+
+class RNNoise:
+    """Xiph's RNNoise (BSD-3-Clause) from the pyrnnoise wheel's librnnoise.so, by ctypes: the package itself
+    imports audio libraries (PyAV) that are not needed here."""
+
+    def __init__(self) -> None:
+        spec = importlib.util.find_spec("pyrnnoise")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("rnnoise: pip install pyrnnoise (or -e '.[denoise]')")
+        lib = ctypes.CDLL(str(Path(list(spec.submodule_search_locations)[0]) / "librnnoise.so"))
+        lib.rnnoise_create.argtypes, lib.rnnoise_create.restype = [ctypes.c_void_p], ctypes.c_void_p
+        lib.rnnoise_destroy.argtypes = [ctypes.c_void_p]
+        lib.rnnoise_process_frame.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float),
+                                              ctypes.POINTER(ctypes.c_float)]
+        lib.rnnoise_process_frame.restype = ctypes.c_float
+        lib.rnnoise_get_frame_size.restype = ctypes.c_int
+        self.lib, self.frame = lib, int(lib.rnnoise_get_frame_size())
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        """16 kHz float samples in, the same length out; a fresh state per clip."""
+        up = RNNOISE_RATE // SAMPLE_RATE
+        x = (np.clip(resample_poly(y, up, 1), -1, 1) * 32767).astype(np.float32)   # RNNoise works on int16 scale
+        n = len(x)
+        x = np.concatenate([x, np.zeros(-n % self.frame, np.float32)])
+        state = self.lib.rnnoise_create(None)
+        try:
+            ptr = ctypes.POINTER(ctypes.c_float)
+            for a in range(0, len(x), self.frame):
+                f = x[a:a + self.frame]        # a contiguous view: processed in place
+                self.lib.rnnoise_process_frame(state, f.ctypes.data_as(ptr), f.ctypes.data_as(ptr))
+        finally:
+            self.lib.rnnoise_destroy(state)
+        return resample_poly(x[:n] / 32767, 1, up)[:len(y)].astype(np.float32)
+
+
+def noisereduce(stationary: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """Spectral gating (noisereduce), the noise estimated from the clip itself."""
+    try:
+        import noisereduce as nr
+    except ImportError as e:
+        raise SystemExit("nr-*: pip install noisereduce (or -e '.[denoise]')") from e
+    return lambda y: nr.reduce_noise(y=y, sr=SAMPLE_RATE, stationary=stationary).astype(np.float32)
+
+
+def denoiser(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    if name == "none":
+        return lambda y: y
+    if name in ("nr-stationary", "nr-nonstationary"):
+        return noisereduce(name == "nr-stationary")
+    if name == "rnnoise":
+        return RNNoise()
+    raise SystemExit(f"unknown denoiser {name!r}: none, nr-stationary, nr-nonstationary, rnnoise")
+
+
+def keyword_eer(takes: list[list[np.ndarray]], tests: list[np.ndarray], target: np.ndarray,
+                frontend: str, mask: np.ndarray | None = None) -> float:
+    """Mean per-enrollment EER of the takes' DTW distances (3 best of 5) to the tests (target: saying the phrase)."""
+    cfg = DEFAULT.features if frontend == "mfcc" else DEFAULT.second_features()
+    frames = [keyword_frames(y, cfg) for y in tests]
+    dist = np.array([top_k_mean(keyword_distances([keyword_frames(t, cfg) for t in ts], frames), 3, largest=False)
+                     for ts in takes])
+    keep = np.ones(len(tests), bool) if mask is None else mask
+    per = [eer(-dist[i][keep], target[i][keep]) for i in range(len(takes)) if target[i][keep].any()]
+    return float(np.mean(per))
+
+
+def speaker_scores(takes: np.ndarray, tests: np.ndarray, cohort: np.ndarray) -> np.ndarray:
+    """(E, T) adaptive s-norm scores (eval_speaker.py's mean+as) of unit take embeddings (E, 5, D)."""
+    vp = np.stack([voiceprint(t) for t in takes])
+    tests, cohort = unit(tests), unit(cohort)
+    return snorm(vp @ tests.T, vp @ cohort.T, tests @ cohort.T, 100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--words", default="../shared/data/words")
+    ap.add_argument("--noise", default="../shared/data/noise", help="dev noise (noise/): measuring only")
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--phrases", type=int, default=2, help="enrollments per speaker")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--denoisers", default="none,nr-stationary,nr-nonstationary,rnnoise")
+    ap.add_argument("--out", default=None, help="also write the result as JSON here")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    rng = np.random.default_rng(a.seed)
+    words = Words(Path(a.words), a.split)
+    enrollments, tests = ev.build(words, rng, a.phrases)
+    noise = ev.load_noise(Path(a.noise))
+    if not noise:
+        raise SystemExit(f"{a.noise}: no FLAC or WAV noise recordings")
+    conditions = {"clean": [t.audio for t in tests], "0-10 dB": ev.noisy(tests, noise, rng)}
+    low = measure_low(conditions["0-10 dB"])
+    says = np.array([[t.words == p.words for t in tests] for p, _ in enrollments])
+    speaker = np.array([[t.speaker == p.speaker for t in tests] for p, _ in enrollments])
+    cohort = {v: load_cohort(cfg=DEFAULT.features, voiceprint=v).speaker_embeddings for v in ("ge2e", "encoder")}
+    takes = [[y.audio for y in ts] for _, ts in enrollments]
+    flat = [y for ts in takes for y in ts]
+    shape = (len(takes), len(takes[0]), -1)
+    plain = {v: {"takes": unit(speaker_embeddings(flat, v, DEFAULT.features)).reshape(shape),
+                 **{c: speaker_embeddings(aud, v, DEFAULT.features) for c, aud in conditions.items()}}
+             for v in ("ge2e", "encoder")}
+    result = {"split": a.split, "seed": a.seed, "enrollments": len(enrollments), "tests": len(tests),
+              "low_snr_tests": int(low.sum()), "denoisers": {}}
+    for name in a.denoisers.split(","):
+        fn, t0 = denoiser(name), time.time()
+        d_takes = [[fn(y) for y in ts] for ts in takes]
+        d_cond = {c: [fn(y) for y in aud] for c, aud in conditions.items()}
+        seconds = sum(len(y) for ys in [*d_takes, *d_cond.values()] for y in ys) / SAMPLE_RATE
+        r: dict = {"rtf": round((time.time() - t0) / seconds, 4), "keyword": {}, "speaker": {}}
+        for fe in ("mfcc", "encoder"):
+            r["keyword"][fe] = {c: round(keyword_eer(d_takes, aud, says, fe), 4) for c, aud in d_cond.items()}
+            r["keyword"][fe]["under 5 dB"] = round(keyword_eer(d_takes, d_cond["0-10 dB"], says, fe, low), 4)
+        g_takes = unit(speaker_embeddings([y for ts in d_takes for y in ts], "ge2e", DEFAULT.features)).reshape(shape)
+        for c, aud in d_cond.items():
+            den = speaker_scores(g_takes, speaker_embeddings(aud, "ge2e", DEFAULT.features), cohort["ge2e"])
+            ge2e = speaker_scores(plain["ge2e"]["takes"], plain["ge2e"][c], cohort["ge2e"])
+            enc = speaker_scores(plain["encoder"]["takes"], plain["encoder"][c], cohort["encoder"])
+            for rule, s in (("ge2e", den), ("ge2e + plain ge2e", (den + ge2e) / 2),
+                            ("ge2e + plain ge2e + encoder", (den + ge2e + enc) / 3)):
+                r["speaker"].setdefault(rule, {})[c] = ev.measure(s, speaker, says)
+        result["denoisers"][name] = r
+        log.info("%s: RTF %.4f; keyword %s; speaker %s", name, r["rtf"], r["keyword"],
+                 {k: {c: m["eer"] for c, m in v.items()} for k, v in r["speaker"].items()})
+    if a.out:
+        Path(a.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+
+def measure_low(clips: list[np.ndarray]) -> np.ndarray:
+    """Which clips' estimated SNR (kws.signal.conditions, as the detector measures it) is under LOW_SNR_DB."""
+    return np.array([measure(y).snr_db < LOW_SNR_DB for y in clips])
+
+
+if __name__ == "__main__":
+    main()
