@@ -17,6 +17,7 @@ SAMPLE_RATE = 16000
 FRONTENDS = ("mfcc", "encoder", "gse")      # FeatureConfig.frontend, DetectConfig.second_frontend
 VOICEPRINTS = ("ge2e", "encoder", "both", "trunk")   # DetectConfig.voiceprint
 VETO_VOICEPRINTS = ("", "ge2e")              # DetectConfig/StreamConfig.speaker_veto ("": off)
+DENOISERS = ("", "rnnoise")                  # StreamConfig.denoise ("": off)
 # Fixed by the trained artefacts and the DTW's step pattern, so not settings: the one place they are spelled.
 NO_MATCH_DISTANCE: typing.Final = 2.0    # the largest cosine distance: what a template scores in a clip too short to hold it
 DTW_BARRIER: typing.Final = 2            # inf-cost columns between concatenated clips; the (1,2) step can skip only one
@@ -191,6 +192,9 @@ class StreamConfig:
     # "ge2e" by default since v9: on the dense dev streams false alarms 2.3 -> 1.3 an hour and other speakers
     # saying the phrase 5.5 -> 3.0 % accepted, misses 28.5 -> 36.3 % (docs/stream_bench.md). "" turns it off.
     speaker_veto: str = "ge2e"
+    # "rnnoise": candidates are judged on the stream after RNNoise (kws/signal/denoise.py, the optional
+    # pyrnnoise wheel), with a stream judge fitted for it; the spotter and the veto hear the stream as it is.
+    denoise: str = ""
     # --sensitivity s in [0, 1] moves the calibrated threshold by sensitivity_span * (1 - 2 s):
     # 0 "fewest-false-alarms" +span, 0.5 "balanced" (the calibrated threshold), 1 "fewest-misses" -span.
     sensitivity_span: float = 1.0
@@ -295,7 +299,7 @@ def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
 
 _CHOICES = {("features", "frontend"): FRONTENDS, ("detect", "voiceprint"): VOICEPRINTS,
             ("detect", "second_frontend"): ("", *FRONTENDS), ("detect", "speaker_veto"): VETO_VOICEPRINTS,
-            ("stream", "speaker_veto"): VETO_VOICEPRINTS}
+            ("stream", "speaker_veto"): VETO_VOICEPRINTS, ("stream", "denoise"): DENOISERS}
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 

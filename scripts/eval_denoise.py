@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Does a denoising front end help? Keyword and speaker separation on dev short utterances, with and without it.
 
-    pip install -e '.[denoise]'     # noisereduce, and pyrnnoise (RNNoise; only its librnnoise.so is used)
+    pip install -e '.[denoise]'     # noisereduce, and pyrnnoise (RNNoise: kws/signal/denoise.py)
     python scripts/eval_denoise.py --words ../shared/data/words --noise ../shared/data/noise \
         [--seed 5] [--denoisers none,nr-stationary,nr-nonstationary,rnnoise] --out docs/denoise_eval.json
 
@@ -16,8 +16,6 @@ the plain audio and the encoder voiceprint. Measuring only: nothing is fitted, a
 from __future__ import annotations
 
 import argparse
-import ctypes
-import importlib.util
 import json
 import logging
 import time
@@ -25,7 +23,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy.signal import resample_poly
 
 import eval_speaker as ev
 from kws.config import DEFAULT, SAMPLE_RATE
@@ -35,46 +32,12 @@ from kws.scoring.cohort import load_cohort
 from kws.scoring.detect import keyword_distances
 from kws.scoring.scores import top_k_mean
 from kws.scoring.voiceprint import snorm, unit, voiceprint
+from kws.signal.denoise import denoise
 from kws.signal.conditions import measure
 from word_corpus import Words
 
 log = logging.getLogger("eval_denoise")
 LOW_SNR_DB = 5.0      # the tests reported apart: estimated SNR under this
-RNNOISE_RATE = 48000  # RNNoise's own rate: 16 kHz audio goes up 3x and back
-
-
-class RNNoise:
-    """Xiph's RNNoise (BSD-3-Clause) from the pyrnnoise wheel's librnnoise.so, by ctypes: the package itself
-    imports audio libraries (PyAV) that are not needed here."""
-
-    def __init__(self) -> None:
-        spec = importlib.util.find_spec("pyrnnoise")
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit("rnnoise: pip install pyrnnoise (or -e '.[denoise]')")
-        lib = ctypes.CDLL(str(Path(list(spec.submodule_search_locations)[0]) / "librnnoise.so"))
-        lib.rnnoise_create.argtypes, lib.rnnoise_create.restype = [ctypes.c_void_p], ctypes.c_void_p
-        lib.rnnoise_destroy.argtypes = [ctypes.c_void_p]
-        lib.rnnoise_process_frame.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float),
-                                              ctypes.POINTER(ctypes.c_float)]
-        lib.rnnoise_process_frame.restype = ctypes.c_float
-        lib.rnnoise_get_frame_size.restype = ctypes.c_int
-        self.lib, self.frame = lib, int(lib.rnnoise_get_frame_size())
-
-    def __call__(self, y: np.ndarray) -> np.ndarray:
-        """16 kHz float samples in, the same length out; a fresh state per clip."""
-        up = RNNOISE_RATE // SAMPLE_RATE
-        x = (np.clip(resample_poly(y, up, 1), -1, 1) * 32767).astype(np.float32)   # RNNoise works on int16 scale
-        n = len(x)
-        x = np.concatenate([x, np.zeros(-n % self.frame, np.float32)])
-        state = self.lib.rnnoise_create(None)
-        try:
-            ptr = ctypes.POINTER(ctypes.c_float)
-            for a in range(0, len(x), self.frame):
-                f = x[a:a + self.frame]        # a contiguous view: processed in place
-                self.lib.rnnoise_process_frame(state, f.ctypes.data_as(ptr), f.ctypes.data_as(ptr))
-        finally:
-            self.lib.rnnoise_destroy(state)
-        return resample_poly(x[:n] / 32767, 1, up)[:len(y)].astype(np.float32)
 
 
 def noisereduce(stationary: bool) -> Callable[[np.ndarray], np.ndarray]:
@@ -92,7 +55,7 @@ def denoiser(name: str) -> Callable[[np.ndarray], np.ndarray]:
     if name in ("nr-stationary", "nr-nonstationary"):
         return noisereduce(name == "nr-stationary")
     if name == "rnnoise":
-        return RNNoise()
+        return denoise
     raise SystemExit(f"unknown denoiser {name!r}: none, nr-stationary, nr-nonstationary, rnnoise")
 
 

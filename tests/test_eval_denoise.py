@@ -1,5 +1,4 @@
-"""scripts/eval_denoise.py: the denoisers it measures keep a clip's length and take noise out, and its keyword
-EER tells a phrase from other words."""
+"""scripts/eval_denoise.py: its denoiser names, and a keyword EER that tells a phrase from other sounds."""
 import numpy as np
 import pytest
 
@@ -7,28 +6,11 @@ import eval_denoise as ed
 from kws.config import SAMPLE_RATE
 
 
-def tone_in_noise(seconds: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    voiced = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
-    noise = 0.05 * np.random.default_rng(seed).standard_normal(len(t)).astype(np.float32)
-    return voiced, noise
-
-
 def test_none_is_the_identity_and_unknown_names_are_refused():
     y = np.arange(5, dtype=np.float32)
     assert ed.denoiser("none")(y) is y
     with pytest.raises(SystemExit, match="unknown denoiser"):
         ed.denoiser("wiener")
-
-
-def test_rnnoise_keeps_the_length_and_lowers_the_noise():
-    pytest.importorskip("pyrnnoise")   # the wheel's librnnoise.so only; an extra ([denoise])
-    voiced, noise = tone_in_noise()
-    out = ed.RNNoise()(noise + voiced)
-    assert out.shape == voiced.shape and out.dtype == np.float32
-    # the noise-only input comes out much quieter; the tone is not silenced
-    assert np.mean(ed.RNNoise()(noise) ** 2) < 0.25 * np.mean(noise ** 2)
-    assert np.mean(out ** 2) > 0.05 * np.mean(voiced ** 2)
 
 
 def test_keyword_eer_separates_a_phrase_from_other_sounds():

@@ -9,7 +9,8 @@ from kws.signal.audio import read_audio
 from kws.scoring.calibrate import Calibration
 from kws.config import DEFAULT, Config, StreamConfig
 from kws.errors import AudioError, KwsError
-from kws.app.stream import Resampler, StreamDetector, detect_blocks, new_utterance, read_blocks, threshold_offset
+from kws.app.stream import StreamDetector, detect_blocks, new_utterance, read_blocks, threshold_offset
+from kws.signal.audio import Resampler
 
 PHRASE = ["alpha", "delta"]
 
@@ -148,3 +149,32 @@ def test_new_utterance_is_neither_overlapping_nor_within_the_refractory_time():
     assert new_utterance(5.0, 6.0, last_end=3.0, refractory=1.5)
     assert not new_utterance(3.5, 4.0, last_end=3.0, refractory=1.5)    # ends within 1.5 s of the last
     assert not new_utterance(2.5, 6.0, last_end=3.0, refractory=1.5)    # overlaps the last, ends long after
+
+
+def test_denoised_listener_judges_the_denoised_spans(personal_profile, monkeypatch):
+    """With stream.denoise the judge hears each candidate's span from the denoised stream (here a stand-in
+    that halves the signal), while the spotter and the veto hear the stream itself."""
+    import kws.app.stream as st
+
+    class Halver:
+        def push(self, y):
+            return 0.5 * y
+
+    monkeypatch.setattr(st, "StreamDenoiser", Halver)
+    y, _ = stream(UTTERANCES, seed=3)
+    det = detector(personal_profile, denoise="rnnoise", max_delay_s=0.0)
+    heard = []
+    real = st.span_clip
+    monkeypatch.setattr(st, "span_clip", lambda audio, noise, cfg: heard.append(audio) or real(audio, noise, cfg))
+    spans = []
+    orig = det._score
+
+    def score():
+        spans.extend(det.pending)
+        return orig()
+
+    monkeypatch.setattr(det, "_score", score)
+    list(detect_blocks(det, blocks(y, 1600)))
+    assert spans and len(heard) == len(spans)
+    for p, h in zip(spans, heard):
+        assert h is p.judged and np.allclose(p.judged, 0.5 * p.audio[:len(p.judged)])

@@ -7,7 +7,7 @@ from synth import SR, stream, utterance
 import kws.scoring.veto as veto_module
 from kws.app.api import Profile
 from kws.app.stream import StreamDetector, detect_blocks
-from kws.config import Config, with_settings
+from kws.config import Config, StreamConfig, with_settings
 from kws.errors import WeightsError
 from kws.nn.encoder import ge2e_sha
 from kws.scoring.calibrate import Calibration
@@ -20,6 +20,10 @@ ME, OTHER = (120, 1.0), (170, 1.05)     # the enrolled synthetic voice (tests/co
 def test_veto_file_is_named_for_its_judge():
     assert veto_name(Config()) == "veto_plus-encoder_voice-encoder.json"
     assert veto_name(Config(), stream=True) == "veto_stream_plus-encoder_voice-encoder.json"
+    # a listener that judges denoised spans has its own judge, so its own veto threshold; predict's is untouched
+    dn = Config(stream=StreamConfig(denoise="rnnoise"))
+    assert veto_name(dn, stream=True) == "veto_stream_plus-encoder_voice-encoder_denoise-rnnoise.json"
+    assert veto_name(dn) == "veto_plus-encoder_voice-encoder.json"
     assert veto_name(with_settings(["detect.second_frontend=gse"]), stream=True) == \
         "veto_stream_plus-gse_voice-encoder.json"
     with pytest.raises(ValueError, match="speaker_veto"):

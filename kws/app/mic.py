@@ -17,7 +17,7 @@ import numpy as np
 
 from kws.config import SAMPLE_RATE
 from kws.errors import KwsError
-from kws.app.stream import Resampler
+from kws.signal.audio import Resampler
 
 log = logging.getLogger(__name__)
 

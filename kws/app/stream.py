@@ -19,13 +19,14 @@ from typing import Iterator
 import numpy as np
 
 from kws.scoring.calibrate import Calibration
-from kws.signal.audio import open_audio, warn_if_truncated
+from kws.signal.audio import Resampler, open_audio, warn_if_truncated
 from kws.scoring.cohort import load_cohort
 from kws.config import SAMPLE_RATE, Config, FeatureConfig, StreamConfig
 from kws.scoring.detect import Prepared, prepare, score_and_locate
 from kws.errors import AudioError, KwsError
 from kws.nn.encoder import keyword_frames
 from kws.signal.conditions import NoiseFloor, in_stream
+from kws.signal.denoise import StreamDenoiser
 from kws.signal.features import KeywordFrameStream, frames_per_second
 from kws.scoring.profile import SpeakerProfile
 from kws.scoring.recent import RecentPrior, RecentScores
@@ -50,39 +51,6 @@ def threshold_offset(sensitivity: str | float, cfg: StreamConfig = StreamConfig(
     if not 0.0 <= s <= 1.0:
         raise KwsError(f"sensitivity {sensitivity!r}: use {', '.join(SENSITIVITY)} or a number from 0 to 1")
     return cfg.sensitivity_span * (1.0 - 2.0 * s)
-
-
-class Resampler:
-    """Block-by-block polyphase resampling that equals resampling the whole signal at once.
-
-    Each call resamples the unconsumed input with `context` samples either side and keeps only
-    the middle, so block edges leave no trace; the last `context` input samples wait for the next call.
-    """
-
-    def __init__(self, sr_in: int, sr_out: int = SAMPLE_RATE):
-        g = math.gcd(int(sr_in), int(sr_out))
-        self.up, self.down = int(sr_out) // g, int(sr_in) // g
-        half = math.ceil(10 * max(self.up, self.down) / self.up) + 1   # resample_poly's filter, in input samples
-        self.context = -(-half // self.down) * self.down   # whole multiples of down: cuts fall on output samples
-        self.buf = np.zeros(0, np.float32)
-        self.buf_start = 0   # input index of buf[0]
-        self.done = 0        # input index up to which output was returned
-
-    def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
-        if self.up == self.down:
-            return x
-        from scipy.signal import resample_poly  # as in audio.py: costs start-up time, rarely needed
-        self.buf = np.concatenate([self.buf, x])
-        end = self.buf_start + len(self.buf)
-        upto = end if last else (end - self.context) // self.down * self.down
-        if upto <= self.done:
-            return np.zeros(0, np.float32)
-        y = resample_poly(self.buf, self.up, self.down)
-        a = (self.done - self.buf_start) * self.up // self.down
-        b = len(y) if last else (upto - self.buf_start) * self.up // self.down
-        keep = max(self.buf_start, upto - self.context)
-        self.buf, self.buf_start, self.done = self.buf[keep - self.buf_start:], keep, upto
-        return y[a:b].astype(np.float32)
 
 
 def read_blocks(path: str | Path, block_s: float = StreamConfig.block_s) -> Iterator[np.ndarray]:
@@ -163,6 +131,7 @@ class _Pending:
     candidate: Candidate
     audio: np.ndarray        # the candidate's span, padded
     noise_dbfs: float        # the stream's noise floor when the candidate came
+    judged: np.ndarray       # what the judge hears of the span: the audio, or the denoised stream's (StreamConfig.denoise)
 
 
 class StreamDetector:
@@ -196,6 +165,9 @@ class StreamDetector:
         longest = max(sp.longest for sp in self.spotters) * 2 * self.step
         self.buffer = SampleBuffer(int(longest + self.pre + self.post + 4 * self.hop
                                        + (cfg.features.cmvn_frames + 8) * SAMPLE_RATE * cfg.features.hop_ms / 1000))
+        # The denoised stream, kept beside the stream itself (RNNoise's ~10 ms delay is left in: the spans are padded).
+        self.denoiser = StreamDenoiser() if s.denoise else None
+        self.denoised = SampleBuffer(self.buffer.capacity) if s.denoise else None
         self.todo = np.zeros(0, np.float32)          # samples short of a whole hop
         self.fed = 0                                 # samples fed
         self.pending: list[_Pending] = []
@@ -234,6 +206,9 @@ class StreamDetector:
 
     def _hop(self, x: np.ndarray) -> None:
         self.buffer.append(x)
+        if self.denoiser is not None:
+            with stage("denoise"):
+                self.denoised.append(self.denoiser.push(x))
         with stage("stream_vad"):
             self.noise.push(*self.vad.push(x))
         with stage("stream_frames"):
@@ -244,7 +219,10 @@ class StreamDetector:
             for c in found:
                 a = max(self.buffer.start, int(c.start * self.step) - self.pre)
                 b = min(self.buffer.end, int((c.end + 1) * self.step) + self.post)
-                self.pending.append(_Pending(c, self.buffer.get(a, b), self.noise.dbfs()))
+                audio = self.buffer.get(a, b)
+                judged = audio if self.denoised is None else \
+                    self.denoised.get(max(a, self.denoised.start), max(min(b, self.denoised.end), self.denoised.start))
+                self.pending.append(_Pending(c, audio, self.noise.dbfs(), judged if len(judged) else audio))
 
     def _maybe_score(self) -> list[Detection]:
         if not self.pending:
@@ -262,7 +240,7 @@ class StreamDetector:
             idx = [i for i, p in enumerate(todo) if p.candidate.phrase == name]
             if not idx:
                 continue
-            clips = [span_clip(todo[i].audio, todo[i].noise_dbfs, self.cfg) for i in idx]
+            clips = [span_clip(todo[i].judged, todo[i].noise_dbfs, self.cfg) for i in idx]
             scores, _ = score_and_locate(profile, clips, self.cohort, self.cfg, self.cfg.detect.speaker_check)
             scores["spot"] = np.array([todo[i].candidate.score for i in idx])
             rows = [{k: float(v[j]) for k, v in scores.items()} for j in range(len(idx))]

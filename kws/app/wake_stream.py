@@ -2,7 +2,7 @@
 channel count in, the listened-to people's detections out.
 
 PCM is converted as kws detect reads a file of that format (soundfile's float scaling, the mean of the
-channels, then stream.Resampler, which equals resampling the whole signal at once), so the server makes
+channels, then audio.Resampler, which equals resampling the whole signal at once), so the server makes
 the decisions kws detect makes on the same audio. wyoming's AudioChunkConverter would resample with
 audioop.ratecv (linear interpolation, no anti-alias filter) and round to 16 bits, and so decide otherwise.
 """
@@ -15,7 +15,8 @@ from typing import Iterable
 import numpy as np
 
 from kws.app.household import Person, model_name
-from kws.app.stream import Detection, Resampler, StreamDetector, new_utterance
+from kws.app.stream import Detection, StreamDetector, new_utterance
+from kws.signal.audio import Resampler
 from kws.config import SAMPLE_RATE
 
 WIDTHS = (1, 2, 3, 4)   # bytes per sample: unsigned 8-bit, signed 16, 24 and 32-bit little-endian PCM

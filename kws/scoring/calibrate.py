@@ -37,7 +37,7 @@ RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range
 
 
 def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False, stream: bool = False) -> str:
-    """calibration[_stream][_keyword][_<frontend>][_plus-<second frontend>][_matcher][_voice-<voiceprint>][_nm][_set].json:
+    """calibration[_stream][_keyword][_<frontend>][_plus-<second frontend>][_matcher][_voice-<voiceprint>][_nm][_denoise-<denoiser>][_set].json:
     one fit per set of scores.
 
     keyword_only: without the speaker scores, predict's fallback tier when short of time (and the only
@@ -51,6 +51,7 @@ def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = Fal
              *(["matcher"] if cfg.detect.matcher else []),
              *([f"voice-{cfg.detect.voiceprint}"] if cfg.detect.voiceprint != "ge2e" and not keyword_only else []),
              *(["nm"] if cfg.detect.noise_match else []),
+             *([f"denoise-{cfg.stream.denoise}"] if stream and cfg.stream.denoise else []),
              *(["set"] if by_set else [])]
     return "_".join(parts) + ".json"
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -167,3 +168,36 @@ def list_wavs(folder: str | Path) -> list[Path]:
         return safefile.list_wavs(folder)
     except NotADirectoryError as e:
         raise AudioError(str(e)) from e
+
+
+class Resampler:
+    """Block-by-block polyphase resampling that equals resampling the whole signal at once.
+
+    Each call resamples the unconsumed input with `context` samples either side and keeps only
+    the middle, so block edges leave no trace; the last `context` input samples wait for the next call.
+    """
+
+    def __init__(self, sr_in: int, sr_out: int = SAMPLE_RATE):
+        g = math.gcd(int(sr_in), int(sr_out))
+        self.up, self.down = int(sr_out) // g, int(sr_in) // g
+        half = math.ceil(10 * max(self.up, self.down) / self.up) + 1   # resample_poly's filter, in input samples
+        self.context = -(-half // self.down) * self.down   # whole multiples of down: cuts fall on output samples
+        self.buf = np.zeros(0, np.float32)
+        self.buf_start = 0   # input index of buf[0]
+        self.done = 0        # input index up to which output was returned
+
+    def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+        if self.up == self.down:
+            return x
+        from scipy.signal import resample_poly  # as in audio.py: costs start-up time, rarely needed
+        self.buf = np.concatenate([self.buf, x])
+        end = self.buf_start + len(self.buf)
+        upto = end if last else (end - self.context) // self.down * self.down
+        if upto <= self.done:
+            return np.zeros(0, np.float32)
+        y = resample_poly(self.buf, self.up, self.down)
+        a = (self.done - self.buf_start) * self.up // self.down
+        b = len(y) if last else (upto - self.buf_start) * self.up // self.down
+        keep = max(self.buf_start, upto - self.context)
+        self.buf, self.buf_start, self.done = self.buf[keep - self.buf_start:], keep, upto
+        return y[a:b].astype(np.float32)
