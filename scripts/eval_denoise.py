@@ -34,7 +34,6 @@ from kws.scoring.scores import top_k_mean
 from kws.scoring.voiceprint import snorm, unit, voiceprint
 from kws.signal.denoise import denoise
 from kws.signal.conditions import measure
-from word_corpus import Words
 
 log = logging.getLogger("eval_denoise")
 LOW_SNR_DB = 5.0      # the tests reported apart: estimated SNR under this
@@ -80,22 +79,11 @@ def speaker_scores(takes: np.ndarray, tests: np.ndarray, cohort: np.ndarray) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--words", default="../shared/data/words")
-    ap.add_argument("--noise", default="../shared/data/noise", help="dev noise (noise/): measuring only")
-    ap.add_argument("--split", default="dev")
-    ap.add_argument("--phrases", type=int, default=2, help="enrollments per speaker")
-    ap.add_argument("--seed", type=int, default=5)
+    ev.trial_arguments(ap, phrases=2, seed=5)
     ap.add_argument("--denoisers", default="none,nr-stationary,nr-nonstationary,rnnoise")
-    ap.add_argument("--out", default=None, help="also write the result as JSON here")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rng = np.random.default_rng(a.seed)
-    words = Words(Path(a.words), a.split)
-    enrollments, tests = ev.build(words, rng, a.phrases)
-    noise = ev.load_noise(Path(a.noise))
-    if not noise:
-        raise SystemExit(f"{a.noise}: no FLAC or WAV noise recordings")
-    conditions = {"clean": [t.audio for t in tests], "0-10 dB": ev.noisy(tests, noise, rng)}
+    _, enrollments, tests, conditions = ev.trials(a)
     low = measure_low(conditions["0-10 dB"])
     says = np.array([[t.words == p.words for t in tests] for p, _ in enrollments])
     speaker = np.array([[t.speaker == p.speaker for t in tests] for p, _ in enrollments])

@@ -123,23 +123,33 @@ def measure(scores: np.ndarray, target: np.ndarray, same_phrase: np.ndarray) -> 
             "far_same_phrase_at_5pct_miss": round(float((imp_phrase > thr).mean()), 4) if len(imp_phrase) else None}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def trial_arguments(ap: argparse.ArgumentParser, phrases: int = 3, seed: int = 3) -> None:
+    """The options that draw the trials (this script's, and eval_denoise.py's)."""
     ap.add_argument("--words", default="../shared/data/words")
     ap.add_argument("--noise", default="../shared/data/noise", help="dev noise (noise/): measuring only")
     ap.add_argument("--split", default="dev")
-    ap.add_argument("--phrases", type=int, default=3, help="enrollments per speaker")
-    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--phrases", type=int, default=phrases, help="enrollments per speaker")
+    ap.add_argument("--seed", type=int, default=seed)
     ap.add_argument("--out", default=None, help="also write the result as JSON here")
-    a = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def trials(a: argparse.Namespace) -> tuple[Words, list[tuple[Take, list[Take]]], list[Take], dict[str, list[np.ndarray]]]:
+    """(words, enrollments, tests, the tests' audio by condition: clean, 0-10 dB), drawn from a --seed."""
     rng = np.random.default_rng(a.seed)
     words = Words(Path(a.words), a.split)
     enrollments, tests = build(words, rng, a.phrases)
     noise = load_noise(Path(a.noise))
     if not noise:
         raise SystemExit(f"{a.noise}: no FLAC or WAV noise recordings")
-    conditions = {"clean": [t.audio for t in tests], "0-10 dB": noisy(tests, noise, rng)}
+    return words, enrollments, tests, {"clean": [t.audio for t in tests], "0-10 dB": noisy(tests, noise, rng)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    trial_arguments(ap)
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    words, enrollments, tests, conditions = trials(a)
     takes = [y.audio for _, ts in enrollments for y in ts]
     cohort = {v: load_cohort(cfg=DEFAULT.features, voiceprint=v).speaker_embeddings for v in VOICEPRINTS}
     enroll_emb = {v: unit(speaker_embeddings(takes, v, DEFAULT.features)).reshape(len(enrollments), 5, -1)
