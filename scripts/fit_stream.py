@@ -190,6 +190,13 @@ def apply(cal: Calibration, rows: list[dict]) -> np.ndarray:
     return np.where(np.isfinite(fused), fused, -np.inf)
 
 
+def clip_baseline(rows: list[dict], streams: Streams, loss: Loss) -> tuple[float, float, float, float]:
+    """(loss, miss rate, false alarms per hour, other speakers accepted) of the platform's clip calibration on
+    the candidates, replayed from their columns: the record's `fused` is whichever judge the recording run used."""
+    clip = Calibration.for_config(DEFAULT)
+    return tuple(float(g[0]) for g in stream_loss(apply(clip, rows), rows, streams, np.array([clip.threshold]), loss))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bench", required=True, type=Path, action="append", help="a train-split stream bench "
@@ -249,10 +256,9 @@ def main() -> None:
         log.info("cv %d folds: held-out loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers accepted %.3f "
                  "(%d candidates/h)", a.cv, value, miss, fa_h, taken, len(rows) / sum(streams.hours.values()))
     if a.baseline:
-        got = stream_loss(np.array([float(r["fused"]) for r in rows]), rows, streams,
-                          np.array([Calibration.for_config(DEFAULT).threshold]), loss)
+        got = clip_baseline(rows, streams, loss)
         log.info("the clip calibration on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h, "
-                 "other speakers accepted %.3f", *(float(g[0]) for g in got))
+                 "other speakers accepted %.3f", *got)
     cal, value = fit(rows, names, streams, loss, *settings)
     log.info("train loss %.4f, %d candidates in %d streams, threshold %.3f, weights %s", value, len(rows),
              len(streams.hours), cal.threshold, dict(zip(cal.names, np.round(cal.weights, 2))))

@@ -43,3 +43,20 @@ def test_vetoed_rows_are_those_under_the_veto_threshold():
     rows = [{"veto": "0.5"}, {"veto": "2.0"}, {"veto": ""}, {}]
     assert fs.vetoed(rows, None).tolist() == [False] * 4
     assert fs.vetoed(rows, 1.0).tolist() == [True, False, False, False]   # no score: the veto never heard it
+
+
+def test_the_clip_baseline_is_replayed_from_the_columns_not_the_recorded_judge(tmp_path):
+    from kws.config import DEFAULT
+    from kws.scoring.calibrate import Calibration
+    names = Calibration.for_config(DEFAULT).names
+    b = bench(tmp_path, "one", speakers=("a",))
+    head = "\t".join([*HEADER.strip().split("\t"), "fused", *names])
+
+    def loss_with(fused: float, value: float) -> float:
+        line = "\t".join(["hi", "1.0", "1.5", "2.0", "positive", "1.0", str(fused), *[str(value)] * len(names)])
+        (b / "S01" / "rec.tsv").write_text(head + "\n" + line + "\n", encoding="utf-8")
+        rows, streams = fs.read_bench([b], "rec.tsv")
+        return fs.clip_baseline(rows, streams, fs.Loss())[1]   # the miss rate of the one positive
+
+    assert loss_with(-1e9, 0.0) == loss_with(1e9, 0.0)          # the recorded judge's score is not read
+    assert {loss_with(0.0, -50.0), loss_with(0.0, 50.0)} == {0.0, 1.0}   # the columns are
