@@ -219,10 +219,12 @@ class StreamDetector:
             for c in found:
                 a = max(self.buffer.start, int(c.start * self.step) - self.pre)
                 b = min(self.buffer.end, int((c.end + 1) * self.step) + self.post)
-                audio = self.buffer.get(a, b)
-                judged = audio if self.denoised is None else \
-                    self.denoised.get(max(a, self.denoised.start), max(min(b, self.denoised.end), self.denoised.start))
-                self.pending.append(_Pending(c, audio, self.noise.dbfs(), judged if len(judged) else audio))
+                audio = judged = self.buffer.get(a, b)
+                if self.denoised is not None:   # the denoised stream runs a few ms behind: the part it has
+                    lo = max(a, self.denoised.start)
+                    judged = self.denoised.get(lo, max(min(b, self.denoised.end), lo))
+                    judged = judged if len(judged) else audio
+                self.pending.append(_Pending(c, audio, self.noise.dbfs(), judged))
 
     def _maybe_score(self) -> list[Detection]:
         if not self.pending:

@@ -189,7 +189,7 @@ class Resampler:
     def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
         if self.up == self.down:
             return x
-        from scipy.signal import resample_poly  # as in audio.py: costs start-up time, rarely needed
+        from scipy.signal import resample_poly  # as in read_audio: costs start-up time, rarely needed
         self.buf = np.concatenate([self.buf, x])
         end = self.buf_start + len(self.buf)
         upto = end if last else (end - self.context) // self.down * self.down

@@ -19,7 +19,6 @@ from kws.signal.audio import Resampler
 from kws.errors import WeightsError
 
 RATE = 48000                      # RNNoise's own rate
-UP = RATE // SAMPLE_RATE
 SCALE = 32767.0                   # RNNoise works on 16-bit sample values
 INSTALL = "pip install pyrnnoise --no-deps (or .[denoise])"
 
@@ -74,15 +73,13 @@ class StreamDenoiser:
 
     def flush(self) -> np.ndarray:
         tail = self.up(np.zeros(0, np.float32), last=True)
-        pad = -(len(self.todo) + len(tail)) % self.frame   # the last part frame, padded with silence
         n = len(self.todo) + len(tail)
-        done = self._frames(np.concatenate([tail, np.zeros(pad, np.float32)]))[:n]
+        done = self._frames(np.concatenate([tail, np.zeros(-n % self.frame, np.float32)]))[:n]   # last part frame: silence-padded
         return self.down(done, last=True)
 
 
 def denoise(y: np.ndarray) -> np.ndarray:
     """A whole clip through a fresh RNNoise state: the same length out."""
     d = StreamDenoiser()
-    out = np.concatenate([d.push(y), d.flush()])
-    return out[:len(y)].astype(np.float32) if len(out) >= len(y) else \
-        np.concatenate([out, np.zeros(len(y) - len(out), np.float32)])
+    out = np.concatenate([d.push(y), d.flush()])[:len(y)]
+    return np.pad(out, (0, len(y) - len(out))).astype(np.float32)
