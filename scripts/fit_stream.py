@@ -190,11 +190,15 @@ def apply(cal: Calibration, rows: list[dict]) -> np.ndarray:
     return np.where(np.isfinite(fused), fused, -np.inf)
 
 
+def judge_loss(cal: Calibration, rows: list[dict], streams: Streams, loss: Loss) -> tuple[float, float, float, float]:
+    """(loss, miss rate, false alarms per hour, other speakers accepted) of a fitted judge on the candidates,
+    replayed from their columns: the record's `fused` is whichever judge the recording run used."""
+    return tuple(float(g[0]) for g in stream_loss(apply(cal, rows), rows, streams, np.array([cal.threshold]), loss))
+
+
 def clip_baseline(rows: list[dict], streams: Streams, loss: Loss) -> tuple[float, float, float, float]:
-    """(loss, miss rate, false alarms per hour, other speakers accepted) of the platform's clip calibration on
-    the candidates, replayed from their columns: the record's `fused` is whichever judge the recording run used."""
-    clip = Calibration.for_config(DEFAULT)
-    return tuple(float(g[0]) for g in stream_loss(apply(clip, rows), rows, streams, np.array([clip.threshold]), loss))
+    """judge_loss of the platform's clip calibration."""
+    return judge_loss(Calibration.for_config(DEFAULT), rows, streams, loss)
 
 
 def main() -> None:
@@ -225,6 +229,8 @@ def main() -> None:
     ap.add_argument("--cv", type=int, default=0, help="report held-out loss over this many folds of streams")
     ap.add_argument("--seed", type=int, default=1, help="which streams go in which fold (--cv)")
     ap.add_argument("--baseline", action="store_true", help="also report the clip calibration's loss on the candidates")
+    ap.add_argument("--judge", type=Path, action="append", default=[], help="also report this fitted stream judge's "
+                    "loss on the candidates (e.g. the committed one, on another bench)")
     ap.add_argument("--out", default="", help=f"write the calibration (the listener loads pretrained/"
                     f"{calibration_name(DEFAULT, stream=True)})")
     a = ap.parse_args()
@@ -259,6 +265,9 @@ def main() -> None:
         got = clip_baseline(rows, streams, loss)
         log.info("the clip calibration on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h, "
                  "other speakers accepted %.3f", *got)
+    for path in a.judge:
+        log.info("%s on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers accepted "
+                 "%.3f", path, *judge_loss(Calibration.load(path), rows, streams, loss))
     cal, value = fit(rows, names, streams, loss, *settings)
     log.info("train loss %.4f, %d candidates in %d streams, threshold %.3f, weights %s", value, len(rows),
              len(streams.hours), cal.threshold, dict(zip(cal.names, np.round(cal.weights, 2))))

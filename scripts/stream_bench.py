@@ -2,7 +2,7 @@
 """The stream benchmark: long streams of many voices, the enrolled phrase hidden among them, scored as a listener.
 
     python scripts/stream_bench.py build --words ../shared/data/words --split dev --noise ../shared/data/noise \
-        --out SCRATCH/sb-dev [--variant dense|quiet] [--minutes 30] [--per-speaker 2] [--seed 1]
+        --out SCRATCH/sb-dev [--variant dense|quiet] [--minutes 30] [--per-speaker 2] [--seed 1] [--voices unheard]
     python scripts/stream_bench.py enroll --bench SCRATCH/sb-dev --profile profile-both --set detect.voiceprint=both
     python scripts/stream_bench.py run --bench SCRATCH/sb-dev [--jobs 2] [--set section.field=value ...] \
         [--profile profile] [--record rec.tsv]
@@ -19,6 +19,10 @@ enrollment takes, a profile enrolled from them (`kws enroll`), and a stream writ
     the phrase, by whoever says it, at 0-20 dB over that bed.
   The dev version takes dev-split words and ../shared/data/noise; the train version (for fitting)
   train-split words and noise-train. make_tasks.py's rules hold: the split is never mixed.
+  --voices unheard keeps only voices that no trained part heard, as dev's are: of a train split, the
+  calibration half of the task corpora (word_corpus.split_speakers), which the encoder, GE2E's tuning and
+  the cohorts never met. A fit on streams of heard voices sees their s-normed speaker scores pulled down
+  by their own voices in the cohort.
 enroll: every task's profile enrolled again from its takes under other settings (a voiceprint needs its
   own profile), into <task>/<--profile>.
 run: every stream through scripts/eval_stream.py, one fresh process per stream, pinned to one core
@@ -35,6 +39,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -61,7 +66,7 @@ class Words:
     """The words manifest of one split: clips by (speaker, word), loaded once."""
 
     def __init__(self, folder: Path, split: str):
-        self.folder = folder
+        self.folder, self.split = folder, split
         self.clips: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.lang: dict[str, str] = {}
         self.corpus: dict[str, str] = {}
@@ -85,6 +90,21 @@ class Words:
             assert sr == SR, path
             self._cache[path] = y.mean(axis=1)
         return self._cache[path]
+
+    def keep(self, speakers: set[str]) -> None:
+        """Only these speakers' words from now on."""
+        self.clips = defaultdict(list, {k: v for k, v in self.clips.items() if k[0] in speakers})
+        self.speakers = [s for s in self.speakers if s in speakers]
+
+
+def unheard(words: Words) -> set[str]:
+    """The split's voices that no trained part heard. Of the train split: the calibration half of the task
+    corpora (word_corpus.split_speakers; the encoder, GE2E's tuning and the cohorts heard the other half and
+    Speech Commands). Every dev voice is unheard."""
+    if words.split != "train":
+        return set(words.speakers)
+    from word_corpus import split_speakers
+    return set(split_speakers([s for s in words.speakers if words.corpus[s] != "gsc"])[1])
 
 
 def active_rms_db(y: np.ndarray) -> float:
@@ -245,13 +265,21 @@ def build_task(words: Words, task: dict, out: Path, variant: str, minutes: float
 
 
 def build(a: argparse.Namespace) -> None:
+    from kws.errors import EnrollmentError
     words = Words(Path(a.words), a.split)
+    if a.voices == "unheard":
+        words.keep(unheard(words))
     tasks = draw_tasks(words, a.per_speaker, a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
     for t in tasks:
-        summaries.append(build_task(words, t, out, a.variant, a.minutes, Path(a.noise), a.seed))
+        try:
+            summaries.append(build_task(words, t, out, a.variant, a.minutes, Path(a.noise), a.seed))
+        except EnrollmentError as e:   # takes a user would be asked to record again: no task
+            shutil.rmtree(out / t["task"], ignore_errors=True)
+            print(f"{t['task']}: {t['speaker']} '{t['phrase']}' left out: {str(e).splitlines()[0]}", flush=True)
+            continue
         print(f"{t['task']}: {t['speaker']} '{t['phrase']}' ({t['lang']}), {summaries[-1]['positive']} positives",
               flush=True)
     (out / "bench.json").write_text(json.dumps({"args": vars(a), "tasks": summaries}, indent=1, ensure_ascii=False)
@@ -362,6 +390,8 @@ def main() -> None:
     b.add_argument("--minutes", type=float, default=30.0)
     b.add_argument("--per-speaker", type=int, default=2)
     b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--voices", choices=("all", "unheard"), default="all", help="unheard: only voices no trained "
+                   "part heard (a train split's calibration half), as dev's")
     r = sub.add_parser("run")
     r.add_argument("--bench", required=True)
     r.add_argument("--jobs", type=int, default=2)

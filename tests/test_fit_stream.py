@@ -60,3 +60,15 @@ def test_the_clip_baseline_is_replayed_from_the_columns_not_the_recorded_judge(t
 
     assert loss_with(-1e9, 0.0) == loss_with(1e9, 0.0)          # the recorded judge's score is not read
     assert {loss_with(0.0, -50.0), loss_with(0.0, 50.0)} == {0.0, 1.0}   # the columns are
+
+
+def test_a_committed_judge_is_scored_on_other_candidates(tmp_path):
+    """--judge: a fitted judge replayed on a bench's candidates; its threshold decides the one positive."""
+    from kws.scoring.calibrate import Calibration
+    b = bench(tmp_path, "one", speakers=("a",))
+    (b / "S01" / "rec.tsv").write_text(HEADER.strip() + "\tkw_z\n" + "hi\t1.0\t1.5\t2.0\tpositive\t1.0\t3.0\n",
+                                       encoding="utf-8")
+    rows, streams = fs.read_bench([b], "rec.tsv")
+    judge = lambda threshold: Calibration(("kw_z",), (0.0,), (1.0,), (1.0,), 0.0, threshold)   # noqa: E731
+    assert fs.judge_loss(judge(2.0), rows, streams, fs.Loss())[1] == 0.0     # fused 3 > 2: found
+    assert fs.judge_loss(judge(4.0), rows, streams, fs.Loss())[1] == 1.0     # missed
