@@ -5,7 +5,7 @@
         --out SCRATCH/sb-dev [--variant dense|quiet] [--minutes 30] [--per-speaker 2] [--seed 1] [--voices unheard]
     python scripts/stream_bench.py enroll --bench SCRATCH/sb-dev --profile profile-both --set detect.voiceprint=both
     python scripts/stream_bench.py run --bench SCRATCH/sb-dev [--jobs 2] [--set section.field=value ...] \
-        [--profile profile] [--record rec.tsv]
+        [--profile profile] [--record rec.tsv] [--sensitivity balanced]
     python scripts/stream_bench.py report --bench SCRATCH/sb-dev [--out docs/stream_bench-dev-dense.json]
 
 build: per task (one speaker and a one- or two-word phrase, drawn as make_tasks.py draws them), five
@@ -302,7 +302,7 @@ def run(a: argparse.Namespace) -> None:
         folder = bench / t["task"]
         cmd = ["taskset", "-c", str(cores[i % len(cores)]), sys.executable, str(here / "eval_stream.py"),
                "--profile", str(folder / a.profile), "--stream", str(folder / "stream.flac"),
-               "--truth", str(folder / "truth.tsv"), "--out", str(folder / a.result),
+               "--truth", str(folder / "truth.tsv"), "--out", str(folder / a.result), "--sensitivity", a.sensitivity,
                *(["--record", str(folder / a.record)] if a.record else [])]
         for s in a.set or []:
             cmd += ["--set", s]
@@ -398,6 +398,8 @@ def main() -> None:
     r.add_argument("--tasks", default="", help="comma list of task ids (default: all)")
     r.add_argument("--set", action="append", help="section.field=value for the detector (repeatable)")
     r.add_argument("--result", default="result.json")
+    r.add_argument("--sensitivity", default="balanced", help="the listener's (kws listen --sensitivity): "
+                   "fewest-false-alarms, balanced, fewest-misses or a number from 0 to 1")
     r.add_argument("--profile", default="profile", help="the profile folder of each task (see enroll)")
     r.add_argument("--record", default="", help="also write every judged candidate to <task>/RECORD (fit_stream.py)")
     e = sub.add_parser("enroll")
