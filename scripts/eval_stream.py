@@ -89,7 +89,8 @@ def write_record(path: Path, stream, truth: list[dict]) -> None:
                      "kind": best["kind"] if over else "pause", "truth_start": best["start"] if over else "",
                      "fused": round(fused, 4), **{k: round(v, 5) for k, v in named.items()}})
     with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["phrase"], delimiter="\t")
+        # A candidate the judge's gate stopped has fewer columns (StreamDetector._judge): every row's, in order.
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)) or ["phrase"], delimiter="\t")
         w.writeheader()
         w.writerows(rows)
 

@@ -39,6 +39,11 @@ def test_read_blocks_matches_read_audio_and_rejects_bad_files(tmp_path):
     got = list(read_blocks(p, block_s=0.25))
     assert max(len(b) for b in got) <= 0.26 * SR
     assert np.allclose(np.concatenate(got), read_audio(p), atol=1e-4)
+    # Files are decoded seconds at a time, and still come out block by block.
+    q = write(tmp_path / "long.wav", np.tile(y[::3], 3), sr=16000)
+    got = list(read_blocks(q, block_s=0.1))
+    assert {len(b) for b in got[:-1]} == {1600} and 0 < len(got[-1]) <= 1600
+    assert np.array_equal(np.concatenate(got), read_audio(q))
     (tmp_path / "t.wav").write_text("text")
     (tmp_path / "e.wav").write_bytes(b"")
     for bad in ("t.wav", "e.wav", "missing.wav"):
