@@ -215,3 +215,17 @@ def test_stream_loss_refinement_finds_every_positive_and_lowers_its_loss():
     w0, b0 = np.array([0.0, 0.01]), 0.0
     w, b = fit_stream_loss(x, group, w_miss, w_fa, w0, b0)
     assert loss(w, b) < loss(w0, b0) and loss(w, b) <= 0.3
+
+
+def test_upper_bounds_the_fused_score_whatever_the_unknown_columns():
+    rng = np.random.default_rng(0)
+    cal = Calibration(("a", "b", "c"), (0.0, 1.0, -1.0), (1.0, 2.0, 0.5), (1.5, -2.0, 0.7), 0.3, 0.0,
+                      lo=(-2.0, -1.0, -3.0), hi=(2.0, 3.0, 1.0))
+    rows = {n: rng.normal(0, 3, 200) for n in cal.names}
+    assert np.allclose(cal.upper(rows), cal.fuse(rows))          # nothing unknown: the fused score itself
+    known = {**rows, "b": np.full(200, np.nan)}
+    top = cal.upper(known)
+    for b in np.linspace(-5, 5, 21):                             # any value b may turn out to have
+        assert (cal.fuse({**rows, "b": np.full(200, b)}) <= top + 1e-12).all()
+    assert np.isclose(top, cal.fuse({**rows, "b": np.full(200, -1.0)})).all()   # reached at b's best end
+    assert np.isinf(Calibration(("a",), (0.0,), (1.0,), (1.0,), 0.0, 0.0).upper({"a": np.array([np.nan])})).all()

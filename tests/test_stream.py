@@ -183,3 +183,21 @@ def test_denoised_listener_judges_the_denoised_spans(personal_profile, monkeypat
     assert spans and len(heard) == len(spans)
     for p, h in zip(spans, heard):
         assert h is p.judged and np.allclose(p.judged, 0.5 * p.audio[:len(p.judged)])
+
+
+def test_cohort_parts_wait_and_change_no_decision(personal_profile, monkeypatch):
+    """The judge's cohort passes are made only for candidates that could still pass (Calibration.upper):
+    the same detections, with the same scores, as judging every candidate in full."""
+    import kws.scoring.detect as dt
+    y, _ = stream(UTTERANCES, seed=3)
+    made = []
+    real = dt.Deferred.complete
+    monkeypatch.setattr(dt.Deferred, "complete", lambda self, idx, cfg: made.append(len(idx)) or real(self, idx, cfg))
+    full = detector(personal_profile, max_delay_s=0.0)
+    full.defer = False
+    tight = min(d.fused for d in detect_blocks(full, blocks(y))) - 1e-3   # a threshold the weakest one just passes
+    lazy, full = detector(personal_profile, max_delay_s=0.0), detector(personal_profile, max_delay_s=0.0)
+    full.defer, lazy.threshold, full.threshold = False, tight, tight
+    a, b = list(detect_blocks(lazy, blocks(y))), list(detect_blocks(full, blocks(y)))
+    assert lazy.defer and a and [d.to_json() for d in a] == [d.to_json() for d in b]
+    assert 0 < sum(made) < 2 * lazy.judged   # two front ends' cohort parts, not made for every candidate

@@ -22,14 +22,15 @@ from kws.scoring.calibrate import Calibration
 from kws.signal.audio import Resampler, open_audio, warn_if_truncated
 from kws.scoring.cohort import load_cohort
 from kws.config import SAMPLE_RATE, Config, FeatureConfig, StreamConfig
-from kws.scoring.detect import Prepared, prepare, score_and_locate
+from kws.scoring.detect import COHORT_NAMES, Deferred, Prepared, prepare, score_and_locate
 from kws.errors import AudioError, KwsError
 from kws.nn.encoder import keyword_frames
 from kws.signal.conditions import NoiseFloor, in_stream
 from kws.signal.denoise import StreamDenoiser
 from kws.signal.features import KeywordFrameStream, frames_per_second
 from kws.scoring.profile import SpeakerProfile
-from kws.scoring.recent import RecentPrior, RecentScores
+from kws.scoring.scores import second_name
+from kws.scoring.recent import RecentPrior, RecentScores, recent_bases
 from kws.scoring.spotter import Candidate, Spotter
 from kws.scoring.veto import speaker_veto
 from kws.stages import stage
@@ -182,6 +183,10 @@ class StreamDetector:
         self.recent = {name: RecentScores(calibration.names, RecentPrior(**calibration.recent)) for name in phrases} \
             if calibration.recent else {}
         self.trace: list[tuple[Candidate, float, dict[str, float]]] | None = None   # a list: every judgement kept
+        # Cohort parts may wait (_fuse) when the judge bounds every column and its running statistics need none of them.
+        f2 = cfg.detect.second_frontend
+        deferred = {*COHORT_NAMES, *(second_name(f2, n) for n in COHORT_NAMES if f2)}
+        self.defer = bool(calibration.lo) and not deferred & set(recent_bases(calibration.names))
         self.vetoes = {name: v for name, p in phrases.items()
                        if (v := speaker_veto(p.template_audio, cfg, stream=True)) is not None}
 
@@ -248,14 +253,16 @@ class StreamDetector:
             if not idx:
                 continue
             clips = [span_clip(todo[i].judged, todo[i].noise_dbfs, self.cfg) for i in idx]
-            scores, _ = score_and_locate(profile, clips, self.cohort, self.cfg, self.cfg.detect.speaker_check)
+            # A recorded run (trace) keeps every column of every candidate; otherwise the cohort parts wait.
+            scores, _, later = score_and_locate(profile, clips, self.cohort, self.cfg, self.cfg.detect.speaker_check,
+                                                defer=self.defer and self.trace is None)
             scores["spot"] = np.array([todo[i].candidate.score for i in idx])
             rows = [{k: float(v[j]) for k, v in scores.items()} for j in range(len(idx))]
             if self.recent:   # in the order the candidates came, as scripts/fit_stream.py replays them
                 rows = [{**r, **self.recent[name].push(r)} for r in rows]
-                scores = {k: np.array([r[k] for r in rows]) for k in rows[0]}
-            for i, f, r in zip(idx, self.calibration.fuse(scores), rows):
-                fused[i], named[i] = float(f), r
+            scores = {k: np.array([r[k] for r in rows], np.float64) for k in rows[0]}
+            for i, f, j in zip(idx, self._fuse(scores, later), range(len(idx))):
+                fused[i], named[i] = float(f), {k: float(v[j]) for k, v in scores.items()}
         if self.trace is not None:
             self.trace += [(p.candidate, fused[i], named[i]) for i, p in enumerate(todo)]
         out = []
@@ -269,6 +276,23 @@ class StreamDetector:
                 self.last_end = end
         log.debug("%.1f s: judged %d candidate(s), %d detection(s)", self.seconds, len(todo), len(out))
         return out
+
+    def _fuse(self, scores: dict[str, np.ndarray], later: list[Deferred]) -> np.ndarray:
+        """The calibrated score of each row, -inf for a row that cannot pass the threshold: each deferred
+        cohort part (detect.Deferred) is made only for the rows whose best reachable score
+        (Calibration.upper) still passes it, so every decision is the one the full judgement makes."""
+        live = np.arange(len(next(iter(scores.values()))))
+        for d in later:
+            # 1e-9: upper() sums what fuse() multiplies, so the two may differ in the last bits.
+            live = live[self.calibration.upper({k: v[live] for k, v in scores.items()}) > self.threshold - 1e-9]
+            if not len(live):
+                break
+            for k, v in d.complete(live, self.cfg).items():
+                scores[k][live] = v
+        fused = np.full(len(next(iter(scores.values()))), -np.inf)
+        if len(live):
+            fused[live] = self.calibration.fuse({k: v[live] for k, v in scores.items()})
+        return fused
 
     def _voice_ok(self, p: _Pending, named: dict[str, float]) -> bool:
         """Whether an accepted candidate passes the speaker veto (StreamConfig.speaker_veto; its score is

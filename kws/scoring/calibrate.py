@@ -82,6 +82,18 @@ class Calibration:
             x = np.clip(x, self.lo, self.hi)
         return (x - np.array(self.mean)) / np.array(self.std) @ np.array(self.weights) + self.bias
 
+    def upper(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """The highest fused score each row can still reach: fuse, with each NaN (not yet known) column at
+        its most favourable value in [lo, hi]. Unbounded (+inf) without lo and hi."""
+        scores = with_set_columns(scores, self.names)
+        x = np.column_stack([np.asarray(scores[n], np.float64) for n in self.names])
+        if not self.lo:
+            return np.full(len(x), np.inf)
+        lo, hi, m, s, w = map(np.array, (self.lo, self.hi, self.mean, self.std, self.weights))
+        part = (np.clip(x, lo, hi) - m) / s * w
+        most = np.maximum((lo - m) / s * w, (hi - m) / s * w)
+        return np.where(np.isnan(part), most, part).sum(axis=1) + self.bias
+
     def decide(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         return (self.fuse(scores) > self.threshold).astype(int)
 

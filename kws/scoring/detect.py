@@ -232,14 +232,50 @@ def second_profile(profile: SpeakerProfile, cfg: Config) -> tuple[SpeakerProfile
     return second, cohort
 
 
-def keyword_pass(profile: SpeakerProfile, frames: list[np.ndarray], cohort: Cohort, cfg: Config,
-                 nm_dist: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray, list[list[dtw.Match]]]:
-    """(keyword columns, template x clip distances, matches) of clip frames against a profile's templates."""
-    dist, matches = keyword_matches(profile.all_templates(), frames)
-    n = len(cohort.templates)    # one DP pass for both, so its per-row overhead is paid once
-    both = keyword_distances(list(cohort.templates) + [t[::-1] for t in profile.templates], frames)
-    cohort_dist, reversed_dist = both[:n], both[n:]
+Matched = tuple[np.ndarray, list[list[dtw.Match]]]   # keyword_matches' (distances, matches[template][clip])
+
+
+def keyword_pass(profile: SpeakerProfile, frames: list[np.ndarray], cohort: Cohort | None, cfg: Config,
+                 nm_dist: np.ndarray | None = None, matched: Matched | None = None
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[list[dtw.Match]]]:
+    """(keyword columns, template x clip distances, matches) of clip frames against a profile's templates.
+
+    matched: the templates' part, already made. cohort None: without the cohort and reversed takes (most of
+    the DP work), so the columns that need them (COHORT_NAMES) are NaN; Deferred.complete adds them."""
+    dist, matches = matched or keyword_matches(profile.all_templates(), frames)
+    if cohort is None:
+        cohort_dist = reversed_dist = np.full((1, len(frames)), np.nan)
+    else:
+        n = len(cohort.templates)    # one DP pass for both, so its per-row overhead is paid once
+        both = keyword_distances(list(cohort.templates) + [t[::-1] for t in profile.templates], frames)
+        cohort_dist, reversed_dist = both[:n], both[n:]
     return keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k, nm_dist), dist, matches
+
+
+# The keyword columns that need a pass's cohort part (mu_t, sd_t or the reversed takes: kws/scoring/scores.py).
+COHORT_NAMES = ("kw_t", "kw_trel", "kw_rev", "kw_nm_t")
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A keyword pass whose cohort part score_and_locate(defer=True) left out: its COHORT_NAMES columns, NaN
+    until complete() makes them for the clips that still need them."""
+    profile: SpeakerProfile
+    frames: list[np.ndarray]
+    matched: Matched
+    cohort: Cohort
+    nm_dist: np.ndarray | None
+    frontend: str | None        # the second front end's name (its columns are renamed), None: the first
+
+    def complete(self, idx: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
+        """The pass's COHORT_NAMES columns (under their score names) for clips idx."""
+        dist, matches = self.matched
+        with stage("dtw" if self.frontend is None else "second"):
+            out, _, _ = keyword_pass(self.profile, [self.frames[i] for i in idx], self.cohort, cfg,
+                                     None if self.nm_dist is None else self.nm_dist[:, idx],
+                                     (dist[:, idx], [[row[i] for i in idx] for row in matches]))
+        named = {n if self.frontend is None else scores.second_name(self.frontend, n): out[n] for n in COHORT_NAMES}
+        return {n: v for n, v in named.items() if n in scores.COLUMNS}
 
 
 def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
@@ -283,32 +319,40 @@ def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, 
 
 
 def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config,
-                     speaker: bool = True) -> tuple[dict[str, np.ndarray], list[dtw.Match]]:
-    """score_clips, and where each clip's best match lies (its closest enrollment template's)."""
+                     speaker: bool = True, defer: bool = False
+                     ) -> tuple[dict[str, np.ndarray], list[dtw.Match], list[Deferred]]:
+    """score_clips, where each clip's best match lies (its closest enrollment template's), and, with defer,
+    each front end's cohort part left out (Deferred, first front end first; their columns NaN till then)."""
     if not clips:
         groups = {"keyword", "condition", *(["speaker"] if speaker else []), *(["matcher"] if cfg.detect.matcher else [])}
-        return {name: np.zeros(0) for name in SCORE_NAMES if scores.COLUMNS[name].group in groups}, []
+        return {name: np.zeros(0) for name in SCORE_NAMES if scores.COLUMNS[name].group in groups}, [], []
     frames = [c.frames for c in clips]
+    later: list[Deferred] = []
     with stage("dtw"):
-        out, dist, matches = keyword_pass(profile, frames, cohort, cfg, noise_matched_distances(profile, clips, cfg))
+        nm_dist = noise_matched_distances(profile, clips, cfg)
+        out, dist, matches = keyword_pass(profile, frames, None if defer else cohort, cfg, nm_dist)
+    if defer:
+        later.append(Deferred(profile, frames, (dist, matches), cohort, nm_dist, None))
     f2 = cfg.second_features()
     if f2 is not None:
         with stage("second"):
             second, cohort2 = second_profile(profile, cfg)
             frames2 = [keyword_frames(c.audio, f2) for c in clips]
-            kw2, _, _ = keyword_pass(second, frames2, cohort2, cfg)
+            kw2, dist2, matches2 = keyword_pass(second, frames2, None if defer else cohort2, cfg)
             out.update({scores.second_name(f2.frontend, n): v for n, v in kw2.items()
                         if scores.second_name(f2.frontend, n) in scores.COLUMNS})
+        if defer:
+            later.append(Deferred(second, frames2, (dist2, matches2), cohort2, None, f2.frontend))
     out.update(condition_scores(clips, cfg))
     best = best_matches_of(dist, matches)
     if cfg.detect.matcher:
         with stage("matcher"):
             out.update(scores.group_scores("matcher", matcher_scores(profile, frames, dist, matches, cfg)))
     if not speaker:
-        return out, best
+        return out, best, later
     segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best)]
     with stage("encoder"):
         emb = speaker_embeddings(segments + [c.audio for c in clips], cfg.detect.voiceprint, cfg.features)
     with stage("voiceprint"):
         out.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
-    return out, best
+    return out, best, later
