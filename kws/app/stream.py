@@ -3,7 +3,8 @@
     read_blocks     file -> 16 kHz mono blocks (never the whole file)
     StreamDetector  hop by hop: keyword columns -> every phrase's Spotter (online subsequence DTW)
                     -> candidates -> each judged on its own span by detect.score_and_locate and the
-                    calibration, as predict.sh judges a clip -> one detection per utterance
+                    calibration, as predict.sh judges a clip (its cohort passes made only where the
+                    decision could still need them: StreamDetector._fuse) -> one detection per utterance
 
 Memory is bounded: the sample buffer holds the last few seconds, at most max_batch candidates wait
 to be judged, and nothing else grows with the length of the stream.
