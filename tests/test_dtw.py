@@ -78,3 +78,46 @@ def test_online_match_equals_the_batch_distances_column_by_column():
     # the phrase's best match ends inside it, the word's inside the word
     first, second = len(frames(["bravo"], seed=4)), len(frames(["alpha", "delta"], seed=5))
     assert first < int(np.argmin(dist[:, 0])) < first + second + 3 <= int(np.argmin(dist[:, 2])) + 3
+
+
+def _reference(t: np.ndarray, x: np.ndarray, blocked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_subsequence_many for one template, cell by cell: (mean cost, start column, worse-half mean) per end."""
+    n, m, h = len(t), len(x), max(1, len(t) // 2)
+    cost = np.where(blocked[None, :], np.inf, 1.0 - dtw.unit(t) @ dtw.unit(x).T).astype(np.float32)
+    inf = (np.float32(np.inf), 0, np.float32(np.inf))
+    P = [[inf] * m for _ in range(n)]      # (path cost, start, first-half cost)
+    for j in range(m):
+        P[0][j] = (cost[0, j], j, cost[0, j])
+    for i in range(1, n):
+        for j in range(m):
+            best = P[i - 1][j - 1] if j >= 1 else inf
+            if j >= 2 and P[i - 1][j - 2][0] < best[0]:
+                best = P[i - 1][j - 2]
+            if i >= 2 and j >= 1 and P[i - 2][j - 1][0] + cost[i - 1, j] < best[0]:
+                p = P[i - 2][j - 1]
+                best = (p[0] + cost[i - 1, j], p[1], p[2])     # (first-half cost: reset below while i <= h)
+            half = best[0] if i == h else best[2]
+            total = best[0] + cost[i, j]
+            P[i][j] = (total, best[1], total if i < h else half)
+    path = np.array([c[0] for c in P[-1]], np.float32)
+    half = np.array([c[2] for c in P[-1]], np.float32)
+    with np.errstate(invalid="ignore"):
+        worst = path if n < 2 else np.maximum(half / h, (path - half) / (n - h))
+    return path / n, np.array([c[1] for c in P[-1]]), np.where(np.isfinite(path), worst, np.inf)
+
+
+def test_many_templates_of_many_lengths_match_as_each_alone():
+    """The batched pass (templates longest first, leaving as they end, halves as slices) against a plain
+    cell-by-cell DTW of each template on its own: costs, starts and worse halves."""
+    rng = np.random.default_rng(3)
+    templates = [rng.standard_normal((n, 6)).astype(np.float32) for n in (9, 1, 6, 2, 5, 9, 3)]
+    x = rng.standard_normal((24, 6)).astype(np.float32)
+    blocked = np.zeros(24, bool)
+    blocked[11:13] = True
+    score, start, worst = dtw._subsequence_many([dtw.unit(t) for t in templates], dtw.unit(x), blocked)
+    for k, t in enumerate(templates):
+        ref = _reference(t, x, blocked)
+        fin = np.isfinite(ref[0])
+        assert np.array_equal(np.isfinite(score[k]), fin), k
+        assert np.allclose(score[k][fin], ref[0][fin], atol=1e-5) and np.array_equal(start[k][fin], ref[1][fin]), k
+        assert np.allclose(worst[k][fin], ref[2][fin], atol=1e-5), k

@@ -120,6 +120,10 @@ def _subsequence_many(templates: list[np.ndarray], test: np.ndarray, blocked: np
     for b in bufs:
         b[:, :, :2] = np.array([np.inf, 0.0, np.inf], np.float32)[:, None, None]
     cols = np.arange(m, dtype=np.float32)    # exact as float32 below 2**24 columns
+    # halves fall along the templates as their lengths do: at row i, those still in their first half are
+    # the first past[i], and those whose first half ended at row i - 1 the next ones, up to upto[i].
+    rows = np.arange(n_max)[:, None]
+    past, upto = (halves[None, :] > rows).sum(axis=1), (halves[None, :] >= rows).sum(axis=1)
     c_prev = ones - padded[:, 0] @ test_t
     bufs[0][:, :, 2:] = np.stack([c_prev, np.broadcast_to(cols, c_prev.shape), c_prev])
     bufs[1][:, :, 2:] = np.stack([np.full_like(c_prev, np.inf), np.broadcast_to(cols, c_prev.shape),
@@ -138,10 +142,12 @@ def _subsequence_many(templates: list[np.ndarray], test: np.ndarray, blocked: np
             pick_c = c_cost < out[0]
             np.copyto(out[0], c_cost, where=pick_c)
             np.copyto(out[1:], c[1:], where=pick_c)
-            h = halves[:act, None]
-            np.copyto(out[2], out[0], where=h == i)              # the first half ends at row i - 1
+            k_past, k_upto = past[i], upto[i]                    # slices, not masks: cheaper per row
+            if k_upto > k_past:                                  # their first half ends at row i - 1
+                out[2, k_past:k_upto] = out[0, k_past:k_upto]
             out[0] += c_i
-            np.copyto(out[2], out[0], where=i < h)
+            if k_past:
+                out[2, :k_past] = out[0, :k_past]
             cur, before, nxt = nxt, cur, before
             c_prev = c_i
         for r in done.get(i, ()):
