@@ -89,7 +89,7 @@ def write_record(path: Path, stream, truth: list[dict]) -> None:
                      "kind": best["kind"] if over else "pause", "truth_start": best["start"] if over else "",
                      "fused": round(fused, 4), **{k: round(v, 5) for k, v in named.items()}})
     with open(path, "w", encoding="utf-8", newline="") as f:
-        # A candidate the judge's gate stopped has fewer columns (StreamDetector._judge): every row's, in order.
+        # Only candidates the judge accepts get the speaker veto's `veto` column: every row's columns, in order.
         w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)) or ["phrase"], delimiter="\t")
         w.writeheader()
         w.writerows(rows)

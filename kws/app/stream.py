@@ -23,14 +23,13 @@ from kws.scoring.calibrate import Calibration
 from kws.signal.audio import Resampler, open_audio, warn_if_truncated
 from kws.scoring.cohort import load_cohort
 from kws.config import SAMPLE_RATE, Config, FeatureConfig, StreamConfig
-from kws.scoring.detect import COHORT_NAMES, Deferred, Prepared, prepare, score_and_locate
+from kws.scoring.detect import Deferred, Prepared, cohort_columns, prepare, score_and_locate
 from kws.errors import AudioError, KwsError
 from kws.nn.encoder import keyword_frames
 from kws.signal.conditions import NoiseFloor, in_stream
 from kws.signal.denoise import StreamDenoiser
 from kws.signal.features import KeywordFrameStream, frames_per_second
 from kws.scoring.profile import SpeakerProfile
-from kws.scoring.scores import second_name
 from kws.scoring.recent import RecentPrior, RecentScores, recent_bases
 from kws.scoring.spotter import Candidate, Spotter
 from kws.scoring.veto import speaker_veto
@@ -186,7 +185,7 @@ class StreamDetector:
         self.trace: list[tuple[Candidate, float, dict[str, float]]] | None = None   # a list: every judgement kept
         # Cohort parts may wait (_fuse) when the judge bounds every column and its running statistics need none of them.
         f2 = cfg.detect.second_frontend
-        deferred = {*COHORT_NAMES, *(second_name(f2, n) for n in COHORT_NAMES if f2)}
+        deferred = {*cohort_columns().values(), *(cohort_columns(f2).values() if f2 else ())}
         self.defer = bool(calibration.lo) and not deferred & set(recent_bases(calibration.names))
         self.vetoes = {name: v for name, p in phrases.items()
                        if (v := speaker_veto(p.template_audio, cfg, stream=True)) is not None}
@@ -282,7 +281,8 @@ class StreamDetector:
         """The calibrated score of each row, -inf for a row that cannot pass the threshold: each deferred
         cohort part (detect.Deferred) is made only for the rows whose best reachable score
         (Calibration.upper) still passes it, so every decision is the one the full judgement makes."""
-        live = np.arange(len(next(iter(scores.values()))))
+        n = len(next(iter(scores.values())))
+        live = np.arange(n)
         for d in later:
             # 1e-9: upper() sums what fuse() multiplies, so the two may differ in the last bits.
             live = live[self.calibration.upper({k: v[live] for k, v in scores.items()}) > self.threshold - 1e-9]
@@ -290,7 +290,7 @@ class StreamDetector:
                 break
             for k, v in d.complete(live, self.cfg).items():
                 scores[k][live] = v
-        fused = np.full(len(next(iter(scores.values()))), -np.inf)
+        fused = np.full(n, -np.inf)
         if len(live):
             fused[live] = self.calibration.fuse({k: v[live] for k, v in scores.items()})
         return fused

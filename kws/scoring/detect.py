@@ -256,6 +256,13 @@ def keyword_pass(profile: SpeakerProfile, frames: list[np.ndarray], cohort: Coho
 COHORT_NAMES = ("kw_t", "kw_trel", "kw_rev", "kw_nm_t")
 
 
+def cohort_columns(frontend: str | None = None) -> dict[str, str]:
+    """{keyword column: its score column} of a pass's cohort part: the first front end's (None) or the second's,
+    renamed (scores.second_name); registered columns only."""
+    named = {n: n if frontend is None else scores.second_name(frontend, n) for n in COHORT_NAMES}
+    return {n: c for n, c in named.items() if c in scores.COLUMNS}
+
+
 @dataclass(frozen=True)
 class Deferred:
     """A keyword pass whose cohort part score_and_locate(defer=True) left out: its COHORT_NAMES columns, NaN
@@ -274,8 +281,7 @@ class Deferred:
             out, _, _ = keyword_pass(self.profile, [self.frames[i] for i in idx], self.cohort, cfg,
                                      None if self.nm_dist is None else self.nm_dist[:, idx],
                                      (dist[:, idx], [[row[i] for i in idx] for row in matches]))
-        named = {n if self.frontend is None else scores.second_name(self.frontend, n): out[n] for n in COHORT_NAMES}
-        return {n: v for n, v in named.items() if n in scores.COLUMNS}
+        return {c: out[n] for n, c in cohort_columns(self.frontend).items()}
 
 
 def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
