@@ -18,22 +18,39 @@ from pathlib import Path
 import numpy as np
 
 from kws.scoring.cohort import COHORT_FILE, ENCODER_VOICEPRINTS_FILE, TRUNK_VOICEPRINTS_FILE, Cohort
-from kws.config import DEFAULT, FRONTENDS, PRETRAINED_DIR, with_frontend
+from kws.config import DEFAULT, FRONTENDS, PRETRAINED_DIR, Config, with_frontend
 from kws.scoring.detect import prepare
 from kws.nn.encoder import embed_speakers, frontend_fingerprint, load_multitask, load_trunk_projection, speaker_embeddings
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
 from word_corpus import Words, augment, held_out_langs, load_noise, split_speakers, utterance
 
 log = logging.getLogger("build_cohort")
+COUNT, SEED = 400, 11   # the shipped cohort's utterances (--count, --seed)
+
+
+def cohort_utterances(rng: np.random.Generator, words: Words, speakers: list[str], noise: list[np.ndarray],
+                      cfg: Config, count: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(keyword frames, speech crops) of the cohort's utterances, drawn from rng in turn over the speakers
+    (eval_speaker.py --ge2e draws them again, with the same seed, to embed them with other GE2E weights)."""
+    frames, crops = [], []
+    for i in range(count):
+        spk = speakers[i % len(speakers)]
+        y = augment(rng, noise, utterance(rng, words, spk, int(rng.integers(1, 4))))
+        p = prepare(y, cfg)
+        frames.append(p.frames)
+        crops.append(p.audio)
+        if (i + 1) % 100 == 0:
+            log.info("%d/%d utterances", i + 1, count)
+    return frames, crops
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--words", default="../shared/data/words")
     ap.add_argument("--noise", default=TRAIN_NOISE_DIR, help="training noise (never the dev noise)")
-    ap.add_argument("--count", type=int, default=400)
+    ap.add_argument("--count", type=int, default=COUNT)
     ap.add_argument("--templates", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--frontend", default=DEFAULT.features.frontend, choices=FRONTENDS)
     ap.add_argument("--voiceprints", nargs="?", const="encoder", choices=("encoder", "trunk"),
                     help=f"write only pretrained/{ENCODER_VOICEPRINTS_FILE} (encoder, the default) or "
@@ -52,15 +69,7 @@ def main() -> None:
     cohort_speakers = [s for s in split_speakers(words.speakers)[0] if words.lang[s] not in held]
     noise = load_noise(check_training_noise(a.noise))
     rng = np.random.default_rng(a.seed)
-    frames, crops = [], []
-    for i in range(a.count):
-        spk = cohort_speakers[i % len(cohort_speakers)]
-        y = augment(rng, noise, utterance(rng, words, spk, int(rng.integers(1, 4))))
-        p = prepare(y, cfg)
-        frames.append(p.frames)
-        crops.append(p.audio)
-        if (i + 1) % 100 == 0:
-            log.info("%d/%d utterances", i + 1, a.count)
+    frames, crops = cohort_utterances(rng, words, cohort_speakers, noise, cfg, a.count)
     if a.voiceprints:   # the utterances above are the cohort's (same seed, drawn before the templates)
         emb = speaker_embeddings(crops, a.voiceprints, cfg.features)
         m = load_multitask()

@@ -2,14 +2,16 @@
 """Speaker verification on dev speakers' short utterances, as the detector meets them.
 
     python scripts/eval_speaker.py --words ../shared/data/words --noise ../shared/data/noise \
-        [--split dev] [--seed 3] --out docs/speaker_eval.json
+        [--split dev] [--seed 3] [--ge2e FILE] --out docs/speaker_eval.json
 
 Each dev speaker enrolls a 1-2-word phrase with five takes (clean, as at enrollment). Trials are 1-2-word
 test utterances (the phrase's other takes and other words) by the enrolled speaker (targets) and by every
 other dev speaker (impostors; those of the same corpus also say the same phrase), clean and with dev noise
 (`noise/`, measuring only) at 0-10 dB. For each voiceprint (GE2E, the multi-task encoder's, both, the trunk's) and each
 scoring rule it reports the EER, the false-accept rate at a 5 % miss, and that rate on the impostors who
-say the phrase. Nothing is fitted: the cohort is the shipped one (train-split speakers).
+say the phrase. Nothing is fitted: the cohort is the shipped one (train-split speakers). --ge2e measures other
+GE2E layers (scripts/train_voiceprint.py --out): the cohort's utterances are drawn again as build_cohort.py drew
+them (train noise from --train-noise) and embedded with those layers.
 """
 from __future__ import annotations
 
@@ -22,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from augment import load_noise, mix_at_snr, noise_segment, peak_normalise
-from kws.config import DEFAULT, SAMPLE_RATE
+from kws.config import DEFAULT, SAMPLE_RATE, with_frontend
 from kws.harness.report import eer, rates_at
-from kws.nn.encoder import load_multitask, speaker_embeddings
+from kws.nn.encoder import embed_speakers, load_ge2e, load_multitask, speaker_embeddings
 from kws.scoring.cohort import load_cohort
 from kws.scoring.voiceprint import snorm, unit, voiceprint
-from word_corpus import Words
+from noise_rule import TRAIN_NOISE_DIR, check_training_noise
+from word_corpus import Words, split_speakers
 
 log = logging.getLogger("eval_speaker")
 SR = SAMPLE_RATE
@@ -144,24 +147,40 @@ def trials(a: argparse.Namespace) -> tuple[Words, list[tuple[Take, list[Take]]],
     return words, enrollments, tests, {"clean": [t.audio for t in tests], "0-10 dB": noisy(tests, noise, rng)}
 
 
+def cohort_crops(words_dir: Path, train_noise: Path) -> list[np.ndarray]:
+    """The speech crops of the shipped cohort's utterances, drawn again as build_cohort.py drew them."""
+    from build_cohort import COUNT, SEED, cohort_utterances
+    words = Words(words_dir, "train")
+    return cohort_utterances(np.random.default_rng(SEED), words, split_speakers(words.speakers)[0],
+                             load_noise(check_training_noise(train_noise)), with_frontend(DEFAULT.features.frontend),
+                             COUNT)[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     trial_arguments(ap)
+    ap.add_argument("--ge2e", default="", help="GE2E layers to measure instead of the shipped ones")
+    ap.add_argument("--train-noise", default=TRAIN_NOISE_DIR, help="--ge2e: the noise the cohort was built with")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     words, enrollments, tests, conditions = trials(a)
     takes = [y.audio for _, ts in enrollments for y in ts]
     cohort = {v: load_cohort(cfg=DEFAULT.features, voiceprint=v).speaker_embeddings for v in VOICEPRINTS}
-    enroll_emb = {v: unit(speaker_embeddings(takes, v, DEFAULT.features)).reshape(len(enrollments), 5, -1)
-                  for v in VOICEPRINTS}
+
+    def embed(wavs: list[np.ndarray], v: str) -> np.ndarray:
+        return embed_speakers(wavs, load_ge2e(a.ge2e)) if v == "ge2e" and a.ge2e else \
+            speaker_embeddings(wavs, v, DEFAULT.features)
+    if a.ge2e:
+        cohort["ge2e"] = embed(cohort_crops(Path(a.words), Path(a.train_noise)), "ge2e")
+    enroll_emb = {v: unit(embed(takes, v)).reshape(len(enrollments), 5, -1) for v in VOICEPRINTS}
     target = np.array([[t.speaker == p.speaker for t in tests] for p, _ in enrollments])
     same_phrase = np.array([[t.words == p.words for t in tests] for p, _ in enrollments])
     result = {"split": a.split, "speakers": len(words.speakers), "enrollments": len(enrollments),
               "tests": len(tests), "trials": int(target.size), "targets": int(target.sum()),
               "impostor_same_phrase": int((same_phrase & ~target).sum()), "seed": a.seed,
-              "encoder_sha": load_multitask().sha, "systems": {}}
+              "encoder_sha": load_multitask().sha, "ge2e": a.ge2e or "shipped", "systems": {}}
     for cond, audio in conditions.items():
-        test_emb = {v: speaker_embeddings(audio, v, DEFAULT.features) for v in VOICEPRINTS}
+        test_emb = {v: embed(audio, v) for v in VOICEPRINTS}
         for name, s in systems(enroll_emb, test_emb, cohort).items():
             result["systems"].setdefault(name, {})[cond] = measure(s, target, same_phrase)
     for name, r in result["systems"].items():

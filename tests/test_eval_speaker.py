@@ -2,6 +2,7 @@
 import csv
 
 import numpy as np
+import pytest
 
 import eval_speaker as ev
 from word_corpus import Words, held_out_langs, split_speakers
@@ -56,3 +57,21 @@ def test_held_out_language_keeps_the_other_speakers_halves(tmp_path):
     cohort, calibration = split_speakers(words.speakers)
     kept = [s for s in cohort if words.lang[s] not in held]
     assert set(kept) <= set(cohort) and not {"a1", "a2"} & set(kept) and set(calibration) & {"d1", "d2", "g1", "g2"}
+
+
+WORDS = ev.Path(__file__).resolve().parents[2] / "shared" / "data" / "words"
+NOISE = ev.Path(__file__).resolve().parents[1] / ev.TRAIN_NOISE_DIR
+
+
+@pytest.mark.skipif(not (WORDS.is_dir() and NOISE.is_dir()),
+                    reason="needs ../shared/data/words and build/train-noise (scripts/build_train_noise.py)")
+def test_other_ge2e_layers_meet_the_shipped_cohorts_utterances(monkeypatch):
+    """--ge2e draws the cohort's utterances again: with the shipped layers their embeddings are the shipped ones."""
+    import build_cohort
+    from kws.config import DEFAULT
+    from kws.nn.encoder import embed_speakers, load_ge2e
+    from kws.scoring.cohort import load_cohort
+    monkeypatch.setattr(build_cohort, "COUNT", 6)     # the first utterances are drawn the same whatever the count
+    emb = embed_speakers(ev.cohort_crops(WORDS, NOISE), load_ge2e())
+    shipped = load_cohort(cfg=DEFAULT.features, voiceprint="ge2e").speaker_embeddings[:6].astype(np.float32)
+    assert np.abs(ev.unit(emb) - ev.unit(shipped)).max() < 2e-3

@@ -74,3 +74,27 @@ def test_ge2e_net_carries_the_runtime_weights_both_ways():
     with torch.no_grad():
         ref = net(torch.from_numpy(x)[None], torch.tensor([120]))[0].numpy()
     assert np.abs(encoder.embed_partials(tuned, [x])[0] - ref).max() < 1e-4
+
+
+def test_ge2e_loss_is_the_papers_softmax_loss_and_rewards_separated_speakers():
+    from kws.training.model import ge2e_loss
+    g = torch.Generator().manual_seed(0)
+    centres = torch.nn.functional.normalize(torch.randn(4, 16, generator=g), dim=1)
+    tight = torch.nn.functional.normalize(centres[:, None] + 0.1 * torch.randn(4, 3, 16, generator=g), dim=2)
+    mixed = tight.reshape(12, 16)[torch.randperm(12, generator=g)].reshape(4, 3, 16)
+    w, b = torch.tensor(10.0), torch.tensor(-5.0)
+    assert ge2e_loss(tight, w, b) < 0.1 < 1.0 < ge2e_loss(mixed, w, b)
+    # against a loop over utterances: own centroid without the utterance itself, cross-entropy over speakers
+    ref = 0.0
+    for j in range(4):
+        for i in range(3):
+            sims = []
+            for k in range(4):
+                members = [tight[k, x] for x in range(3) if not (k == j and x == i)]
+                c = torch.nn.functional.normalize(torch.stack(members).mean(0), dim=0)
+                sims.append(w * (tight[j, i] @ c) + b)
+            ref = ref - torch.log_softmax(torch.stack(sims), 0)[j]
+    assert abs(float(ge2e_loss(tight, w, b)) - float(ref) / 12) < 1e-5
+    x = tight.clone().requires_grad_(True)
+    ge2e_loss(x, w, b).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

@@ -146,3 +146,17 @@ class GE2ENet(nn.Module):
             out[f"bias_{k}"] = self._numpy_order(getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}"))
         out.update(proj_w=self.linear.weight, proj_b=self.linear.bias)
         return {k: v.detach().cpu().numpy().astype("float32") for k, v in out.items()}
+
+
+def ge2e_loss(emb: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """GE2E's softmax loss (Wan et al., 2018) over (N speakers, M utterances, D) unit embeddings: each
+    utterance's scaled cosine (w * cos + b) to every speaker's centroid, its own speaker's left out of it
+    (else one utterance pulls its own centroid toward itself), as logits of which speaker it is."""
+    n, m, _ = emb.shape
+    centroids = nn.functional.normalize(emb.mean(dim=1), dim=1)                            # (N, D)
+    own = nn.functional.normalize((emb.sum(dim=1, keepdim=True) - emb) / (m - 1), dim=2)   # (N, M, D)
+    sim = torch.einsum("nmd,kd->nmk", emb, centroids)
+    idx = torch.arange(n)
+    sim[idx, :, idx] = (emb * own).sum(dim=2)
+    logits = w.clamp(min=1e-6) * sim + b
+    return nn.functional.cross_entropy(logits.reshape(n * m, n), idx.repeat_interleave(m))
