@@ -33,7 +33,7 @@ from kws.config import DEFAULT, StreamConfig
 from kws.scoring.calibrate import Calibration, calibration_name
 from kws.scoring.recent import RUN_SUFFIX, RUNTOP_SUFFIX, RecentPrior, RecentScores, recent_bases, recent_columns
 from kws.training.fitting import Standardised, fit_logistic, fit_stream_loss
-from word_corpus import Words, split_speakers
+from word_corpus import Words, unheard_speakers
 
 log = logging.getLogger("fit_stream")
 
@@ -206,7 +206,7 @@ def main() -> None:
     ap.add_argument("--bench", required=True, type=Path, action="append", help="a train-split stream bench "
                     "(scripts/stream_bench.py build); repeat it to fit on several")
     ap.add_argument("--speakers-half", choices=("all", "calibration"), default="all", help="calibration: only streams "
-                    "whose enrolled speaker the encoder never trained on (word_corpus.split_speakers; needs --words)")
+                    "whose enrolled speaker no trained part heard (word_corpus.unheard_speakers; needs --words)")
     ap.add_argument("--words", type=Path, help="the words corpus the benches were built from (--speakers-half)")
     ap.add_argument("--record", default="rec.tsv", help="each task's candidate record (eval_stream.py --record)")
     plain = Calibration.for_config(DEFAULT).names
@@ -239,7 +239,8 @@ def main() -> None:
     if a.speakers_half == "calibration":
         if not a.words:
             raise SystemExit("--speakers-half calibration needs --words")
-        speakers = set(split_speakers(Words(a.words, "train").speakers)[1])
+        train = Words(a.words, "train")
+        speakers = unheard_speakers(train.speakers, train.corpus)
     rows, streams = read_bench(a.bench, a.record, speakers)
     if not streams.hours:
         raise SystemExit("no stream left to fit on")

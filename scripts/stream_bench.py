@@ -103,8 +103,8 @@ def unheard(words: Words) -> set[str]:
     Speech Commands). Every dev voice is unheard."""
     if words.split != "train":
         return set(words.speakers)
-    from word_corpus import split_speakers
-    return set(split_speakers([s for s in words.speakers if words.corpus[s] != "gsc"])[1])
+    from word_corpus import unheard_speakers
+    return unheard_speakers(words.speakers, words.corpus)
 
 
 def active_rms_db(y: np.ndarray) -> float:

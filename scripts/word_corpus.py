@@ -53,6 +53,12 @@ def split_speakers(speakers: list[str]) -> tuple[list[str], list[str]]:
     return s[0::2], s[1::2]
 
 
+def unheard_speakers(speakers: list[str], corpus: dict[str, str]) -> set[str]:
+    """Of train-split speakers, those no trained part heard: the calibration half of the task corpora (the
+    encoder, GE2E's tuning and the cohorts heard the other half, and Speech Commands whole)."""
+    return set(split_speakers([s for s in speakers if corpus[s] != "gsc"])[1])
+
+
 def held_out_langs(text: str) -> set[str]:
     """--hold-out ar[,zh]: languages kept out of training, to measure one the system has never met.
     Speakers are dropped after split_speakers, so the halves of the others stay as they were."""
