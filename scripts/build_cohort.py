@@ -28,6 +28,11 @@ log = logging.getLogger("build_cohort")
 COUNT, SEED = 400, 11   # the shipped cohort's utterances (--count, --seed)
 
 
+def cohort_speakers(words: Words, held: set[str] = frozenset()) -> list[str]:
+    """The train speakers the cohort is drawn from: the cohort half, without held-out languages."""
+    return [s for s in split_speakers(words.speakers)[0] if words.lang[s] not in held]
+
+
 def cohort_utterances(rng: np.random.Generator, words: Words, speakers: list[str], noise: list[np.ndarray],
                       cfg: Config, count: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(keyword frames, speech crops) of the cohort's utterances, drawn from rng in turn over the speakers
@@ -66,10 +71,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     words = Words(Path(a.words), "train")
     held = held_out_langs(a.hold_out)
-    cohort_speakers = [s for s in split_speakers(words.speakers)[0] if words.lang[s] not in held]
+    speakers = cohort_speakers(words, held)
     noise = load_noise(check_training_noise(a.noise))
     rng = np.random.default_rng(a.seed)
-    frames, crops = cohort_utterances(rng, words, cohort_speakers, noise, cfg, a.count)
+    frames, crops = cohort_utterances(rng, words, speakers, noise, cfg, a.count)
     if a.voiceprints:   # the utterances above are the cohort's (same seed, drawn before the templates)
         emb = speaker_embeddings(crops, a.voiceprints, cfg.features)
         m = load_multitask()
@@ -79,12 +84,12 @@ def main() -> None:
         return
     templates = []
     for i in range(a.templates):
-        spk = cohort_speakers[i % len(cohort_speakers)]
+        spk = speakers[i % len(speakers)]
         y = words.load(words.clips[spk][int(rng.integers(len(words.clips[spk])))])
         templates.append(prepare(augment(rng, [], y), cfg, pad_ms=cfg.enroll.template_pad_ms).frames)
     emb = embed_speakers(crops)
     np.savez_compressed(a.out, **Cohort.pack(frames, templates, emb, frontend_fingerprint(cfg.features), a.int8))
-    log.info("wrote %s: %d utterances from %d speakers, %d frames", a.out, len(frames), len(cohort_speakers),
+    log.info("wrote %s: %d utterances from %d speakers, %d frames", a.out, len(frames), len(speakers),
              sum(len(f) for f in frames))
 
 

@@ -30,7 +30,7 @@ from kws.nn.encoder import embed_speakers, load_ge2e, load_multitask, speaker_em
 from kws.scoring.cohort import load_cohort
 from kws.scoring.voiceprint import snorm, unit, voiceprint
 from noise_rule import TRAIN_NOISE_DIR, check_training_noise
-from word_corpus import Words, split_speakers
+from word_corpus import Words
 
 log = logging.getLogger("eval_speaker")
 SR = SAMPLE_RATE
@@ -149,9 +149,9 @@ def trials(a: argparse.Namespace) -> tuple[Words, list[tuple[Take, list[Take]]],
 
 def cohort_crops(words_dir: Path, train_noise: Path) -> list[np.ndarray]:
     """The speech crops of the shipped cohort's utterances, drawn again as build_cohort.py drew them."""
-    from build_cohort import COUNT, SEED, cohort_utterances
+    from build_cohort import COUNT, SEED, cohort_speakers, cohort_utterances
     words = Words(words_dir, "train")
-    return cohort_utterances(np.random.default_rng(SEED), words, split_speakers(words.speakers)[0],
+    return cohort_utterances(np.random.default_rng(SEED), words, cohort_speakers(words),
                              load_noise(check_training_noise(train_noise)), with_frontend(DEFAULT.features.frontend),
                              COUNT)[1]
 

@@ -126,7 +126,8 @@ def main() -> None:
     for name, p in student.named_parameters():
         p.requires_grad = name.startswith("linear") or int(name.rsplit("_l", 1)[1]) >= a.first_layer
     scale = torch.nn.Parameter(torch.tensor([10.0, -5.0]))   # GE2E's w and b, as its paper starts them
-    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad] + [scale], lr=a.lr)
+    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad] + ([scale] if a.speaker_weight else []),
+                           lr=a.lr)
     per = max(2, a.batch // a.speakers)
     start, recent = time.time(), []
     for step in range(1, a.steps + 1):

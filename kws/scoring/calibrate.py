@@ -76,21 +76,23 @@ class Calibration:
     def fuse(self, scores: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Fused score of each row; `@set` columns are standardised over `reference` (default: these rows),
         which must then be the whole test folder's scores."""
-        scores = with_set_columns(scores, self.names, reference)
-        x = np.column_stack([scores[n] for n in self.names])
-        if self.lo:
-            x = np.clip(x, self.lo, self.hi)
+        x = self._columns(scores, reference)
         return (x - np.array(self.mean)) / np.array(self.std) @ np.array(self.weights) + self.bias
+
+    def _columns(self, scores: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """(rows, names) of what fuse weighs: the columns in order, clipped to the fit's range (NaN stays NaN)."""
+        scores = with_set_columns(scores, self.names, reference)
+        x = np.column_stack([np.asarray(scores[n], np.float64) for n in self.names])
+        return np.clip(x, self.lo, self.hi) if self.lo else x
 
     def upper(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """The highest fused score each row can still reach: fuse, with each NaN (not yet known) column at
         its most favourable value in [lo, hi]. Unbounded (+inf) without lo and hi."""
-        scores = with_set_columns(scores, self.names)
-        x = np.column_stack([np.asarray(scores[n], np.float64) for n in self.names])
+        x = self._columns(scores)
         if not self.lo:
             return np.full(len(x), np.inf)
         lo, hi, m, s, w = map(np.array, (self.lo, self.hi, self.mean, self.std, self.weights))
-        part = (np.clip(x, lo, hi) - m) / s * w
+        part = (x - m) / s * w
         most = np.maximum((lo - m) / s * w, (hi - m) / s * w)
         return np.where(np.isnan(part), most, part).sum(axis=1) + self.bias
 
