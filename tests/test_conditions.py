@@ -62,3 +62,25 @@ def test_stream_noise_floor_hears_the_room_not_the_voices(speech):
     judged = conditions.in_stream(clip, floor.dbfs())
     assert judged.noise_dbfs == floor.dbfs() and judged.snr_db == pytest.approx(clip.level_dbfs - floor.dbfs())
     assert conditions.in_stream(clip, float("nan")) == clip
+
+
+def test_stream_noise_floor_keeps_the_quiet_non_speech_for_noise_matching(speech):
+    """keep_samples: the floor also hands out its window's non-speech, newest first, from the quieter half of
+    those frames (the bed, not a missed onset); without it, or before a pause, nothing."""
+    from kws.signal.vad import StreamVad
+    rng = np.random.default_rng(1)
+    bed = 0.003 * rng.standard_normal(len(speech) * 4)
+    y = (np.concatenate([speech] * 4) + bed).astype(np.float32)
+    vad, floor = StreamVad(DEFAULT.vad), conditions.NoiseFloor(DEFAULT.vad, window_s=20.0, keep_samples=True)
+    plain = conditions.NoiseFloor(DEFAULT.vad, window_s=20.0)
+    assert len(floor.samples(32000)) == 0
+    for i in range(0, len(y), 1600):
+        power, speech_frames, frames = vad.push(y[i:i + 1600])
+        floor.push(power, speech_frames, frames)
+        plain.push(power, speech_frames, frames)
+    got = floor.samples(16000)
+    assert len(got) == 16000
+    assert abs(10 * np.log10(np.mean(got.astype(np.float64) ** 2)) - 10 * np.log10(np.mean(bed ** 2))) < 2.0
+    assert len(plain.samples(16000)) == 0
+    with pytest.raises(ValueError):
+        floor.push(power, speech_frames)

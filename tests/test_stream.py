@@ -170,7 +170,7 @@ def test_denoised_listener_judges_the_denoised_spans(personal_profile, monkeypat
     det = detector(personal_profile, denoise="rnnoise", max_delay_s=0.0)
     heard = []
     real = st.span_clip
-    monkeypatch.setattr(st, "span_clip", lambda audio, noise, cfg: heard.append(audio) or real(audio, noise, cfg))
+    monkeypatch.setattr(st, "span_clip", lambda audio, *rest: heard.append(audio) or real(audio, *rest))
     spans = []
     orig = det._score
 
@@ -183,6 +183,28 @@ def test_denoised_listener_judges_the_denoised_spans(personal_profile, monkeypat
     assert spans and len(heard) == len(spans)
     for p, h in zip(spans, heard):
         assert h is p.judged and np.allclose(p.judged, 0.5 * p.audio[:len(p.judged)])
+
+
+def test_noise_matched_listener_matches_the_takes_in_the_streams_own_noise(personal_profile, monkeypatch):
+    """With detect.noise_match each candidate's span comes with the stream's recent non-speech (its bed, at
+    the bed's level), not the span's own few frames between voices; off, with none."""
+    import kws.app.stream as st
+    from dataclasses import replace
+    y, _ = stream(UTTERANCES, seed=3, noise_db=-45.0)
+    real, heard = st.span_clip, []
+    monkeypatch.setattr(st, "span_clip", lambda audio, db, cfg, noise=None: heard.append(noise) or real(audio, db, cfg, noise))
+    for on in (True, False):
+        heard.clear()
+        cfg = Config(detect=replace(DEFAULT.detect, noise_match=on), stream=StreamConfig(max_delay_s=0.0))
+        det = StreamDetector(Profile.load(personal_profile).phrases, Calibration.for_stream(cfg), cfg=cfg)
+        list(detect_blocks(det, blocks(y)))
+        assert heard
+        if on:
+            assert all(0 < len(n) <= cfg.detect.noise_match_max_s * SR for n in heard)
+            level = [10 * np.log10(np.mean(n.astype(np.float64) ** 2)) for n in heard]
+            assert max(abs(v + 45.0) for v in level) < 3.0
+        else:
+            assert all(n is None for n in heard)
 
 
 def test_cohort_parts_wait_and_change_no_decision(personal_profile, monkeypatch):

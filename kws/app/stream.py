@@ -138,6 +138,7 @@ class _Pending:
     audio: np.ndarray        # the candidate's span, padded
     noise_dbfs: float        # the stream's noise floor when the candidate came
     judged: np.ndarray       # what the judge hears of the span: the audio, or the denoised stream's (StreamConfig.denoise)
+    noise: np.ndarray | None = None   # the stream's recent non-speech (DetectConfig.noise_match), else None
 
 
 class StreamDetector:
@@ -164,7 +165,8 @@ class StreamDetector:
         self.step = SAMPLE_RATE / frames_per_second(spot)   # samples per keyword column
         self.spotters = [spotter_for(name, p, spot, cfg) for name, p in phrases.items()]
         self.vad = StreamVad(cfg.vad, s.peak_window_s)
-        self.noise = NoiseFloor(cfg.vad, s.noise_window_s)
+        # The stream's own noise samples too, when candidates' takes are matched in it (DetectConfig.noise_match).
+        self.noise = NoiseFloor(cfg.vad, s.noise_window_s, keep_samples=cfg.detect.noise_match)
         self.hop = int(s.hop_s * SAMPLE_RATE)
         self.pre, self.post = int(s.span_pre_s * SAMPLE_RATE), int(s.span_post_s * SAMPLE_RATE)
         # The buffer holds the longest span a match can have (a template at half speed), its padding and a hop.
@@ -234,7 +236,9 @@ class StreamDetector:
                     lo = max(a, self.denoised.start)
                     judged = self.denoised.get(lo, max(min(b, self.denoised.end), lo))
                     judged = judged if len(judged) else audio
-                self.pending.append(_Pending(c, audio, self.noise.dbfs(), judged))
+                noise = self.noise.samples(int(self.cfg.detect.noise_match_max_s * SAMPLE_RATE)) \
+                    if self.cfg.detect.noise_match else None
+                self.pending.append(_Pending(c, audio, self.noise.dbfs(), judged, noise))
 
     def _maybe_score(self) -> list[Detection]:
         if not self.pending:
@@ -252,7 +256,7 @@ class StreamDetector:
             idx = [i for i, p in enumerate(todo) if p.candidate.phrase == name]
             if not idx:
                 continue
-            clips = [span_clip(todo[i].judged, todo[i].noise_dbfs, self.cfg) for i in idx]
+            clips = [span_clip(todo[i].judged, todo[i].noise_dbfs, self.cfg, todo[i].noise) for i in idx]
             # A recorded run (trace) keeps every column of every candidate; otherwise the cohort parts wait.
             scores, _, later = score_and_locate(profile, clips, self.cohort, self.cfg, self.cfg.detect.speaker_check,
                                                 defer=self.defer and self.trace is None)
@@ -312,11 +316,12 @@ def new_utterance(start: float, end: float, last_end: float, refractory: float) 
     return end - last_end > refractory and start >= last_end
 
 
-def span_clip(audio: np.ndarray, noise_dbfs: float, cfg: Config) -> Prepared:
+def span_clip(audio: np.ndarray, noise_dbfs: float, cfg: Config, noise: np.ndarray | None = None) -> Prepared:
     """A candidate's span as a platform clip: cropped and framed by detect.prepare, its conditions those
-    of its own speech in the stream's noise floor."""
+    of its own speech in the stream's noise floor, and its noise (for noise-matched takes) the stream's
+    recent non-speech, not the span's few frames between voices."""
     p = prepare(audio, cfg)
-    return replace(p, conditions=in_stream(p.conditions, noise_dbfs))
+    return replace(p, conditions=in_stream(p.conditions, noise_dbfs), noise=p.noise if noise is None else noise)
 
 
 def spot_features(cfg: FeatureConfig) -> FeatureConfig:

@@ -65,21 +65,38 @@ def measure(y: np.ndarray, cfg: VadConfig = VadConfig(), speech: np.ndarray | No
 
 class NoiseFloor:
     """A stream's running estimate of its noise, from its own non-speech: measure()'s rule (noise_of) over
-    the last window_s, so that a phrase said among other voices is judged against the room, not the voices."""
+    the last window_s, so that a phrase said among other voices is judged against the room, not the voices.
+    keep_samples: it also keeps those non-speech frames' samples (samples()), for noise-matched templates."""
 
-    def __init__(self, cfg: VadConfig = VadConfig(), window_s: float = 20.0):
+    def __init__(self, cfg: VadConfig = VadConfig(), window_s: float = 20.0, keep_samples: bool = False):
         n = max(1, int(window_s * 1000 / cfg.frame_ms))
         self.power: collections.deque[float] = collections.deque(maxlen=n)
         self.speech: collections.deque[bool] = collections.deque(maxlen=n)
+        self.frames: collections.deque[np.ndarray | None] | None = collections.deque(maxlen=n) if keep_samples else None
 
-    def push(self, power: np.ndarray, speech: np.ndarray) -> None:
+    def push(self, power: np.ndarray, speech: np.ndarray, frames: np.ndarray | None = None) -> None:
         self.power.extend(power.tolist())
         self.speech.extend(speech.tolist())
+        if self.frames is not None:
+            if frames is None or len(frames) != len(power):
+                raise ValueError("NoiseFloor(keep_samples=True) needs each frame's samples")
+            self.frames.extend(None if s else f.copy() for f, s in zip(frames, speech))
 
     def dbfs(self) -> float:
         """The noise level now (NaN before any frame)."""
         return noise_of(np.array(self.power), np.array(self.speech, bool))[0]
 
+    def samples(self, max_samples: int) -> np.ndarray:
+        """Up to max_samples of the window's non-speech, newest first, from its quieter half of frames (an
+        onset the VAD missed is no noise); empty without keep_samples or before any pause."""
+        if self.frames is None:
+            return np.zeros(0, np.float32)
+        kept = [(p, f) for p, f in zip(self.power, self.frames) if f is not None]
+        if not kept:
+            return np.zeros(0, np.float32)
+        median = float(np.median([p for p, _ in kept]))
+        quiet = [f for p, f in reversed(kept) if p <= median]
+        return np.concatenate(quiet)[:max_samples]
 
 def in_stream(c: Conditions, noise_dbfs: float) -> Conditions:
     """A clip cut from a stream, in the stream's noise: its own speech level, the stream's noise floor."""

@@ -85,8 +85,8 @@ class StreamVad:
         self.count = 0                            # frames so far
         self.partial = np.zeros(0, np.float32)   # samples short of a whole frame
 
-    def push(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(variance of each new whole frame, whether it is speech)."""
+    def push(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(variance of each new whole frame, whether it is speech, the frames' samples)."""
         x = np.concatenate([self.partial, np.asarray(y, np.float32)])
         count = len(x) // self.n
         self.partial = x[count * self.n:]
@@ -98,4 +98,4 @@ class StreamVad:
             self.count += 1
             speech[k] = bool(loud_enough(db[k], self.recent.max(), self.cfg)) and \
                 self.vad.is_speech(pcm[k].tobytes(), SAMPLE_RATE)
-        return frames.astype(np.float64).var(axis=1) if count else np.zeros(0), speech
+        return frames.astype(np.float64).var(axis=1) if count else np.zeros(0), speech, frames
