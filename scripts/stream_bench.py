@@ -337,19 +337,16 @@ def enroll(a: argparse.Namespace) -> None:
 def summarise(results: list[dict]) -> dict:
     """The benchmark's numbers over tasks' results (eval_stream.py's JSON)."""
     pos = sum(r["positives"] for r in results)
-    hits = sum(r["hits"] for r in results)
-    other = sum(r["other_phrases"] for r in results)
     lat = sorted(x for r in results for x in r["latencies_s"])
-    hours = sum(r["audio_s"] for r in results) / 3600
-    fa = sum(r["false_alarms"] for r in results)
+    miss, fa_h, other_rate, _ = pooled(results, 0.0)
 
     def q(p: float) -> float | None:
         return round(float(np.percentile(lat, p)), 3) if lat else None
-    return {"tasks": len(results), "hours": round(hours, 2), "positives": pos, "hits": hits,
-            "miss_rate": round(1 - hits / max(pos, 1), 4), "false_alarms": fa,
-            "false_alarms_per_hour": round(fa / max(hours, 1e-9), 3),
-            "other_phrases": other, "other_accepted": sum(r["other_accepted"] for r in results),
-            "other_accepted_rate": round(sum(r["other_accepted"] for r in results) / max(other, 1), 4),
+    return {"tasks": len(results), "hours": round(sum(r["audio_s"] for r in results) / 3600, 2), "positives": pos,
+            "hits": sum(r["hits"] for r in results), "miss_rate": round(float(miss), 4),
+            "false_alarms": sum(r["false_alarms"] for r in results), "false_alarms_per_hour": round(float(fa_h), 3),
+            "other_phrases": sum(r["other_phrases"] for r in results),
+            "other_accepted": sum(r["other_accepted"] for r in results), "other_accepted_rate": round(float(other_rate), 4),
             "latency_p50_s": q(50), "latency_p95_s": q(95),
             "rtf_max": max(r["rtf"] for r in results), "rtf_mean": round(float(np.mean([r["rtf"] for r in results])), 4),
             "peak_rss_mb_max": max(r["peak_rss_mb"] for r in results),
@@ -357,20 +354,65 @@ def summarise(results: list[dict]) -> dict:
                                   for k in sorted({k for r in results for k in r["false_alarm_kinds"]})}}
 
 
-def report(a: argparse.Namespace) -> None:
-    bench = Path(a.bench)
+def pooled(results: list[dict], per_hour: float) -> np.ndarray:
+    """(miss rate, false alarms per hour, other speakers accepted, miss rate + per_hour * FA/h) over tasks."""
+    pos, hits = sum(r["positives"] for r in results), sum(r["hits"] for r in results)
+    hours = sum(r["audio_s"] for r in results) / 3600
+    miss, fa_h = 1 - hits / max(pos, 1), sum(r["false_alarms"] for r in results) / max(hours, 1e-9)
+    other = sum(r["other_accepted"] for r in results) / max(sum(r["other_phrases"] for r in results), 1)
+    return np.array([miss, fa_h, other, miss + per_hour * fa_h])
+
+
+def compare(a: list[dict], b: list[dict], per_hour: float, draws: int = 2000, seed: int = 0) -> dict:
+    """Result set a against b on the same tasks: the pooled differences (a - b) and their 95 % interval over
+    bootstrap draws of tasks (paired: a drawn task counts in both), so that a dev difference is read against
+    what the choice of tasks alone would move it by."""
+    by_task = {r["task"]: r for r in b}
+    pairs = [(r, by_task[r["task"]]) for r in a if r["task"] in by_task]
+    if len(pairs) < 2:
+        raise SystemExit("fewer than two tasks in both results: nothing to compare")
+    rng = np.random.default_rng(seed)
+    diff = pooled([x for x, _ in pairs], per_hour) - pooled([y for _, y in pairs], per_hour)
+    boot = np.array([pooled([pairs[i][0] for i in idx], per_hour) - pooled([pairs[i][1] for i in idx], per_hour)
+                     for idx in rng.integers(0, len(pairs), (draws, len(pairs)))])
+    lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
+    names = ("miss_rate", "false_alarms_per_hour", "other_accepted_rate", "loss")
+    return {"tasks": len(pairs), "per_hour": per_hour, "draws": draws,
+            **{n: {"diff": round(float(d), 4), "ci95": [round(float(x), 4), round(float(y), 4)]}
+               for n, d, x, y in zip(names, diff, lo, hi)},
+            "loss_lower_share": round(float(np.mean(boot[:, 3] < 0)), 3)}
+
+
+def task_results(bench: Path, result: str) -> list[dict]:
+    """Each task's result file (eval_stream.py's JSON) with its task's entry in bench.json."""
     meta = json.loads((bench / "bench.json").read_text(encoding="utf-8"))
     rows = []
     for t in meta["tasks"]:
-        p = bench / t["task"] / a.result
+        p = bench / t["task"] / result
         if p.is_file():
             rows.append({**t, **json.loads(p.read_text(encoding="utf-8"))})
+    return rows
+
+
+def report(a: argparse.Namespace) -> None:
+    bench = Path(a.bench)
+    meta = json.loads((bench / "bench.json").read_text(encoding="utf-8"))
+    rows = task_results(bench, a.result)
     out = {"bench": str(bench), "build": meta["args"], "settings": rows[0].get("settings") if rows else None,
            "all": summarise(rows),
            "per_task": [{k: r[k] for k in ("task", "speaker", "phrase", "lang", "positives", "hits", "false_alarms",
                                            "other_phrases", "other_accepted", "rtf", "peak_rss_mb")} for r in rows]}
+    if a.against:
+        from fit_stream import Loss
+        out["against"] = {"result": a.against, **compare(rows, task_results(bench, a.against), Loss.per_hour)}
     if a.out:
         Path(a.out).write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if a.against:
+        c = out["against"]
+        print(f"{a.result} - {a.against}, {c['tasks']} tasks, 95 % over task draws: " + ", ".join(
+            f"{n} {c[n]['diff']:+.3f} [{c[n]['ci95'][0]:+.3f}, {c[n]['ci95'][1]:+.3f}]"
+            for n in ("miss_rate", "false_alarms_per_hour", "other_accepted_rate", "loss"))
+            + f"; loss lower in {c['loss_lower_share']:.0%} of draws")
     s = out["all"]
     print(f"| {bench.name} | {s['tasks']} | {s['hours']} | {s['miss_rate']:.3f} ({s['positives'] - s['hits']}/"
           f"{s['positives']}) | {s['false_alarms_per_hour']:.2f} ({s['false_alarms']}) | {s['other_accepted_rate']:.3f} "
@@ -410,6 +452,8 @@ def main() -> None:
     p.add_argument("--bench", required=True)
     p.add_argument("--result", default="result.json")
     p.add_argument("--out", default="")
+    p.add_argument("--against", default="", help="another result of the same bench: the differences, with a "
+                   "bootstrap interval over tasks (the loss: miss rate + fit_stream's per-hour weight x FA/h)")
     a = ap.parse_args()
     if a.cmd == "build":
         if a.split == "train":

@@ -1,4 +1,6 @@
 """scripts/stream_bench.py: which voices a bench is built from."""
+import numpy as np
+import pytest
 import stream_bench as sb
 from word_corpus import split_speakers
 
@@ -23,3 +25,27 @@ def test_unheard_voices_are_the_calibration_half_of_train_and_all_of_dev(tmp_pat
     words.keep(heard_not)
     assert set(words.speakers) == heard_not and {s for s, _ in words.clips} == heard_not
     assert sb.unheard(sb.Words(folder, "dev")) == {"asc_9", "dsp20_9"}
+
+
+def result(task, hits, fa=0, other=0, positives=20, hours=0.5):
+    return {"task": task, "positives": positives, "hits": hits, "false_alarms": fa, "other_phrases": 20,
+            "other_accepted": other, "audio_s": hours * 3600}
+
+
+def test_pooled_counts_over_tasks_not_their_mean():
+    got = sb.pooled([result("a", 10, fa=1), result("b", 20, other=2, positives=40)], per_hour=0.1)
+    assert np.allclose(got, [0.5, 1.0, 0.05, 0.6])
+
+
+def test_compare_reads_a_dev_difference_against_the_choice_of_tasks():
+    """Paired over tasks: the same results differ by nothing; one hit more in every task is a lower miss rate
+    in every draw; a difference made by one task alone has an interval that spans zero."""
+    base = [result(f"S{k:02d}", 10 + k % 5) for k in range(20)]
+    same = sb.compare(base, base, per_hour=0.1, draws=200)
+    assert same["miss_rate"] == {"diff": 0.0, "ci95": [0.0, 0.0]} and same["loss_lower_share"] == 0.0
+    better = sb.compare([{**r, "hits": r["hits"] + 1} for r in base], base, per_hour=0.1, draws=200)
+    assert better["miss_rate"]["ci95"][1] < 0 and better["loss_lower_share"] == 1.0
+    one = sb.compare([{**r, "false_alarms": 6 if r["task"] == "S00" else 0} for r in base], base, per_hour=0.1, draws=500)
+    assert one["false_alarms_per_hour"]["diff"] == pytest.approx(0.6) and one["false_alarms_per_hour"]["ci95"][0] == 0.0
+    with pytest.raises(SystemExit):
+        sb.compare(base[:1], base, per_hour=0.1)
