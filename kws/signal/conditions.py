@@ -98,6 +98,7 @@ class NoiseFloor:
         quiet = [f for p, f in reversed(kept) if p <= median]
         return np.concatenate(quiet)[:max_samples]
 
+
 def in_stream(c: Conditions, noise_dbfs: float) -> Conditions:
     """A clip cut from a stream, in the stream's noise: its own speech level, the stream's noise floor."""
     if math.isnan(noise_dbfs):
