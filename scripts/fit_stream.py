@@ -196,6 +196,25 @@ def judge_loss(cal: Calibration, rows: list[dict], streams: Streams, loss: Loss)
     return tuple(float(g[0]) for g in stream_loss(apply(cal, rows), rows, streams, np.array([cal.threshold]), loss))
 
 
+def cross_validate(rows: list[dict], names: tuple[str, ...], streams: Streams, loss: Loss, k: int, seed: int,
+                   settings: dict) -> tuple[float, float, float, float]:
+    """(loss, miss rate, FA/h, other speakers accepted) of judges fitted on k-1 folds of streams and judged on
+    the held-out fold, over the k folds (each fold weighed by its streams); seed draws the folds; settings: fit's
+    keyword arguments. One draw
+    can mislead: judges a few hundredths apart on one draw swap places on another (docs/stream_bench.md, v14)."""
+    tasks = np.array(sorted(streams.hours))
+    fold = np.random.default_rng(seed).permutation(len(tasks)) % k
+    held = []   # (loss, miss, false alarms / h, other speakers accepted) of each fold, times its streams
+    for f in range(k):
+        train = set(tasks[fold != f])
+        cal, _ = fit([r for r in rows if r["task"] in train], names, streams.only(train), loss, **settings)
+        test, tested = [r for r in rows if r["task"] not in train], streams.only(set(tasks) - train)
+        fused = np.where(vetoed(test, settings["veto_min"]), -np.inf, apply(cal, test))
+        got = stream_loss(fused, test, tested, np.array([cal.threshold]), loss)
+        held.append([float(g[0]) * len(tested.hours) for g in got])
+    return tuple(float(v) for v in np.sum(held, axis=0) / len(tasks))
+
+
 def clip_baseline(rows: list[dict], streams: Streams, loss: Loss) -> tuple[float, float, float, float]:
     """judge_loss of the platform's clip calibration."""
     return judge_loss(Calibration.for_config(DEFAULT), rows, streams, loss)
@@ -227,7 +246,8 @@ def main() -> None:
     ap.add_argument("--veto-min", type=float, default=None, help="fit for a listener with the speaker veto: rows "
                     "whose `veto` column (fit_veto.py --write-record) is under this are never accepted")
     ap.add_argument("--cv", type=int, default=0, help="report held-out loss over this many folds of streams")
-    ap.add_argument("--seed", type=int, default=1, help="which streams go in which fold (--cv)")
+    ap.add_argument("--seed", type=lambda v: [int(x) for x in v.split(",")], default=[1], help="which streams go in "
+                    "which fold (--cv); a comma list runs one cross-validation per draw and reports their mean too")
     ap.add_argument("--baseline", action="store_true", help="also report the clip calibration's loss on the candidates")
     ap.add_argument("--judge", type=Path, action="append", default=[], help="also report this fitted stream judge's "
                     "loss on the candidates (e.g. the committed one, on another bench)")
@@ -247,21 +267,16 @@ def main() -> None:
     rows = [r for r in rows if float(r["spot"]) >= a.min_z]
     names = (*a.columns.split(","), *(c for b in a.recent.split(",") if b for c in recent_columns(b)))
     loss = Loss(a.per_hour, a.per_other)
-    settings = (a.window, a.weight, a.l2, a.objective, a.tau, a.veto_min)
+    settings = dict(window=a.window, weight=a.weight, l2=a.l2, objective=a.objective, tau=a.tau, veto_min=a.veto_min)
     if a.cv:
-        tasks = np.array(sorted(streams.hours))
-        fold = np.random.default_rng(a.seed).permutation(len(tasks)) % a.cv
-        held = []   # (loss, miss, false alarms / h, other speakers accepted) of each fold, times its streams
-        for k in range(a.cv):
-            train = set(tasks[fold != k])
-            cal, _ = fit([r for r in rows if r["task"] in train], names, streams.only(train), loss, *settings)
-            test, tested = [r for r in rows if r["task"] not in train], streams.only(set(tasks) - train)
-            fused = np.where(vetoed(test, a.veto_min), -np.inf, apply(cal, test))
-            got = stream_loss(fused, test, tested, np.array([cal.threshold]), loss)
-            held.append([float(g[0]) * len(tested.hours) for g in got])
-        value, miss, fa_h, taken = np.sum(held, axis=0) / len(tasks)
-        log.info("cv %d folds: held-out loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers accepted %.3f "
-                 "(%d candidates/h)", a.cv, value, miss, fa_h, taken, len(rows) / sum(streams.hours.values()))
+        draws = [cross_validate(rows, names, streams, loss, a.cv, seed, settings) for seed in a.seed]
+        for seed, (value, miss, fa_h, taken) in zip(a.seed, draws):
+            log.info("cv %d folds, seed %d: held-out loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers "
+                     "accepted %.3f (%d candidates/h)", a.cv, seed, value, miss, fa_h, taken,
+                     len(rows) / sum(streams.hours.values()))
+        if len(draws) > 1:
+            log.info("cv mean over %d fold draws: held-out loss %.4f (draws %s)", len(draws),
+                     float(np.mean([d[0] for d in draws])), " ".join(f"{d[0]:.4f}" for d in draws))
     if a.baseline:
         got = clip_baseline(rows, streams, loss)
         log.info("the clip calibration on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h, "
@@ -269,7 +284,7 @@ def main() -> None:
     for path in a.judge:
         log.info("%s on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers accepted "
                  "%.3f", path, *judge_loss(Calibration.load(path), rows, streams, loss))
-    cal, value = fit(rows, names, streams, loss, *settings)
+    cal, value = fit(rows, names, streams, loss, **settings)
     log.info("train loss %.4f, %d candidates in %d streams, threshold %.3f, weights %s", value, len(rows),
              len(streams.hours), cal.threshold, dict(zip(cal.names, np.round(cal.weights, 2))))
     if a.out:

@@ -72,3 +72,41 @@ def test_a_committed_judge_is_scored_on_other_candidates(tmp_path):
     judge = lambda threshold: Calibration(("kw_z",), (0.0,), (1.0,), (1.0,), 0.0, threshold)   # noqa: E731
     assert fs.judge_loss(judge(2.0), rows, streams, fs.Loss())[1] == 0.0     # fused 3 > 2: found
     assert fs.judge_loss(judge(4.0), rows, streams, fs.Loss())[1] == 1.0     # missed
+
+
+def scored_bench(root, informative: bool, streams: int = 8):
+    """A train bench whose candidates carry one column, kw_z: the positives' higher than the rest, or not."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    b, tasks = root / ("good" if informative else "blind"), []
+    for k in range(streams):
+        task, lines = f"S{k + 1:02d}", []
+        for j in range(12):
+            positive = j < 2
+            z = (3.0 if positive and informative else 0.0) + rng.normal(0, 0.5)
+            kind, truth = ("positive", f"{10 * j}.0") if positive else ("word", "")
+            lines.append(f"hi\t{10 * j}.0\t{10 * j + 1}.0\t2.0\t{kind}\t{truth}\t{z:.3f}")
+        (b / task).mkdir(parents=True)
+        (b / task / "rec.tsv").write_text(HEADER.strip() + "\tkw_z\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        tasks.append({"task": task, "speaker": f"v{k}", "seconds": 900.0, "positive": 2, "other_phrase": 0})
+    (b / "bench.json").write_text(json.dumps({"args": {"split": "train"}, "tasks": tasks}), encoding="utf-8")
+    return b
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cross_validation_judges_each_fold_with_a_judge_that_never_saw_it(tmp_path, seed, monkeypatch):
+    """Every stream is held out once, by a judge fitted on the other folds' streams only. Separable candidates:
+    no miss and no false alarm held out, whatever the draw; a column that carries nothing cannot be held out so."""
+    settings = dict(window=8, weight=1.0, l2=1e-2, objective="logistic", tau=1.0, veto_min=None)
+    loss, names = fs.Loss(), ("kw_z",)
+    rows, streams = fs.read_bench([scored_bench(tmp_path, True)], "rec.tsv")
+    fitted, judged, real_fit, real_loss = [], [], fs.fit, fs.stream_loss
+    monkeypatch.setattr(fs, "fit", lambda rows, *a, **k: fitted.append({r["task"] for r in rows}) or real_fit(rows, *a, **k))
+    monkeypatch.setattr(fs, "stream_loss", lambda f, rows, s, *a: judged.append(set(s.hours)) or real_loss(f, rows, s, *a))
+    assert fs.cross_validate(rows, names, streams, loss, 4, seed, settings) == (0.0, 0.0, 0.0, 0.0)
+    held = [j for j in judged if j not in fitted]    # the fits' own threshold searches see their training folds
+    assert len(fitted) == len(held) == 4 and sorted(t for h in held for t in h) == sorted(streams.hours)
+    assert all(not (f & h) and len(f | h) == len(streams.hours) for f, h in zip(fitted, held))
+    monkeypatch.setattr(fs, "fit", real_fit)
+    rows, streams = fs.read_bench([scored_bench(tmp_path, False)], "rec.tsv")
+    assert fs.cross_validate(rows, names, streams, loss, 4, seed, settings)[0] > 0.2
