@@ -200,8 +200,8 @@ def cross_validate(rows: list[dict], names: tuple[str, ...], streams: Streams, l
                    settings: dict) -> tuple[float, float, float, float]:
     """(loss, miss rate, FA/h, other speakers accepted) of judges fitted on k-1 folds of streams and judged on
     the held-out fold, over the k folds (each fold weighed by its streams); seed draws the folds; settings: fit's
-    keyword arguments. One draw
-    can mislead: judges a few hundredths apart on one draw swap places on another (docs/stream_bench.md, v14)."""
+    keyword arguments. One draw can mislead: judges a few hundredths apart on one draw swap places on another
+    (docs/stream_bench.md, v14)."""
     tasks = np.array(sorted(streams.hours))
     fold = np.random.default_rng(seed).permutation(len(tasks)) % k
     held = []   # (loss, miss, false alarms / h, other speakers accepted) of each fold, times its streams

@@ -354,6 +354,10 @@ def summarise(results: list[dict]) -> dict:
                                   for k in sorted({k for r in results for k in r["false_alarm_kinds"]})}}
 
 
+# What pooled() returns, in order: the names compare() and report --against give its differences.
+POOLED = ("miss_rate", "false_alarms_per_hour", "other_accepted_rate", "loss")
+
+
 def pooled(results: list[dict], per_hour: float) -> np.ndarray:
     """(miss rate, false alarms per hour, other speakers accepted, miss rate + per_hour * FA/h) over tasks."""
     pos, hits = sum(r["positives"] for r in results), sum(r["hits"] for r in results)
@@ -376,10 +380,9 @@ def compare(a: list[dict], b: list[dict], per_hour: float, draws: int = 2000, se
     boot = np.array([pooled([pairs[i][0] for i in idx], per_hour) - pooled([pairs[i][1] for i in idx], per_hour)
                      for idx in rng.integers(0, len(pairs), (draws, len(pairs)))])
     lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
-    names = ("miss_rate", "false_alarms_per_hour", "other_accepted_rate", "loss")
     return {"tasks": len(pairs), "per_hour": per_hour, "draws": draws,
             **{n: {"diff": round(float(d), 4), "ci95": [round(float(x), 4), round(float(y), 4)]}
-               for n, d, x, y in zip(names, diff, lo, hi)},
+               for n, d, x, y in zip(POOLED, diff, lo, hi)},
             "loss_lower_share": round(float(np.mean(boot[:, 3] < 0)), 3)}
 
 
@@ -411,7 +414,7 @@ def report(a: argparse.Namespace) -> None:
         c = out["against"]
         print(f"{a.result} - {a.against}, {c['tasks']} tasks, 95 % over task draws: " + ", ".join(
             f"{n} {c[n]['diff']:+.3f} [{c[n]['ci95'][0]:+.3f}, {c[n]['ci95'][1]:+.3f}]"
-            for n in ("miss_rate", "false_alarms_per_hour", "other_accepted_rate", "loss"))
+            for n in POOLED)
             + f"; loss lower in {c['loss_lower_share']:.0%} of draws")
     s = out["all"]
     print(f"| {bench.name} | {s['tasks']} | {s['hours']} | {s['miss_rate']:.3f} ({s['positives'] - s['hits']}/"
