@@ -102,10 +102,11 @@ def test_the_trunk_voiceprint_enrolls_and_scores_and_is_its_own_kind(tiny_task):
         check_compatible(p, PLAIN, "profile", load_cohort(cfg=PLAIN.features, voiceprint="encoder"))
 
 
-def test_deferred_cohort_parts_complete_to_the_full_scores(profile):
-    """score_and_locate(defer=True) leaves exactly the cohort columns of both front ends unknown, and
-    Deferred.complete makes them as the full pass does, for any subset of the clips."""
-    from kws.scoring.detect import COHORT_NAMES, score_and_locate
+def test_deferred_parts_complete_to_the_full_scores(profile):
+    """score_and_locate(defer=True) leaves exactly the cohort columns of both front ends and the speaker
+    columns unknown, and each deferred part's complete() makes them as the full pass does, for any subset
+    of the clips."""
+    from kws.scoring.detect import COHORT_NAMES, SPEAKER_NAMES, DeferredSpeaker, score_and_locate
     from kws.scoring.scores import second_name
     cohort = load_cohort(cfg=DEFAULT.features, voiceprint=DEFAULT.detect.voiceprint)
     clips = [prepare(_with_noise(utterance(w, seed=s), 5.0, seed=s), DEFAULT)
@@ -113,8 +114,10 @@ def test_deferred_cohort_parts_complete_to_the_full_scores(profile):
     full, best, none = score_and_locate(profile, clips, cohort, DEFAULT)
     lazy, best2, later = score_and_locate(profile, clips, cohort, DEFAULT, defer=True)
     f2 = DEFAULT.detect.second_frontend
-    waiting = {n for n in (*COHORT_NAMES, *(second_name(f2, n) for n in COHORT_NAMES)) if n in full}
-    assert none == [] and [d.frontend for d in later] == [None, f2] and best == best2
+    waiting = {n for n in (*COHORT_NAMES, *(second_name(f2, n) for n in COHORT_NAMES), *SPEAKER_NAMES) if n in full}
+    assert {"spk_seg_z", "spk_rel"} <= waiting
+    assert none == [] and best == best2
+    assert [d.frontend if not isinstance(d, DeferredSpeaker) else "speaker" for d in later] == [None, "speaker", f2]
     assert {n for n, v in lazy.items() if np.isnan(v).all()} == waiting
     assert all(np.array_equal(lazy[n], full[n], equal_nan=True) for n in set(full) - waiting)
     for d in later:

@@ -207,14 +207,16 @@ def test_noise_matched_listener_matches_the_takes_in_the_streams_own_noise(perso
             assert all(n is None for n in heard)
 
 
-def test_cohort_parts_wait_and_change_no_decision(personal_profile, monkeypatch):
-    """The judge's cohort passes are made only for candidates that could still pass (Calibration.upper):
-    the same detections, with the same scores, as judging every candidate in full."""
+def test_cohort_and_speaker_parts_wait_and_change_no_decision(personal_profile, monkeypatch):
+    """The judge's cohort passes and speaker part are made only for candidates that could still pass
+    (Calibration.upper): the same detections, with the same scores, as judging every candidate in full."""
     import kws.scoring.detect as dt
     y, _ = stream(UTTERANCES, seed=3)
-    made = []
-    real = dt.Deferred.complete
+    made, voiced = [], []
+    real, real_voice = dt.Deferred.complete, dt.DeferredSpeaker.complete
     monkeypatch.setattr(dt.Deferred, "complete", lambda self, idx, cfg: made.append(len(idx)) or real(self, idx, cfg))
+    monkeypatch.setattr(dt.DeferredSpeaker, "complete",
+                        lambda self, idx, cfg: voiced.append(len(idx)) or real_voice(self, idx, cfg))
     full = detector(personal_profile, max_delay_s=0.0)
     full.defer = False
     tight = min(d.fused for d in detect_blocks(full, blocks(y))) - 1e-3   # a threshold the weakest one just passes
@@ -223,3 +225,4 @@ def test_cohort_parts_wait_and_change_no_decision(personal_profile, monkeypatch)
     a, b = list(detect_blocks(lazy, blocks(y))), list(detect_blocks(full, blocks(y)))
     assert lazy.defer and a and [d.to_json() for d in a] == [d.to_json() for d in b]
     assert 0 < sum(made) < 2 * lazy.judged   # two front ends' cohort parts, not made for every candidate
+    assert 0 < sum(voiced) < lazy.judged     # nor the speaker part

@@ -284,6 +284,24 @@ class Deferred:
         return {c: out[n] for n, c in cohort_columns(self.frontend).items()}
 
 
+# The speaker columns, which score_and_locate(defer=True) also leaves out (DeferredSpeaker).
+SPEAKER_NAMES = tuple(n for n in SCORE_NAMES if scores.COLUMNS[n].group == "speaker")
+
+
+@dataclass(frozen=True)
+class DeferredSpeaker:
+    """The speaker part score_and_locate(defer=True) left out: the SPEAKER_NAMES columns, NaN until
+    complete() makes them (the voiceprint of each clip's matched segment and of the whole clip)."""
+    profile: SpeakerProfile
+    clips: list[Prepared]
+    best: list[dtw.Match]
+    cohort: Cohort
+
+    def complete(self, idx: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
+        """The speaker columns for clips idx."""
+        return speaker_part(self.profile, [self.clips[i] for i in idx], [self.best[i] for i in idx], self.cohort, cfg)
+
+
 def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
     """Each clip's match by its closest enrollment template (the averaged template, last, excluded)."""
     return [matches[t][i] for i, t in enumerate(np.argmin(PerTemplate.of(dist).takes, axis=0))]
@@ -326,14 +344,15 @@ def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, 
 
 def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config,
                      speaker: bool = True, defer: bool = False
-                     ) -> tuple[dict[str, np.ndarray], list[dtw.Match], list[Deferred]]:
+                     ) -> tuple[dict[str, np.ndarray], list[dtw.Match], list[Deferred | DeferredSpeaker]]:
     """score_clips, where each clip's best match lies (its closest enrollment template's), and, with defer,
-    each front end's cohort part left out (Deferred, first front end first; their columns NaN till then)."""
+    each front end's cohort part (Deferred) and the speaker part (DeferredSpeaker) left out, their columns
+    NaN till then: in the order to make them, the first front end's, the speaker's, the second's."""
     if not clips:
         groups = {"keyword", "condition", *(["speaker"] if speaker else []), *(["matcher"] if cfg.detect.matcher else [])}
         return {name: np.zeros(0) for name in SCORE_NAMES if scores.COLUMNS[name].group in groups}, [], []
     frames = [c.frames for c in clips]
-    later: list[Deferred] = []
+    later: list[Deferred | DeferredSpeaker] = []
     with stage("dtw"):
         nm_dist = noise_matched_distances(profile, clips, cfg)
         out, dist, matches = keyword_pass(profile, frames, None if defer else cohort, cfg, nm_dist)
@@ -356,9 +375,20 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
             out.update(scores.group_scores("matcher", matcher_scores(profile, frames, dist, matches, cfg)))
     if not speaker:
         return out, best, later
+    if defer:   # made after the first front end's cohort part, before the second's (the cheaper order, StreamDetector._fuse)
+        out.update({n: np.full(len(clips), np.nan) for n in SPEAKER_NAMES})
+        later.insert(1, DeferredSpeaker(profile, clips, best, cohort))
+        return out, best, later
+    out.update(speaker_part(profile, clips, best, cohort, cfg))
+    return out, best, later
+
+
+def speaker_part(profile: SpeakerProfile, clips: list[Prepared], best: list[dtw.Match], cohort: Cohort,
+                 cfg: Config) -> dict[str, np.ndarray]:
+    """The speaker columns of clips whose best keyword matches are `best`: the voiceprint of each matched
+    segment and of each whole clip, against the profile's and the cohort's."""
     segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best)]
     with stage("encoder"):
         emb = speaker_embeddings(segments + [c.audio for c in clips], cfg.detect.voiceprint, cfg.features)
     with stage("voiceprint"):
-        out.update(speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings))
-    return out, best, later
+        return speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings)
