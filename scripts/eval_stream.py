@@ -115,6 +115,11 @@ def main() -> None:
     from kws.config import with_settings
     from kws.stages import CPU_SECONDS
 
+    # Read first: a missing truth file should stop the run before the stream is scored, not after.
+    truth_path = Path(a.truth or Path(a.stream).with_suffix(".tsv"))
+    if not truth_path.is_file():
+        ap.error(f"no truth file {truth_path} (give --truth)")
+    truth = read_truth(truth_path)
     det = Detector(a.profile, a.sensitivity, with_settings(a.set))
     stream = det.stream(live=not a.batch)
     if a.record:
@@ -130,7 +135,6 @@ def main() -> None:
     wall = time.perf_counter() - t0
     rss.append((round(stream.seconds), round(rss_mb(), 1)))
 
-    truth = read_truth(Path(a.truth or Path(a.stream).with_suffix(".tsv")))
     score = match(detections, truth, a.tolerance)
     hours = stream.seconds / 3600
     lat = sorted(score["latencies_s"])

@@ -1,6 +1,9 @@
 """scripts/eval_stream.py: the candidate record the stream judge is fitted on."""
 import csv
+import sys
 from types import SimpleNamespace
+
+import pytest
 
 import eval_stream as es
 from kws.scoring.spotter import Candidate
@@ -17,3 +20,13 @@ def test_record_keeps_columns_only_some_candidates_have(tmp_path):
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert [r["veto"] for r in rows] == ["", "1.7"]
     assert [r["kind"] for r in rows] == ["pause", "positive"] and rows[1]["truth_start"] == "2.0"
+
+
+def test_a_missing_truth_file_stops_the_run_before_the_stream_is_scored(tmp_path, monkeypatch, capsys):
+    # The profile does not exist either: the truth check has to come before the detector is built.
+    monkeypatch.setattr(sys, "argv", ["eval_stream.py", "--profile", str(tmp_path / "p"),
+                                      "--stream", str(tmp_path / "s.flac")])
+    with pytest.raises(SystemExit):
+        es.main()
+    err = capsys.readouterr().err
+    assert "no truth file" in err and "s.tsv" in err
