@@ -285,7 +285,7 @@ class Deferred:
 
 
 # The speaker columns, which score_and_locate(defer=True) also leaves out (DeferredSpeaker).
-SPEAKER_NAMES = tuple(n for n in SCORE_NAMES if scores.COLUMNS[n].group == "speaker")
+SPEAKER_NAMES = scores.names("speaker")
 
 
 @dataclass(frozen=True)
@@ -375,7 +375,7 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
             out.update(scores.group_scores("matcher", matcher_scores(profile, frames, dist, matches, cfg)))
     if not speaker:
         return out, best, later
-    if defer:   # made after the first front end's cohort part, before the second's (the cheaper order, StreamDetector._fuse)
+    if defer:   # made after the first front end's cohort part, before the second's: the cheaper order
         out.update({n: np.full(len(clips), np.nan) for n in SPEAKER_NAMES})
         later.insert(1, DeferredSpeaker(profile, clips, best, cohort))
         return out, best, later
