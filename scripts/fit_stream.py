@@ -24,13 +24,14 @@ import csv
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from kws.config import DEFAULT, StreamConfig
+from kws.config import DEFAULT, FRONTENDS, StreamConfig
 from kws.scoring.calibrate import Calibration, calibration_name
+from kws.scoring.detect import deferred_groups
 from kws.scoring.recent import RUN_SUFFIX, RUNTOP_SUFFIX, RecentPrior, RecentScores, recent_bases, recent_columns
 from kws.training.fitting import Standardised, fit_logistic, fit_stream_loss
 from word_corpus import Words, unheard_speakers
@@ -155,7 +156,20 @@ def fit(rows: list[dict], names: tuple[str, ...], streams: Streams, loss: Loss, 
             w, b, threshold, value = w2, b2, threshold2, value2
     cal = Calibration(names, tuple(s.mean.round(6)), tuple(s.std.round(6)), tuple(w.round(6)), round(b, 6),
                       round(threshold, 6), lo=tuple(s.lo.round(6)), hi=tuple(s.hi.round(6)), recent=asdict(prior))
-    return cal, value
+    scored = np.isfinite(x).all(axis=1)    # vetoed rows too: the judge scores them before the veto
+    return with_caps(cal, {n: x[scored, k] for k, n in enumerate(names)}), value
+
+
+def with_caps(cal: Calibration, x: dict[str, np.ndarray]) -> Calibration:
+    """The calibration with each group the listener may make later (detect.deferred_groups) capped at the most its
+    weighed sum reached on the training rows x: no training row's score changes, and the listener's bound on a
+    part not yet made tightens to what training saw."""
+    fe = next((f for f in FRONTENDS if any(n.startswith(f"{f}_kw_") for n in cal.names)), None)
+    groups = [tuple(n for n in g if n in cal.names) for g in deferred_groups(fe)]
+    groups = [g for g in groups if g]
+    # rounded up, so that a training row's sum never exceeds its cap after rounding
+    caps = np.ceil(cal.group_sums(x, groups).max(axis=0) * 1e6) / 1e6 if groups else []
+    return replace(cal, caps=tuple((g, float(c)) for g, c in zip(groups, caps)))
 
 
 def best_threshold(fused: np.ndarray, rows: list[dict], streams: Streams, loss: Loss) -> tuple[float, float]:

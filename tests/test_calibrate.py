@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -229,3 +231,29 @@ def test_upper_bounds_the_fused_score_whatever_the_unknown_columns():
         assert (cal.fuse({**rows, "b": np.full(200, b)}) <= top + 1e-12).all()
     assert np.isclose(top, cal.fuse({**rows, "b": np.full(200, -1.0)})).all()   # reached at b's best end
     assert np.isinf(Calibration(("a",), (0.0,), (1.0,), (1.0,), 0.0, 0.0).upper({"a": np.array([np.nan])})).all()
+
+
+def test_capped_groups_bound_the_fused_score_more_tightly(tmp_path):
+    """A capped group adds at most its cap to the fused score, rows under it keep their scores, and upper()
+    with the group unknown is the cap, not every column at its own best end; a cap naming a column the
+    calibration does not fuse is refused on load."""
+    rng = np.random.default_rng(1)
+    plain = Calibration(("a", "b", "c"), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (1.0, 1.0, 1.0), 0.0, 0.0,
+                        lo=(-3.0, -3.0, -3.0), hi=(3.0, 3.0, 3.0))
+    cal = Calibration(**{**plain.__dict__, "caps": ((("b", "c"), 2.0),)})
+    rows = {n: rng.uniform(-3, 3, 500) for n in cal.names}
+    under = rows["b"] + rows["c"] <= 2.0
+    assert np.allclose(cal.fuse(rows)[under], plain.fuse(rows)[under])
+    assert np.allclose(cal.fuse(rows)[~under], rows["a"][~under] + 2.0)
+    unknown = {**rows, "b": np.full(500, np.nan), "c": np.full(500, np.nan)}
+    assert np.allclose(cal.upper(unknown), rows["a"] + 2.0) and np.allclose(plain.upper(unknown), rows["a"] + 6.0)
+    half = {**rows, "c": np.full(500, np.nan)}
+    top = cal.upper(half)
+    for c in np.linspace(-4, 4, 17):
+        assert (cal.fuse({**half, "c": np.full(500, c)}) <= top + 1e-12).all()
+    cal.save(tmp_path / "c.json")
+    assert Calibration.load(tmp_path / "c.json") == cal
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.loads((tmp_path / "c.json").read_text()), "caps": [[["b", "z"], 1.0]]}))
+    with pytest.raises(WeightsError, match="capped group"):
+        Calibration.load(bad)

@@ -103,24 +103,25 @@ def test_the_trunk_voiceprint_enrolls_and_scores_and_is_its_own_kind(tiny_task):
 
 
 def test_deferred_parts_complete_to_the_full_scores(profile):
-    """score_and_locate(defer=True) leaves exactly the cohort columns of both front ends and the speaker
-    columns unknown, and each deferred part's complete() makes them as the full pass does, for any subset
-    of the clips."""
-    from kws.scoring.detect import COHORT_NAMES, SPEAKER_NAMES, DeferredSpeaker, score_and_locate
-    from kws.scoring.scores import second_name
+    """score_and_locate(defer=True) leaves exactly the columns of deferred_groups unknown (both front ends'
+    cohort parts, the speaker part, the second front end's own pass), returns one part per group in that
+    order, and each part's complete() makes its group's columns as the full pass does, for any subset of
+    the clips (a later part only for clips an earlier one was made for, as the listener asks)."""
+    from kws.scoring.detect import deferred_groups, score_and_locate
     cohort = load_cohort(cfg=DEFAULT.features, voiceprint=DEFAULT.detect.voiceprint)
     clips = [prepare(_with_noise(utterance(w, seed=s), 5.0, seed=s), DEFAULT)
              for s, w in ((1, ["alpha", "delta"]), (2, ["bravo", "omega"]), (3, ["alpha", "delta"]))]
     full, best, none = score_and_locate(profile, clips, cohort, DEFAULT)
     lazy, best2, later = score_and_locate(profile, clips, cohort, DEFAULT, defer=True)
-    f2 = DEFAULT.detect.second_frontend
-    waiting = {n for n in (*COHORT_NAMES, *(second_name(f2, n) for n in COHORT_NAMES), *SPEAKER_NAMES) if n in full}
-    assert {"spk_seg_z", "spk_rel"} <= waiting
-    assert none == [] and best == best2
-    assert [d.frontend if not isinstance(d, DeferredSpeaker) else "speaker" for d in later] == [None, "speaker", f2]
+    groups = [tuple(n for n in g if n in full) for g in deferred_groups(DEFAULT.detect.second_frontend)]
+    waiting = {n for g in groups for n in g}
+    assert {"spk_seg_z", "spk_rel", "encoder_kw_z", "encoder_kw_t"} <= waiting and "kw_z" not in waiting
+    assert none == [] and best == best2 and len(later) == len(groups) == 4
     assert {n for n, v in lazy.items() if np.isnan(v).all()} == waiting
     assert all(np.array_equal(lazy[n], full[n], equal_nan=True) for n in set(full) - waiting)
-    for d in later:
-        for n, v in d.complete(np.array([2, 0]), DEFAULT).items():
+    for d, g, idx in zip(later, groups, ([2, 0, 1], [2, 0], [2, 0], [0])):
+        made = d.complete(np.array(idx), DEFAULT)
+        assert set(made) == set(g)
+        for n, v in made.items():
             # (to float rounding: BLAS may round a product differently for another batch of clips)
-            assert np.allclose(v, full[n][[2, 0]], rtol=1e-6, atol=1e-9), n
+            assert np.allclose(v, full[n][idx], rtol=1e-6, atol=1e-9), n

@@ -110,3 +110,21 @@ def test_cross_validation_judges_each_fold_with_a_judge_that_never_saw_it(tmp_pa
     monkeypatch.setattr(fs, "fit", real_fit)
     rows, streams = fs.read_bench([scored_bench(tmp_path, False)], "rec.tsv")
     assert fs.cross_validate(rows, names, streams, loss, 4, seed, settings)[0] > 0.2
+
+
+def test_caps_are_the_most_each_later_group_reached_and_change_no_training_score():
+    """with_caps caps each group the listener makes later (detect.deferred_groups) at the most its weighed sum
+    reached on the training rows: every training row keeps its fused score, and a row beyond the cap is held."""
+    import numpy as np
+    from kws.scoring.calibrate import Calibration
+    names = ("kw_z", "kw_t", "kw_rev", "spk_rel", "encoder_kw_z", "encoder_kw_t")
+    rng = np.random.default_rng(0)
+    x = {n: rng.normal(0, 1, 300) for n in names}
+    cal = Calibration(names, (0.0,) * 6, (1.0,) * 6, (1.0, 2.0, -1.0, 0.5, 1.5, 1.0), 0.0, 0.0,
+                      lo=(-9.0,) * 6, hi=(9.0,) * 6)
+    capped = fs.with_caps(cal, x)
+    assert [g for g, _ in capped.caps] == [("kw_t", "kw_rev"), ("spk_rel",), ("encoder_kw_z",), ("encoder_kw_t",)]
+    assert np.isclose(dict(capped.caps)[("kw_t", "kw_rev")], (2 * x["kw_t"] - x["kw_rev"]).max(), atol=1e-5)
+    assert np.allclose(capped.fuse(x), cal.fuse(x))
+    far = {n: np.array([v.max() + 5]) for n, v in x.items()}
+    assert capped.fuse(far)[0] < cal.fuse(far)[0]

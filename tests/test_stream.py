@@ -208,17 +208,21 @@ def test_noise_matched_listener_matches_the_takes_in_the_streams_own_noise(perso
 
 
 def test_cohort_and_speaker_parts_wait_and_change_no_decision(personal_profile, monkeypatch):
-    """The judge's cohort passes and speaker part are made only for candidates that could still pass
-    (Calibration.upper): the same detections, with the same scores, as judging every candidate in full."""
+    """The judge's cohort passes, speaker part and second front end's own pass are made only for candidates
+    that could still pass (Calibration.upper, with the shipped judge's capped groups): the same detections,
+    with the same scores, as judging every candidate in full."""
     import kws.scoring.detect as dt
     y, _ = stream(UTTERANCES, seed=3)
-    made, voiced = [], []
-    real, real_voice = dt.Deferred.complete, dt.DeferredSpeaker.complete
+    made, voiced, second = [], [], []
+    real, real_voice, real_second = dt.Deferred.complete, dt.DeferredSpeaker.complete, dt.DeferredSecond.complete
     monkeypatch.setattr(dt.Deferred, "complete", lambda self, idx, cfg: made.append(len(idx)) or real(self, idx, cfg))
     monkeypatch.setattr(dt.DeferredSpeaker, "complete",
                         lambda self, idx, cfg: voiced.append(len(idx)) or real_voice(self, idx, cfg))
+    monkeypatch.setattr(dt.DeferredSecond, "complete",
+                        lambda self, idx, cfg: second.append(len(idx)) or real_second(self, idx, cfg))
     full = detector(personal_profile, max_delay_s=0.0)
     full.defer = False
+    assert full.calibration.caps
     tight = min(d.fused for d in detect_blocks(full, blocks(y))) - 1e-3   # a threshold the weakest one just passes
     lazy, full = detector(personal_profile, max_delay_s=0.0), detector(personal_profile, max_delay_s=0.0)
     full.defer, lazy.threshold, full.threshold = False, tight, tight
@@ -226,3 +230,4 @@ def test_cohort_and_speaker_parts_wait_and_change_no_decision(personal_profile, 
     assert lazy.defer and a and [d.to_json() for d in a] == [d.to_json() for d in b]
     assert 0 < sum(made) < 2 * lazy.judged   # two front ends' cohort parts, not made for every candidate
     assert 0 < sum(voiced) < lazy.judged     # nor the speaker part
+    assert 0 < sum(second) < lazy.judged     # nor the second front end's own pass

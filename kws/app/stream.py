@@ -23,7 +23,7 @@ from kws.scoring.calibrate import Calibration
 from kws.signal.audio import Resampler, open_audio, warn_if_truncated
 from kws.scoring.cohort import load_cohort
 from kws.config import SAMPLE_RATE, Config, FeatureConfig, StreamConfig
-from kws.scoring.detect import SPEAKER_NAMES, Deferred, DeferredSpeaker, Prepared, cohort_columns, prepare, score_and_locate
+from kws.scoring.detect import Later, Prepared, deferred_groups, prepare, score_and_locate
 from kws.errors import AudioError, KwsError
 from kws.nn.encoder import keyword_frames
 from kws.signal.conditions import NoiseFloor, in_stream
@@ -185,10 +185,10 @@ class StreamDetector:
         self.recent = {name: RecentScores(calibration.names, RecentPrior(**calibration.recent)) for name in phrases} \
             if calibration.recent else {}
         self.trace: list[tuple[Candidate, float, dict[str, float]]] | None = None   # a list: every judgement kept
-        # Cohort and speaker parts may wait (_fuse) when the judge bounds every column and its running
-        # statistics need none of them.
+        # The cohort, speaker and second front end's parts may wait (_fuse) when the judge bounds every column
+        # and its running statistics need none of them.
         f2 = cfg.detect.second_frontend
-        deferred = {*cohort_columns().values(), *(cohort_columns(f2).values() if f2 else ()), *SPEAKER_NAMES}
+        deferred = {n for g in deferred_groups(f2) for n in g}
         self.defer = bool(calibration.lo) and not deferred & set(recent_bases(calibration.names))
         self.vetoes = {name: v for name, p in phrases.items()
                        if (v := speaker_veto(p.template_audio, cfg, stream=True)) is not None}
@@ -282,9 +282,9 @@ class StreamDetector:
         log.debug("%.1f s: judged %d candidate(s), %d detection(s)", self.seconds, len(todo), len(out))
         return out
 
-    def _fuse(self, scores: dict[str, np.ndarray], later: list[Deferred | DeferredSpeaker]) -> np.ndarray:
+    def _fuse(self, scores: dict[str, np.ndarray], later: list[Later]) -> np.ndarray:
         """The calibrated score of each row, -inf for a row that cannot pass the threshold: each deferred
-        part (detect.Deferred, DeferredSpeaker) is made only for the rows whose best reachable score
+        part (detect.Later) is made only for the rows whose best reachable score
         (Calibration.upper) still passes it, so every decision is the one the full judgement makes."""
         n = len(next(iter(scores.values())))
         live = np.arange(n)

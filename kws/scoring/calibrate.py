@@ -72,12 +72,37 @@ class Calibration:
     hi: tuple[float, ...] = ()
     # A stream calibration's running statistics start from these (recent.RecentPrior's fields); empty otherwise.
     recent: dict = field(default_factory=dict)
+    # Groups of columns made together (detect.deferred_groups) and the most each group's weighed sum reached on
+    # the training rows: fuse caps the sum there, so a group not yet made can add at most that (upper), far less
+    # than every column at its own extreme at once. Empty: no caps.
+    caps: tuple[tuple[tuple[str, ...], float], ...] = ()
 
     def fuse(self, scores: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Fused score of each row; `@set` columns are standardised over `reference` (default: these rows),
         which must then be the whole test folder's scores."""
         x = self._columns(scores, reference)
-        return (x - np.array(self.mean)) / np.array(self.std) @ np.array(self.weights) + self.bias
+        if not self.caps:
+            return (x - np.array(self.mean)) / np.array(self.std) @ np.array(self.weights) + self.bias
+        return self._capped(self._terms(x)) + self.bias
+
+    def _terms(self, x: np.ndarray) -> np.ndarray:
+        """(rows, names): each column's weighed part of the fused score."""
+        return (x - np.array(self.mean)) / np.array(self.std) * np.array(self.weights)
+
+    def _capped(self, terms: np.ndarray) -> np.ndarray:
+        """The sum of each row's terms, each capped group's sum at most its cap."""
+        grouped = np.zeros(len(self.names), bool)
+        total = np.zeros(len(terms))
+        for group, cap in self.caps:
+            idx = [self.names.index(n) for n in group]
+            grouped[idx] = True
+            total += np.minimum(terms[:, idx].sum(axis=1), cap)
+        return total + terms[:, ~grouped].sum(axis=1)
+
+    def group_sums(self, scores: dict[str, np.ndarray], groups: list[tuple[str, ...]]) -> np.ndarray:
+        """(rows, groups): each group's weighed sum, uncapped (what a cap is fitted on)."""
+        terms = self._terms(self._columns(scores))
+        return np.column_stack([terms[:, [self.names.index(n) for n in g]].sum(axis=1) for g in groups])
 
     def _columns(self, scores: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """(rows, names) of what fuse weighs: the columns in order, clipped to the fit's range (NaN stays NaN)."""
@@ -94,7 +119,7 @@ class Calibration:
         lo, hi, m, s, w = map(np.array, (self.lo, self.hi, self.mean, self.std, self.weights))
         part = (x - m) / s * w
         most = np.maximum((lo - m) / s * w, (hi - m) / s * w)
-        return np.where(np.isnan(part), most, part).sum(axis=1) + self.bias
+        return self._capped(np.where(np.isnan(part), most, part)) + self.bias
 
     def decide(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         return (self.fuse(scores) > self.threshold).astype(int)
@@ -122,7 +147,8 @@ class Calibration:
         path = Path(path)
         try:
             d = json.loads(Path(path).read_text(encoding="utf-8"))
-            cal = cls(**{**d, **{k: tuple(d[k]) for k in ("names", "mean", "std", "weights", "lo", "hi") if k in d}})
+            cal = cls(**{**d, **{k: tuple(d[k]) for k in ("names", "mean", "std", "weights", "lo", "hi") if k in d},
+                         "caps": tuple((tuple(g), float(c)) for g, c in d.get("caps", ()))})
         except FileNotFoundError as e:
             raise WeightsError(f"{path} is missing; restore pretrained/ or run scripts/fit_calibration.py") from e
         except (ValueError, TypeError, KeyError) as e:
@@ -130,6 +156,8 @@ class Calibration:
         if not (len(cal.names) == len(cal.mean) == len(cal.std) == len(cal.weights)) or \
                 (cal.lo and not len(cal.lo) == len(cal.hi) == len(cal.names)):
             raise WeightsError(f"{path}: calibration columns disagree in length; restore it from git")
+        if not {n for g, _ in cal.caps for n in g} <= set(cal.names):
+            raise WeightsError(f"{path}: a capped group names a column the calibration does not fuse; restore it from git")
         return cal
 
 

@@ -263,6 +263,22 @@ def cohort_columns(frontend: str | None = None) -> dict[str, str]:
     return {n: c for n, c in named.items() if c in scores.COLUMNS}
 
 
+def own_columns(frontend: str) -> dict[str, str]:
+    """{keyword column: its score column} of a second front end's own pass (its templates against the clip):
+    every registered keyword column of that front end but its cohort part's."""
+    named = {n: scores.second_name(frontend, n) for n in scores.names("keyword") if n not in COHORT_NAMES}
+    return {n: c for n, c in named.items() if c in scores.COLUMNS}
+
+
+def deferred_groups(frontend: str | None) -> list[tuple[str, ...]]:
+    """The column groups score_and_locate(defer=True) leaves out, in the order the listener makes them: the
+    first front end's cohort part, the speaker part, then a second front end's own pass and its cohort part."""
+    groups = [tuple(cohort_columns().values()), SPEAKER_NAMES]
+    if frontend:
+        groups += [tuple(own_columns(frontend).values()), tuple(cohort_columns(frontend).values())]
+    return [g for g in groups if g]
+
+
 @dataclass(frozen=True)
 class Deferred:
     """A keyword pass whose cohort part score_and_locate(defer=True) left out: its COHORT_NAMES columns, NaN
@@ -300,6 +316,43 @@ class DeferredSpeaker:
     def complete(self, idx: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
         """The speaker columns for clips idx."""
         return speaker_part(self.profile, [self.clips[i] for i in idx], [self.best[i] for i in idx], self.cohort, cfg)
+
+
+class DeferredSecond:
+    """The second front end's pass that score_and_locate(defer=True) left out: complete() makes its own part (the
+    span's frames in that front end, the templates matched in them) for the clips that still need it, and
+    cohort_part() then the cohort part, as a Deferred of those clips."""
+
+    def __init__(self, profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, features: FeatureConfig):
+        self.profile, self.clips, self.cohort, self.features = profile, clips, cohort, features
+        self.made: dict[int, tuple[np.ndarray, np.ndarray, list[dtw.Match]]] = {}   # clip: frames, distances, matches
+
+    def complete(self, idx: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
+        """The own pass's columns (under their score names) for clips idx."""
+        with stage("second"):
+            frames = [keyword_frames(self.clips[i].audio, self.features) for i in idx]
+            out, dist, matches = keyword_pass(self.profile, frames, None, cfg)
+        for j, i in enumerate(idx):
+            self.made[int(i)] = (frames[j], dist[:, j], [row[j] for row in matches])
+        return {c: out[n] for n, c in own_columns(self.features.frontend).items()}
+
+    def cohort_part(self) -> "DeferredSecondCohort":
+        return DeferredSecondCohort(self)
+
+
+@dataclass(frozen=True)
+class DeferredSecondCohort:
+    """A DeferredSecond's cohort part, made for clips its own part was made for."""
+    own: DeferredSecond
+
+    def complete(self, idx: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
+        made = [self.own.made[int(i)] for i in idx]
+        matched = (np.stack([m[1] for m in made], axis=1), [list(row) for row in zip(*(m[2] for m in made))])
+        d = Deferred(self.own.profile, [m[0] for m in made], matched, self.own.cohort, None, self.own.features.frontend)
+        return d.complete(np.arange(len(idx)), cfg)
+
+
+Later = Deferred | DeferredSpeaker | DeferredSecond | DeferredSecondCohort   # a part the listener makes later
 
 
 def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
@@ -344,15 +397,16 @@ def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, 
 
 def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config,
                      speaker: bool = True, defer: bool = False
-                     ) -> tuple[dict[str, np.ndarray], list[dtw.Match], list[Deferred | DeferredSpeaker]]:
+                     ) -> tuple[dict[str, np.ndarray], list[dtw.Match], list[Later]]:
     """score_clips, where each clip's best match lies (its closest enrollment template's), and, with defer,
-    each front end's cohort part (Deferred) and the speaker part (DeferredSpeaker) left out, their columns
-    NaN till then: in the order to make them, the first front end's, the speaker's, the second's."""
+    the parts left out (deferred_groups), their columns NaN till then, in the order to make them: the first
+    front end's cohort part (Deferred), the speaker part (DeferredSpeaker), the second front end's own pass
+    (DeferredSecond) and its cohort part."""
     if not clips:
         groups = {"keyword", "condition", *(["speaker"] if speaker else []), *(["matcher"] if cfg.detect.matcher else [])}
         return {name: np.zeros(0) for name in SCORE_NAMES if scores.COLUMNS[name].group in groups}, [], []
     frames = [c.frames for c in clips]
-    later: list[Deferred | DeferredSpeaker] = []
+    later: list[Later] = []
     with stage("dtw"):
         nm_dist = noise_matched_distances(profile, clips, cfg)
         out, dist, matches = keyword_pass(profile, frames, None if defer else cohort, cfg, nm_dist)
@@ -362,12 +416,16 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
     if f2 is not None:
         with stage("second"):
             second, cohort2 = second_profile(profile, cfg)
-            frames2 = [keyword_frames(c.audio, f2) for c in clips]
-            kw2, dist2, matches2 = keyword_pass(second, frames2, None if defer else cohort2, cfg)
-            out.update({scores.second_name(f2.frontend, n): v for n, v in kw2.items()
-                        if scores.second_name(f2.frontend, n) in scores.COLUMNS})
+            if not defer:
+                frames2 = [keyword_frames(c.audio, f2) for c in clips]
+                kw2, _, _ = keyword_pass(second, frames2, cohort2, cfg)
+                out.update({scores.second_name(f2.frontend, n): v for n, v in kw2.items()
+                            if scores.second_name(f2.frontend, n) in scores.COLUMNS})
         if defer:
-            later.append(Deferred(second, frames2, (dist2, matches2), cohort2, None, f2.frontend))
+            own = DeferredSecond(second, clips, cohort2, f2)
+            later += [own, own.cohort_part()]
+            out.update({c: np.full(len(clips), np.nan) for c in (*own_columns(f2.frontend).values(),
+                                                                  *cohort_columns(f2.frontend).values())})
     out.update(condition_scores(clips, cfg))
     best = best_matches_of(dist, matches)
     if cfg.detect.matcher:

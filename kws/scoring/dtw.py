@@ -342,25 +342,23 @@ class OnlineMatch:
         cols = unit(np.asarray(columns, np.float32))
         costs = 1.0 - cols @ self.rows.T                    # (n_columns, rows), one product for the hop
         pair = costs[:, 1:-1] + self.no_pair                # r - 1 in this column, where r - 2 may lead to it
-        at_ends = np.empty((len(cols), len(self.lengths)), np.float32)
-        # Three rotating columns, fresh (d1 and d2 may be the committed state): at column k, ring[(k + 1) % 3]
-        # is the last one, ring[k % 3] the one before, and ring[(k + 2) % 3] gets the new one. Their views are
-        # made once: numpy's per-call overhead, not arithmetic, is what these short arrays cost.
-        ring = [d2.copy(), d1.copy(), np.empty_like(d1)]
-        but1, but2 = [b[:-1] for b in ring], [b[:-2] for b in ring]
+        n = len(cols)
+        # Accumulated costs of the two columns before, then of these: row k + 2 is column k, made from rows
+        # k + 1 and k, and the ends of the templates are read once after the loop (numpy's per-call overhead,
+        # not arithmetic, is what these short arrays cost). d1 and d2 are never written: they may be the committed state.
+        acc = np.empty((n + 2, len(d1)), np.float32)
+        acc[0], acc[1] = d2, d1
         best, tmp = np.empty_like(d1), np.empty(len(d1) - 2, np.float32)
         best1, best2 = best[1:], best[2:]
         starts = np.flatnonzero(self.first)
-        for k, (c, p) in enumerate(zip(costs, pair)):
-            last, before, new = (k + 1) % 3, k % 3, (k + 2) % 3
-            np.minimum(but1[last], but1[before], out=best1)  # row r - 1, one or two columns back
-            np.add(but2[last], p, out=tmp)                   # r - 2 back, then r - 1 here
+        for k in range(n):
+            last, before = acc[k + 1], acc[k]
+            np.minimum(last[:-1], before[:-1], out=best1)   # row r - 1, one or two columns back
+            np.add(last[:-2], pair[k], out=tmp)             # r - 2 back, then r - 1 here
             np.minimum(best2, tmp, out=best2)
-            best[starts] = 0.0                               # a match may start at any column
-            np.add(c, best, out=ring[new])
-            np.take(ring[new], self.ends, out=at_ends[k])
-        n = len(cols)
-        return (at_ends / self.lengths).astype(np.float32), ring[(n + 1) % 3], ring[n % 3]
+            best[starts] = 0.0                              # a match may start at any column
+            np.add(costs[k], best, out=acc[k + 2])
+        return (acc[2:, self.ends] / self.lengths).astype(np.float32), acc[n + 1], acc[n]
 
     def step(self, columns: np.ndarray) -> np.ndarray:
         """Commit test columns; returns (n_columns, n_templates) mean path costs of each template's best
