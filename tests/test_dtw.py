@@ -121,3 +121,31 @@ def test_many_templates_of_many_lengths_match_as_each_alone():
         assert np.array_equal(np.isfinite(score[k]), fin), k
         assert np.allclose(score[k][fin], ref[0][fin], atol=1e-5) and np.array_equal(start[k][fin], ref[1][fin]), k
         assert np.allclose(worst[k][fin], ref[2][fin], atol=1e-5), k
+
+
+def test_backtracking_the_kept_rows_gives_the_carried_paths_bit_for_bit():
+    """_paths + _backtrack (every row kept, the chosen ends traced back) against _subsequence_many (start and
+    half carried along every cell): the same costs, starts and worse halves at every end, ties and blocked
+    columns included, and match_templates the same Matches whichever of the two it runs."""
+    rng = np.random.default_rng(4)
+    for case in range(40):
+        dim = int(rng.choice([6, 19]))
+        templates = [dtw.unit(rng.standard_normal((int(n), dim)).astype(np.float32)) for n in rng.integers(1, 30, 4)]
+        x = dtw.unit(rng.standard_normal((int(rng.integers(1, 60)), dim)).astype(np.float32))
+        if case % 3 == 0:    # repeated frames: equal costs, so ties between steps
+            x, templates = np.repeat(x, 2, axis=0), [np.repeat(t, 2, axis=0) for t in templates]
+        blocked = rng.random(len(x)) < 0.1
+        score, start, worst = dtw._subsequence_many(templates, x, blocked)
+        score2, cost, path, row_of = dtw._paths(templates, x, blocked)
+        assert np.array_equal(score, score2), case
+        for t in range(len(templates)):
+            for j in np.flatnonzero(np.isfinite(score[t])):
+                assert dtw._backtrack(cost, path, row_of[t], len(templates[t]), int(j)) == (start[t, j], worst[t, j])
+    clips = [rng.standard_normal((int(n), 6)).astype(np.float32) for n in (15, 1, 40)]
+    templates = [rng.standard_normal((int(n), 6)).astype(np.float32) for n in (12, 3, 7)]
+    fast = dtw.match_templates(templates, clips)
+    dtw.BACKTRACK_CELLS, cells = 0, dtw.BACKTRACK_CELLS
+    try:
+        assert dtw.match_templates(templates, clips) == fast
+    finally:
+        dtw.BACKTRACK_CELLS = cells

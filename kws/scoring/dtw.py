@@ -165,6 +165,72 @@ def _subsequence_many(templates: list[np.ndarray], test: np.ndarray, blocked: np
     return score, start_out, worst
 
 
+# _paths keeps every row of the DP (two float32 planes) and backtracks only the ends asked for: about half the
+# array operations of _subsequence_many, which carries start and half along every cell in O(K·m) memory. It is
+# used while its rows fit in this many cells (16 MB); the same numbers either way.
+BACKTRACK_CELLS = 1 << 21
+
+
+def _paths(templates: list[np.ndarray], test: np.ndarray, blocked: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """_subsequence_many's (K, m) mean path costs, with every row kept for _backtrack: (score, cost, path, row_of):
+    cost[i, r] the frame costs and path[i, r] the accumulated path costs of row i of the templates sorted longest
+    first, row_of[t] the place of template t in that order. The same recurrences, products and sums as
+    _subsequence_many, so the same numbers bit for bit."""
+    k, m = len(templates), len(test)
+    order, lengths, padded = _longest_first(templates, test.shape[1])
+    n_max, active, done = _schedule(lengths)
+    ones, test_t = _ones(blocked), test.T
+    cost = np.empty((n_max, k, m), np.float32)
+    path = np.empty((n_max, k, m), np.float32)
+    np.subtract(ones, padded[:, 0] @ test_t, out=cost[0])
+    path[0] = cost[0]
+    best = np.full((k, m), np.inf, np.float32)    # column 0 stays inf: no step reaches it from row i - 1
+    for i in range(1, n_max):
+        _check_time()
+        act = int(active[i])
+        np.subtract(ones, padded[:act, i] @ test_t, out=cost[i, :act])
+        b, prev = best[:act], path[i - 1, :act]
+        if i >= 2:
+            np.add(path[i - 2, :act, :-1], cost[i - 1, :act, 1:], out=b[:, 1:])   # (2,1): row i - 2, then (i - 1, j)
+        np.minimum(prev[:, :-1], b[:, 1:], out=b[:, 1:])                          # (1,1)
+        np.minimum(b[:, 2:], prev[:, :-2], out=b[:, 2:])                          # (1,2)
+        np.add(b, cost[i, :act], out=path[i, :act])
+    score = np.full((k, m), np.inf, np.float32)
+    for i, rows in done.items():
+        for r in rows:
+            score[order[r]] = path[i, r] / int(lengths[r])
+    row_of = [0] * k
+    for r, o in enumerate(order):
+        row_of[int(o)] = r
+    return score, cost, path, row_of
+
+
+_INF = np.float32(np.inf)
+
+
+def _backtrack(cost: np.ndarray, path: np.ndarray, r: int, n: int, j: int) -> tuple[int, float]:
+    """(start column, mean cost of the worse template half) of the best path of _paths' row r (a template of n
+    frames) ending at column j: its steps chosen again as _subsequence_many chose them, ties alike."""
+    h = max(1, n // 2)
+    total, i, half = path[n - 1, r, j], n - 1, path[0, r, j]
+    while i > 0:
+        a = path[i - 1, r, j - 1] if j >= 1 else _INF
+        b = path[i - 1, r, j - 2] if j >= 2 else _INF
+        c = path[i - 2, r, j - 1] + cost[i - 1, r, j] if i >= 2 and j >= 1 else _INF
+        back, di, dj = (b, 1, 2) if b < a else (a, 1, 1)
+        if c < back:
+            back, di, dj = c, 2, 1
+        if i == h:                        # the cost through row h - 1 (for (2,1), through its cell (h - 1, j))
+            half = back
+        elif di == 2 and i == h + 1:      # (2,1) from row h - 1, over row h
+            half = path[h - 1, r, j - 1]
+        i, j = i - di, j - dj
+    if n < 2:
+        return j, float(total)
+    return j, float(max(half / h, (total - half) / (n - h)))
+
+
 def _concatenate(clips: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Unit-row clips joined with BARRIER blocked columns between them, so no path can cross."""
     parts, offsets, pos = [], [], 0
@@ -193,8 +259,12 @@ def match_templates(templates: list[np.ndarray], clips: list[np.ndarray]) -> lis
     big, blocked, offsets = _concatenate(clips, templates[0].shape[1])
     out: list[list[Match]] = []
     for chunk in _groups(templates, len(big)):
-        if len(big):
+        if len(big) and max(len(t) for t in chunk) * len(chunk) * len(big) <= BACKTRACK_CELLS:
+            score, cost, path, row_of = _paths(chunk, big, blocked)
+            where = lambda r, j: _backtrack(cost, path, row_of[r], len(chunk[r]), j)   # noqa: E731
+        elif len(big):
             score, start, worst = _subsequence_many(chunk, big, blocked)
+            where = lambda r, j: (int(start[r, j]), float(worst[r, j]))                # noqa: E731
         for r in range(len(chunk)):
             row = []
             for off, c in zip(offsets, clips):
@@ -203,7 +273,8 @@ def match_templates(templates: list[np.ndarray], clips: list[np.ndarray]) -> lis
                     row.append(Match(float("inf"), 0, max(0, len(c) - 1), float("inf")))
                     continue
                 j = int(np.argmin(seg))
-                row.append(Match(float(seg[j]), int(start[r, off + j]) - off, j, float(worst[r, off + j])))
+                first, worse = where(r, off + j)
+                row.append(Match(float(seg[j]), first - off, j, float(worse)))
             out.append(row)
     return out
 
