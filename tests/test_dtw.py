@@ -149,3 +149,15 @@ def test_backtracking_the_kept_rows_gives_the_carried_paths_bit_for_bit():
         assert dtw.match_templates(templates, clips) == fast
     finally:
         dtw.BACKTRACK_CELLS = cells
+
+
+def test_templates_given_as_unit_rows_are_not_normalised_again():
+    """template_distances(normalised=True) of unit rows (a cohort's, made once; reversed takes as unit(t)[::-1])
+    gives the distances of the raw templates bit for bit."""
+    rng = np.random.default_rng(5)
+    templates = [rng.standard_normal((int(n), 6)).astype(np.float32) * 3 for n in (7, 12, 4)]
+    clips = [rng.standard_normal((int(n), 6)).astype(np.float32) for n in (20, 9)]
+    raw = dtw.template_distances(templates + [t[::-1] for t in templates], clips)
+    ready = [dtw.unit(t) for t in templates] + [dtw.unit(t)[::-1] for t in templates]
+    assert np.array_equal(dtw.template_distances(ready, clips, normalised=True), raw)
+    assert not np.array_equal(dtw.template_distances(templates, clips, normalised=True), raw)   # they must be unit rows

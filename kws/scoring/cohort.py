@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,11 @@ class Cohort:
     templates: list[np.ndarray]        # impostor single words cut like templates (t-norm of test clips)
     speaker_embeddings: np.ndarray     # (N, 256) unit GE2E embeddings of impostor utterances
     sha: str = ""                      # of the files it was read from: profiles normalised by another are refused
+
+    @cached_property
+    def unit_templates(self) -> list[np.ndarray]:
+        """templates as unit rows, made once: every candidate of a stream is t-normalised against them."""
+        return [unit(t) for t in self.templates]
 
     @staticmethod
     def pack(frames: list[np.ndarray], templates: list[np.ndarray], embeddings: np.ndarray,

@@ -153,9 +153,10 @@ def keyword_matches(templates: list[np.ndarray], clips: list[np.ndarray]) -> tup
     return _capped(dist), matches
 
 
-def keyword_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> np.ndarray:
-    """keyword_matches without the matches: the cheap DTW pass (impostor templates, enrollment statistics)."""
-    return _capped(dtw.template_distances(templates, clips))
+def keyword_distances(templates: list[np.ndarray], clips: list[np.ndarray], normalised: bool = False) -> np.ndarray:
+    """keyword_matches without the matches: the cheap DTW pass (impostor templates, enrollment statistics);
+    normalised: the templates are unit rows already."""
+    return _capped(dtw.template_distances(templates, clips, normalised))
 
 
 def keyword_scores(profile: SpeakerProfile, dist: np.ndarray, matches: list[list[dtw.Match]], cohort_dist: np.ndarray,
@@ -247,7 +248,8 @@ def keyword_pass(profile: SpeakerProfile, frames: list[np.ndarray], cohort: Coho
         cohort_dist = reversed_dist = np.full((1, len(frames)), np.nan)
     else:
         n = len(cohort.templates)    # one DP pass for both, so its per-row overhead is paid once
-        both = keyword_distances(list(cohort.templates) + [t[::-1] for t in profile.templates], frames)
+        both = keyword_distances(cohort.unit_templates + [unit(t)[::-1] for t in profile.templates], frames,
+                                 normalised=True)
         cohort_dist, reversed_dist = both[:n], both[n:]
     return keyword_scores(profile, dist, matches, cohort_dist, reversed_dist, cfg.detect.top_k, nm_dist), dist, matches
 

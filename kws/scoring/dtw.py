@@ -245,11 +245,11 @@ def _concatenate(clips: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndar
     return big, blocked, offsets
 
 
-def _groups(templates: list[np.ndarray], columns: int):
-    """Templates in groups that keep each DP pass within MAX_CELLS."""
+def _groups(templates: list[np.ndarray], columns: int, normalised: bool = False):
+    """Templates in groups that keep each DP pass within MAX_CELLS, as unit rows (normalised: they are)."""
     size = max(1, MAX_CELLS // max(columns, 1))
     for g in range(0, len(templates), size):
-        yield [unit(t) for t in templates[g:g + size]]
+        yield list(templates[g:g + size]) if normalised else [unit(t) for t in templates[g:g + size]]
 
 
 def match_templates(templates: list[np.ndarray], clips: list[np.ndarray]) -> list[list[Match]]:
@@ -279,10 +279,11 @@ def match_templates(templates: list[np.ndarray], clips: list[np.ndarray]) -> lis
     return out
 
 
-def template_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> np.ndarray:
+def template_distances(templates: list[np.ndarray], clips: list[np.ndarray], normalised: bool = False) -> np.ndarray:
     """(n_templates, n_clips) best-match distances only (inf: no fit): the cheap pass for impostor templates.
 
     The same DP as match_templates without the start and half bookkeeping, about 3x fewer array operations.
+    normalised: the templates are unit rows already (unit() of them again might move a last bit).
     """
     out = np.full((len(templates), len(clips)), np.inf)
     if not templates or not clips:
@@ -290,7 +291,7 @@ def template_distances(templates: list[np.ndarray], clips: list[np.ndarray]) -> 
     big, blocked, offsets = _concatenate(clips, templates[0].shape[1])
     ends = [off + len(c) for off, c in zip(offsets, clips)]
     g0 = 0
-    for chunk in _groups(templates, len(big)):
+    for chunk in _groups(templates, len(big), normalised):
         score = _distances_many(chunk, big, blocked)
         for j, (a, b) in enumerate(zip(offsets, ends)):
             if b > a:
