@@ -231,3 +231,19 @@ def test_cohort_and_speaker_parts_wait_and_change_no_decision(personal_profile, 
     assert 0 < sum(made) < 2 * lazy.judged   # two front ends' cohort parts, not made for every candidate
     assert 0 < sum(voiced) < lazy.judged     # nor the speaker part
     assert 0 < sum(second) < lazy.judged     # nor the second front end's own pass
+
+
+def test_the_sample_buffer_keeps_the_last_capacity_samples_whatever_the_appends():
+    """SampleBuffer against the plain rule (everything appended, the last `capacity` kept): the same window,
+    start, end and cut-outs after appends shorter than, as long as and longer than its capacity."""
+    from kws.app.stream import SampleBuffer
+    rng = np.random.default_rng(0)
+    buf, ref = SampleBuffer(50), np.zeros(0, np.float32)
+    for n in [0, 7, 13, 49, 1, 50, 3, 120, 9, *rng.integers(0, 30, 60)]:
+        y = rng.standard_normal(int(n)).astype(np.float32)
+        buf.append(y)
+        ref = np.concatenate([ref, y])[-50:]
+        assert np.array_equal(buf.data, ref) and buf.end - buf.start == len(ref)
+        if len(ref) > 2:
+            a = buf.start + 1
+            assert np.array_equal(buf.get(a, buf.end - 1), ref[1:-1])

@@ -83,20 +83,39 @@ def read_blocks(path: str | Path, block_s: float = StreamConfig.block_s) -> Iter
 
 
 class SampleBuffer:
-    """The last `capacity` samples of a stream, addressed by their index in the stream."""
+    """The last `capacity` samples of a stream, addressed by their index in the stream.
+
+    They lie in a store twice that long, new samples written after them: the kept ones move to its front once
+    per `capacity` samples appended, not with every hop (a hop's copy of the whole window cost 2 % of the listener)."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self.data = np.zeros(0, np.float32)
-        self.end = 0   # stream index one past the newest sample
+        self._store = np.zeros(2 * capacity, np.float32)
+        self._head = self._size = 0   # the window is _store[_head - _size:_head]
+        self.end = 0                  # stream index one past the newest sample
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._store[self._head - self._size:self._head]
 
     @property
     def start(self) -> int:
-        return self.end - len(self.data)
+        return self.end - self._size
 
     def append(self, y: np.ndarray) -> None:
-        self.data = np.concatenate([self.data, y])[-self.capacity:]
+        y = np.asarray(y, np.float32)
         self.end += len(y)
+        if len(y) >= self.capacity:
+            self._store[:self.capacity] = y[len(y) - self.capacity:]
+            self._head = self._size = self.capacity
+            return
+        if self._head + len(y) > len(self._store):
+            keep = min(self._size, self.capacity - len(y))
+            self._store[:keep] = self._store[self._head - keep:self._head]
+            self._head = self._size = keep
+        self._store[self._head:self._head + len(y)] = y
+        self._head += len(y)
+        self._size = min(self._size + len(y), self.capacity)
 
     def get(self, a: int, b: int) -> np.ndarray:
         assert self.start <= a <= b <= self.end, "window outside the buffer: capacity too small"
