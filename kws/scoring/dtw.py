@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -259,12 +259,8 @@ def match_templates(templates: list[np.ndarray], clips: list[np.ndarray]) -> lis
     big, blocked, offsets = _concatenate(clips, templates[0].shape[1])
     out: list[list[Match]] = []
     for chunk in _groups(templates, len(big)):
-        if len(big) and max(len(t) for t in chunk) * len(chunk) * len(big) <= BACKTRACK_CELLS:
-            score, cost, path, row_of = _paths(chunk, big, blocked)
-            where = lambda r, j: _backtrack(cost, path, row_of[r], len(chunk[r]), j)   # noqa: E731
-        elif len(big):
-            score, start, worst = _subsequence_many(chunk, big, blocked)
-            where = lambda r, j: (int(start[r, j]), float(worst[r, j]))                # noqa: E731
+        if len(big):
+            score, where = _ends(chunk, big, blocked)
         for r in range(len(chunk)):
             row = []
             for off, c in zip(offsets, clips):
@@ -274,9 +270,20 @@ def match_templates(templates: list[np.ndarray], clips: list[np.ndarray]) -> lis
                     continue
                 j = int(np.argmin(seg))
                 first, worse = where(r, off + j)
-                row.append(Match(float(seg[j]), first - off, j, float(worse)))
+                row.append(Match(float(seg[j]), first - off, j, worse))
             out.append(row)
     return out
+
+
+def _ends(templates: list[np.ndarray], test: np.ndarray, blocked: np.ndarray
+          ) -> tuple[np.ndarray, Callable[[int, int], tuple[int, float]]]:
+    """(K, m) mean path costs, and where(template, end column) -> (start column, worse-half mean): by _paths and
+    _backtrack while the rows fit BACKTRACK_CELLS, else by _subsequence_many (the same numbers either way)."""
+    if max(len(t) for t in templates) * len(templates) * len(test) <= BACKTRACK_CELLS:
+        score, cost, path, row_of = _paths(templates, test, blocked)
+        return score, lambda t, j: _backtrack(cost, path, row_of[t], len(templates[t]), j)
+    score, start, worst = _subsequence_many(templates, test, blocked)
+    return score, lambda t, j: (int(start[t, j]), float(worst[t, j]))
 
 
 def template_distances(templates: list[np.ndarray], clips: list[np.ndarray], normalised: bool = False) -> np.ndarray:
