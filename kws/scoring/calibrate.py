@@ -81,7 +81,7 @@ class Calibration:
         """Fused score of each row; `@set` columns are standardised over `reference` (default: these rows),
         which must then be the whole test folder's scores."""
         x = self._columns(scores, reference)
-        if not self.caps:
+        if not self.caps:   # the one product, as every uncapped calibration was fitted and scored with
             return (x - np.array(self.mean)) / np.array(self.std) @ np.array(self.weights) + self.bias
         return self._capped(self._terms(x)) + self.bias
 

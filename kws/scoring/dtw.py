@@ -176,7 +176,9 @@ def _paths(templates: list[np.ndarray], test: np.ndarray, blocked: np.ndarray
     """_subsequence_many's (K, m) mean path costs, with every row kept for _backtrack: (score, cost, path, row_of):
     cost[i, r] the frame costs and path[i, r] the accumulated path costs of row i of the templates sorted longest
     first, row_of[t] the place of template t in that order. The same recurrences, products and sums as
-    _subsequence_many, so the same numbers bit for bit."""
+    _subsequence_many, so the same numbers bit for bit. (_distances_many runs these recurrences too, but on a
+    contiguous copy of the test and dividing by a numpy length: either can round a last bit differently, so
+    each pass keeps its own twin's arithmetic.)"""
     k, m = len(templates), len(test)
     order, lengths, padded = _longest_first(templates, test.shape[1])
     n_max, active, done = _schedule(lengths)
