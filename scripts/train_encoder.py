@@ -9,14 +9,16 @@ Data (load_items): the cohort half of the words corpus's train speakers, every S
 train speaker (they never make a calibration task), the phrases corpus with --phrases (keyword
 losses only: no speaker ids) and, with --trainset, the synthetic speakers of
 scripts/build_training_set.py. The calibration half of the task speakers stays unseen, so the
-calibration fitted later sees new voices, as dev and the platform do. Each clip is used clean and with noise.
+calibration fitted later sees new voices, as dev and the platform do. Each clip is used clean and with noise
+(--noisy-copies: more noisy versions, always noisy at --hard-snr; measured in docs/results.md, v16).
 
 Losses, summed:
 - speaker: additive angular margin softmax over the training speakers (speaker head);
 - word: cross-entropy over words/phrases from the pooled keyword frames (keyword head);
 - frames: InfoNCE along DTW alignment paths between two takes of the same word, preferably
   by different speakers: aligned keyword frames must be closer than every other frame of the
-  other take and of a take of another word (the alignment comes from MFCC DTW, fixed).
+  other take and of a take of another word (the alignment comes from MFCC DTW, fixed; with --align-clean,
+  from each clip's clean version).
 Checkpoints every --ckpt-every steps in --work; a rerun resumes from the last one.
 """
 from __future__ import annotations
@@ -82,8 +84,11 @@ def load_items(words_dir: Path, trainset: Path | None, phrases_dir: Path | None 
     return items
 
 
-def featurize(item: dict, noise: list[np.ndarray], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """[(encoder input, MFCC alignment frames)] for the clean clip and one noisy copy."""
+def featurize(item: dict, noise: list[np.ndarray], seed: int, copies: int = 1, hard_snr: tuple[float, float] = (0.0, 25.0),
+              align_clean: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(encoder input, MFCC alignment frames)] for the clean clip and its noisy copies: the first as `augment`
+    makes it, each further one always noisy at `hard_snr`. With `align_clean`, every copy aligns by the clean
+    clip's MFCC frames, so that DTW paths (and two copies of one clip, aligned frame to frame) are not bent by noise."""
     import soundfile as sf
     y, sr = sf.read(item["path"], dtype="float32", always_2d=True)
     y = y.mean(axis=1)
@@ -92,14 +97,16 @@ def featurize(item: dict, noise: list[np.ndarray], seed: int) -> list[tuple[np.n
         if segs:
             y = y[segs[0][0]:segs[-1][1]]
     rng = np.random.default_rng(seed)
-    out = []
-    for version in (y, augment(rng, noise, y)):
-        out.append((encoder_input(version, DEFAULT.features).astype(np.float16),
-                    cmvn(mfcc(version, DEFAULT.features), DEFAULT.features.cmvn_frames).astype(np.float16)))
-    return out
+    versions = [y, augment(rng, noise, y)]
+    for _ in range(copies - 1):
+        versions.append(augment(rng, noise, y, p_noise=1.0, snr=hard_snr))
+    clean = cmvn(mfcc(y, DEFAULT.features), DEFAULT.features.cmvn_frames).astype(np.float16)
+    return [(encoder_input(v, DEFAULT.features).astype(np.float16),
+             clean if align_clean else cmvn(mfcc(v, DEFAULT.features), DEFAULT.features.cmvn_frames).astype(np.float16))
+            for v in versions]
 
 
-def build_cache(items: list[dict], noise_dir: Path, cache: Path, jobs: int) -> dict:
+def build_cache(items: list[dict], noise_dir: Path, cache: Path, jobs: int, options: dict | None = None) -> dict:
     if cache.is_file():
         log.info("features from %s", cache)
         with np.load(cache, allow_pickle=False) as z:
@@ -107,7 +114,7 @@ def build_cache(items: list[dict], noise_dir: Path, cache: Path, jobs: int) -> d
     from multiprocessing import Pool
     noise = load_noise(noise_dir)
     t0 = time.time()
-    with Pool(jobs, initializer=_init_worker, initargs=(noise,)) as pool:
+    with Pool(jobs, initializer=_init_worker, initargs=(noise, options or {})) as pool:
         feats = pool.starmap(_featurize, [(it, i) for i, it in enumerate(items)], chunksize=32)
     x, a, owner = [], [], []
     for i, versions in enumerate(feats):
@@ -124,15 +131,17 @@ def build_cache(items: list[dict], noise_dir: Path, cache: Path, jobs: int) -> d
 
 
 _NOISE: list[np.ndarray] = []
+_OPTIONS: dict = {}
 
 
-def _init_worker(noise: list[np.ndarray]) -> None:
+def _init_worker(noise: list[np.ndarray], options: dict) -> None:
     torch.set_num_threads(1)
     _NOISE[:] = noise
+    _OPTIONS.update(options)
 
 
 def _featurize(item: dict, seed: int):
-    return featurize(item, _NOISE, seed)
+    return featurize(item, _NOISE, seed, **_OPTIONS)
 
 
 class Batches:
@@ -232,6 +241,10 @@ def main() -> None:
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     ap.add_argument("--out", default=str(PRETRAINED_DIR / ENCODER_FILE))
+    ap.add_argument("--noisy-copies", type=int, default=1, help="noisy versions of each clip (the first as augment makes it)")
+    ap.add_argument("--hard-snr", type=float, nargs=2, default=(0.0, 25.0), metavar=("LO", "HI"),
+                    help="SNR range (dB) of the noisy versions after the first, always noisy")
+    ap.add_argument("--align-clean", action="store_true", help="align every version by its clean clip's MFCC frames")
     ap.add_argument("--hold-out", default="", help="languages left out of training, to measure an unseen one (e.g. ar)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -246,12 +259,13 @@ def main() -> None:
     items = load_items(Path(a.words), Path(a.trainset) if a.trainset else None,
                        Path(a.phrases) if a.phrases else None, held_out_langs(a.hold_out))
     cache = work / "features.npz"
+    options = {"copies": a.noisy_copies, "hard_snr": tuple(a.hard_snr), "align_clean": a.align_clean}
     if rank == 0:
-        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs)
+        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs, options)
     if ddp:
         dist.barrier()
     if rank != 0:
-        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs)
+        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs, options)
     data = Batches(items, z, a.seed * 1000 + rank)
     shape = EncoderShape()
     model, heads = MultiTaskEncoder(shape), Heads(shape, len(data.speakers), data.n_texts)

@@ -76,9 +76,10 @@ def utterance(rng: np.random.Generator, words: Words, speaker: str, n_words: int
     return np.concatenate(pieces)
 
 
-def augment(rng: np.random.Generator, noise: list[np.ndarray], y: np.ndarray) -> np.ndarray:
-    """Background noise at 0-25 dB SNR (60 % of the time) and a random peak level."""
-    if noise and rng.random() < 0.6:
+def augment(rng: np.random.Generator, noise: list[np.ndarray], y: np.ndarray, p_noise: float = 0.6,
+            snr: tuple[float, float] = (0.0, 25.0)) -> np.ndarray:
+    """Background noise at `snr` dB (0-25 by default; `p_noise` of the time) and a random peak level."""
+    if noise and rng.random() < p_noise:
         seg = noise_segment(noise[int(rng.integers(len(noise)))], len(y), rng)
-        y = mix_at_snr(y, seg, rng.uniform(0, 25))
+        y = mix_at_snr(y, seg, rng.uniform(*snr))
     return peak_normalise(y, rng.uniform(-14, -2))

@@ -59,3 +59,23 @@ def test_one_training_step_has_finite_losses_and_gradients():
 def test_auc():
     assert auc(np.array([3.0, 2.0, 1.0, 0.0]), np.array([1, 1, 0, 0])) == 1.0
     assert auc(np.array([0.0, 1.0]), np.array([1, 0])) == 0.0
+
+
+def test_noisy_copies_keep_the_first_two_versions_and_can_align_by_the_clean_clip(tmp_path):
+    import soundfile as sf
+    rng = np.random.default_rng(3)
+    t = np.arange(16000) / 16000
+    y = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    path = tmp_path / "w.wav"
+    sf.write(path, y, 16000)
+    item = {"path": str(path), "crop": False}
+    noise = [rng.standard_normal(40000).astype(np.float32)]
+    plain = te.featurize(item, noise, seed=5)
+    more = te.featurize(item, noise, seed=5, copies=3, hard_snr=(-3.0, 0.0))
+    clean = te.featurize(item, noise, seed=5, copies=3, hard_snr=(-3.0, 0.0), align_clean=True)
+    assert len(plain) == 2 and len(more) == len(clean) == 4
+    for (x0, a0), (x1, a1) in zip(plain, more):        # the default recipe's versions are unchanged
+        assert np.array_equal(x0, x1) and np.array_equal(a0, a1)
+    assert not np.array_equal(more[2][1], more[0][1])     # a noisy copy's own MFCC differs from the clean one's
+    assert all(np.array_equal(a, clean[0][1]) for _, a in clean)   # aligned by the clean clip
+    assert all(np.array_equal(x, m[0]) for (x, _), m in zip(clean, more))   # the encoder's input is its own
