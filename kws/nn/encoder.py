@@ -422,7 +422,11 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: n
         return speech_embedding(np.concatenate([pad, np.asarray(y, np.float32), pad]))
     if cfg.frontend != "encoder":
         raise ValueError(f"unknown front end {cfg.frontend!r}; use one of {', '.join(FRONTENDS)}")
-    m = load_multitask()
+    return encoder_keyword_frames(load_multitask(), y, cfg, added)
+
+
+def encoder_keyword_frames(m: MultiTask, y: np.ndarray, cfg: FeatureConfig, added: np.ndarray | None = None) -> np.ndarray:
+    """keyword_frames of the encoder front end under weights m (scripts measure other weights with it)."""
     # A long crop goes through the trunk piece by piece (trunk_pieces), as the voiceprint does.
     kw = [multitask_keyword_frames(m, piece) for piece in trunk_pieces(m, encoder_input(y, cfg, added))]
     return stack(kw[0] if len(kw) == 1 else np.concatenate(kw), cfg.stack).astype(np.float32)
