@@ -30,6 +30,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,11 +85,19 @@ def load_items(words_dir: Path, trainset: Path | None, phrases_dir: Path | None 
     return items
 
 
-def featurize(item: dict, noise: list[np.ndarray], seed: int, copies: int = 1, hard_snr: tuple[float, float] = (0.0, 25.0),
-              align_clean: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
-    """[(encoder input, MFCC alignment frames)] for the clean clip and its noisy copies: the first as `augment`
-    makes it, each further one always noisy at `hard_snr`. With `align_clean`, every copy aligns by the clean
-    clip's MFCC frames, so that DTW paths (and two copies of one clip, aligned frame to frame) are not bent by noise."""
+@dataclass(frozen=True)
+class Versions:
+    """How each clip is featurised: clean, then `copies` noisy versions, the first as `augment` makes it and each
+    further one always noisy at `hard_snr`; with `align_clean`, every version aligns by the clean clip's MFCC frames,
+    so that DTW paths (and two versions of one clip, aligned frame to frame) are not bent by noise."""
+    copies: int = 1
+    hard_snr: tuple[float, float] = (0.0, 25.0)
+    align_clean: bool = False
+
+
+def featurize(item: dict, noise: list[np.ndarray], seed: int, versions: Versions = Versions()
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(encoder input, MFCC alignment frames)] for the clean clip and its noisy versions (Versions)."""
     import soundfile as sf
     y, sr = sf.read(item["path"], dtype="float32", always_2d=True)
     y = y.mean(axis=1)
@@ -97,28 +106,38 @@ def featurize(item: dict, noise: list[np.ndarray], seed: int, copies: int = 1, h
         if segs:
             y = y[segs[0][0]:segs[-1][1]]
     rng = np.random.default_rng(seed)
-    versions = [y, augment(rng, noise, y)]
-    for _ in range(copies - 1):
-        versions.append(augment(rng, noise, y, p_noise=1.0, snr=hard_snr))
-    clean = cmvn(mfcc(y, DEFAULT.features), DEFAULT.features.cmvn_frames).astype(np.float16)
-    return [(encoder_input(v, DEFAULT.features).astype(np.float16),
-             clean if align_clean else cmvn(mfcc(v, DEFAULT.features), DEFAULT.features.cmvn_frames).astype(np.float16))
-            for v in versions]
+    audio = [y, augment(rng, noise, y)]
+    for _ in range(versions.copies - 1):
+        audio.append(augment(rng, noise, y, p_noise=1.0, snr=versions.hard_snr))
+
+    def align(v: np.ndarray) -> np.ndarray:
+        return cmvn(mfcc(v, DEFAULT.features), DEFAULT.features.cmvn_frames).astype(np.float16)
+    clean = align(y)
+    return [(encoder_input(v, DEFAULT.features).astype(np.float16), clean if k == 0 or versions.align_clean else align(v))
+            for k, v in enumerate(audio)]
 
 
-def build_cache(items: list[dict], noise_dir: Path, cache: Path, jobs: int, options: dict | None = None) -> dict:
+def build_cache(items: list[dict], noise_dir: Path, cache: Path, jobs: int, versions: Versions = Versions()) -> dict:
+    """The features of every item's versions, read from `cache` when it holds these versions (its .json beside
+    it says which; a cache without one holds the default versions), else made and written there."""
+    made_with = cache.with_suffix(".json")
     if cache.is_file():
+        d = json.loads(made_with.read_text(encoding="utf-8")) if made_with.is_file() else {}
+        stored = Versions(**{**d, "hard_snr": tuple(d.get("hard_snr", Versions.hard_snr))})
+        if stored != versions:
+            raise SystemExit(f"{cache} holds other versions of the clips ({stored}, not {versions}): "
+                             "give another --work, or delete it to featurise again")
         log.info("features from %s", cache)
         with np.load(cache, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     from multiprocessing import Pool
     noise = load_noise(noise_dir)
     t0 = time.time()
-    with Pool(jobs, initializer=_init_worker, initargs=(noise, options or {})) as pool:
+    with Pool(jobs, initializer=_init_worker, initargs=(noise, versions)) as pool:
         feats = pool.starmap(_featurize, [(it, i) for i, it in enumerate(items)], chunksize=32)
     x, a, owner = [], [], []
-    for i, versions in enumerate(feats):
-        for fx, fa in versions:
+    for i, made in enumerate(feats):
+        for fx, fa in made:
             x.append(fx)
             a.append(fa)
             owner.append(i)
@@ -126,22 +145,23 @@ def build_cache(items: list[dict], noise_dir: Path, cache: Path, jobs: int, opti
          "owner": np.array(owner)}
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **z)
+    made_with.write_text(json.dumps(asdict(versions)) + "\n", encoding="utf-8")
     log.info("featurised %d clips (%d versions) in %.0f s -> %s", len(items), len(x), time.time() - t0, cache)
     return z
 
 
 _NOISE: list[np.ndarray] = []
-_OPTIONS: dict = {}
+_VERSIONS: list[Versions] = [Versions()]
 
 
-def _init_worker(noise: list[np.ndarray], options: dict) -> None:
+def _init_worker(noise: list[np.ndarray], versions: Versions) -> None:
     torch.set_num_threads(1)
     _NOISE[:] = noise
-    _OPTIONS.update(options)
+    _VERSIONS[0] = versions
 
 
 def _featurize(item: dict, seed: int):
-    return featurize(item, _NOISE, seed, **_OPTIONS)
+    return featurize(item, _NOISE, seed, _VERSIONS[0])
 
 
 class Batches:
@@ -241,8 +261,8 @@ def main() -> None:
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     ap.add_argument("--out", default=str(PRETRAINED_DIR / ENCODER_FILE))
-    ap.add_argument("--noisy-copies", type=int, default=1, help="noisy versions of each clip (the first as augment makes it)")
-    ap.add_argument("--hard-snr", type=float, nargs=2, default=(0.0, 25.0), metavar=("LO", "HI"),
+    ap.add_argument("--noisy-copies", type=int, default=Versions.copies, help="noisy versions of each clip (the first as augment makes it)")
+    ap.add_argument("--hard-snr", type=float, nargs=2, default=Versions.hard_snr, metavar=("LO", "HI"),
                     help="SNR range (dB) of the noisy versions after the first, always noisy")
     ap.add_argument("--align-clean", action="store_true", help="align every version by its clean clip's MFCC frames")
     ap.add_argument("--hold-out", default="", help="languages left out of training, to measure an unseen one (e.g. ar)")
@@ -259,13 +279,13 @@ def main() -> None:
     items = load_items(Path(a.words), Path(a.trainset) if a.trainset else None,
                        Path(a.phrases) if a.phrases else None, held_out_langs(a.hold_out))
     cache = work / "features.npz"
-    options = {"copies": a.noisy_copies, "hard_snr": tuple(a.hard_snr), "align_clean": a.align_clean}
+    versions = Versions(a.noisy_copies, tuple(a.hard_snr), a.align_clean)
     if rank == 0:
-        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs, options)
+        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs, versions)
     if ddp:
         dist.barrier()
     if rank != 0:
-        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs, options)
+        z = build_cache(items, check_training_noise(a.noise), cache, a.jobs, versions)
     data = Batches(items, z, a.seed * 1000 + rank)
     shape = EncoderShape()
     model, heads = MultiTaskEncoder(shape), Heads(shape, len(data.speakers), data.n_texts)

@@ -71,11 +71,28 @@ def test_noisy_copies_keep_the_first_two_versions_and_can_align_by_the_clean_cli
     item = {"path": str(path), "crop": False}
     noise = [rng.standard_normal(40000).astype(np.float32)]
     plain = te.featurize(item, noise, seed=5)
-    more = te.featurize(item, noise, seed=5, copies=3, hard_snr=(-3.0, 0.0))
-    clean = te.featurize(item, noise, seed=5, copies=3, hard_snr=(-3.0, 0.0), align_clean=True)
+    more = te.featurize(item, noise, seed=5, versions=te.Versions(3, (-3.0, 0.0)))
+    clean = te.featurize(item, noise, seed=5, versions=te.Versions(3, (-3.0, 0.0), align_clean=True))
     assert len(plain) == 2 and len(more) == len(clean) == 4
     for (x0, a0), (x1, a1) in zip(plain, more):        # the default recipe's versions are unchanged
         assert np.array_equal(x0, x1) and np.array_equal(a0, a1)
     assert not np.array_equal(more[2][1], more[0][1])     # a noisy copy's own MFCC differs from the clean one's
     assert all(np.array_equal(a, clean[0][1]) for _, a in clean)   # aligned by the clean clip
     assert all(np.array_equal(x, m[0]) for (x, _), m in zip(clean, more))   # the encoder's input is its own
+
+
+def test_a_features_cache_is_refused_for_other_versions_of_the_clips(tmp_path):
+    import soundfile as sf
+    t = np.arange(8000) / 16000
+    sf.write(tmp_path / "w.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    (tmp_path / "noise").mkdir()
+    sf.write(tmp_path / "noise" / "n.wav", np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1, 16000)
+    items, cache = [{"path": str(tmp_path / "w.wav"), "crop": False}], tmp_path / "work" / "features.npz"
+    made = te.build_cache(items, tmp_path / "noise", cache, 1, te.Versions(2, (0.0, 5.0)))
+    assert len(made["lengths"]) == 3
+    again = te.build_cache(items, tmp_path / "noise", cache, 1, te.Versions(2, (0.0, 5.0)))
+    assert all(np.array_equal(made[k], again[k]) for k in made)
+    with pytest.raises(SystemExit, match="other versions"):
+        te.build_cache(items, tmp_path / "noise", cache, 1)
+    cache.with_suffix(".json").unlink()              # a cache made before the versions were recorded: the default
+    assert len(te.build_cache(items, tmp_path / "noise", cache, 1)["lengths"]) == 3
