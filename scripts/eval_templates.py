@@ -36,11 +36,10 @@ import eval_speaker as ev
 from eval_denoise import measure_low
 from kws.config import DEFAULT
 from kws.harness.report import eer
-from kws.nn.encoder import MultiTask, encoder_keyword_frames, keyword_frames, load_multitask, multitask_voiceprint_of
+from kws.nn.encoder import MultiTask, encoder_keyword_frames, encoder_voiceprints, keyword_frames, load_multitask
 from kws.scoring.detect import keyword_distances
 from kws.scoring.scores import top_k_mean
 from kws.scoring.voiceprint import unit, voiceprint
-from kws.signal.features import encoder_input
 
 log = logging.getLogger("eval_templates")
 TOP = 3    # the takes' best few that detect averages (DetectConfig.top_k)
@@ -96,7 +95,7 @@ def keyword_eers(takes: list[list[np.ndarray]], tests: list[np.ndarray], target:
 def voiceprint_eer(takes: list[list[np.ndarray]], tests: list[np.ndarray], target: np.ndarray, weights: MultiTask) -> float:
     """EER of the encoder voiceprint's raw cosine over every (enrollment, test) trial."""
     def embed(wavs: list[np.ndarray]) -> np.ndarray:
-        return unit(np.array([multitask_voiceprint_of(weights, encoder_input(y, DEFAULT.features)) for y in wavs]))
+        return unit(encoder_voiceprints(weights, wavs, DEFAULT.features))
     prints = np.stack([voiceprint(embed(ts)) for ts in takes])
     return round(float(eer((prints @ embed(tests).T).ravel(), target.ravel())), 4)
 

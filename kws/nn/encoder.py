@@ -447,11 +447,16 @@ def speaker_embeddings(wavs: list[np.ndarray], kind: str, cfg: FeatureConfig) ->
         p = load_trunk_projection(m.sha)
         return np.array([trunk_voiceprint_of(m, p, encoder_input(y, cfg)) for y in wavs],
                         np.float32).reshape(len(wavs), p.projection.shape[1])
-    enc = np.array([multitask_voiceprint_of(m, encoder_input(y, cfg)) for y in wavs],
-                   np.float32).reshape(len(wavs), m.arrays["spk_out_w"].shape[0])
+    enc = encoder_voiceprints(m, wavs, cfg)
     if kind == "encoder":
         return enc
     return (np.concatenate([embed_speakers(wavs), enc], axis=1) / np.sqrt(2)).astype(np.float32)
+
+
+def encoder_voiceprints(m: MultiTask, wavs: list[np.ndarray], cfg: FeatureConfig) -> np.ndarray:
+    """(N, E) the multi-task encoder's speaker embeddings under weights m (scripts measure other weights with it)."""
+    return np.array([multitask_voiceprint_of(m, encoder_input(y, cfg)) for y in wavs],
+                    np.float32).reshape(len(wavs), m.arrays["spk_out_w"].shape[0])
 
 
 def frontend_fingerprint(cfg: FeatureConfig = FeatureConfig()) -> str:
