@@ -16,6 +16,8 @@ its threshold minimises the mean over streams of
 (0.1: half a false alarm an hour weighs as much as 5 % misses, the two targets of docs/stream_bench.md;
 --per-other 1: another speaker saying the phrase and accepted weighs as much as the phrase missed; default 0).
 --cv K reports that loss for held-out folds of streams, to choose between column sets; never fit on dev.
+--breakdown FILE --judge J writes where J's loss on these streams comes from (breakdown(): per-stream thresholds,
+an oracle for each kind of negative, the negatives accepted by kind at thresholds around J's) and fits nothing.
 """
 from __future__ import annotations
 
@@ -210,6 +212,52 @@ def judge_loss(cal: Calibration, rows: list[dict], streams: Streams, loss: Loss)
     return tuple(float(g[0]) for g in stream_loss(apply(cal, rows), rows, streams, np.array([cal.threshold]), loss))
 
 
+# The kinds of candidate a train bench's truth gives (stream_bench.py): the phrase, and the negatives.
+NEGATIVE_KINDS = ("word", "own_word", "other_phrase", "pause")
+
+
+def breakdown(fused: np.ndarray, rows: list[dict], streams: Streams, loss: Loss, threshold: float,
+              offsets: tuple[float, ...] = (-8, -6, -4, -3, -2, -1, 0, 1, 2)) -> dict:
+    """Where a judge's stream loss comes from, on candidates it scored (fused):
+    - at_threshold: (loss, miss rate, FA/h, other speakers accepted) at its own threshold;
+    - best: the same at the threshold of least loss on these candidates (in sample when they trained it);
+    - per_stream: the mean of each stream's least loss at its own best threshold, a bound on what any
+      normalisation of scores stream by stream (running statistics, a prior per profile) could gain;
+    - without_<kind>: the least loss with that kind of negative never accepted, what an oracle for it would gain;
+    - sweep: at threshold + each offset, the miss rate, FA/h and the negatives accepted by kind (one per truth
+      item: several candidates on one word count once)."""
+    kind = np.array([r["kind"] for r in rows])
+    item = np.array([f'{r["task"]}/{r["kind"]}/{r["truth_start"] or r["start_s"]}' for r in rows])
+    at = lambda f, t: [round(float(g[0]), 4) for g in stream_loss(f, rows, streams, np.array([t]), loss)]  # noqa: E731
+    # One grid for every variant, so that an oracle is never judged on coarser thresholds than the judge
+    # (best_threshold's grid follows the scores it is given); just under each point, so a score on it is taken.
+    ok = np.isfinite(fused)
+    grid = np.unique(np.quantile(fused[ok], np.linspace(0, 1, 401))) - 1e-9
+
+    def least(f: np.ndarray) -> list[float]:
+        value = stream_loss(f, rows, streams, grid, loss)[0]
+        return [round(float(grid[int(np.argmin(value))]), 4), *at(f, float(grid[int(np.argmin(value))]))]
+
+    out: dict = {"candidates": len(rows), "streams": len(streams.hours), "threshold": round(threshold, 4),
+                 "at_threshold": at(fused, threshold), "best": least(fused)}
+    tasks = np.array([r["task"] for r in rows])
+    per = []
+    for t in streams.hours:
+        m = tasks == t
+        sub = [r for r, k in zip(rows, m) if k]
+        per.append(float(stream_loss(fused[m], sub, streams.only({t}), grid, loss)[0].min()))
+    out["per_stream"] = round(float(np.mean(per)), 4)
+    for k in NEGATIVE_KINDS:
+        out[f"without_{k}"] = least(np.where(kind == k, -np.inf, fused))
+    out["sweep"] = []
+    for d in offsets:
+        acc = fused > threshold + d
+        by_kind = {k: len(set(item[acc & (kind == k)])) for k in NEGATIVE_KINDS}
+        out["sweep"].append({"offset": d, **dict(zip(("loss", "miss", "fa_h", "other"), at(fused, threshold + d))),
+                             "accepted": by_kind})
+    return out
+
+
 def cross_validate(rows: list[dict], names: tuple[str, ...], streams: Streams, loss: Loss, k: int, seed: int,
                    settings: dict) -> tuple[float, float, float, float]:
     """(loss, miss rate, FA/h, other speakers accepted) of judges fitted on k-1 folds of streams and judged on
@@ -265,6 +313,8 @@ def main() -> None:
     ap.add_argument("--baseline", action="store_true", help="also report the clip calibration's loss on the candidates")
     ap.add_argument("--judge", type=Path, action="append", default=[], help="also report this fitted stream judge's "
                     "loss on the candidates (e.g. the committed one, on another bench)")
+    ap.add_argument("--breakdown", default="", help="write where each --judge's loss comes from (fit_stream.breakdown) "
+                    "to this JSON and stop: no fit")
     ap.add_argument("--out", default="", help=f"write the calibration (the listener loads pretrained/"
                     f"{calibration_name(DEFAULT, stream=True)})")
     a = ap.parse_args()
@@ -298,6 +348,15 @@ def main() -> None:
     for path in a.judge:
         log.info("%s on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers accepted "
                  "%.3f", path, *judge_loss(Calibration.load(path), rows, streams, loss))
+    if a.breakdown:
+        if not a.judge:
+            raise SystemExit("--breakdown needs --judge (the judge whose loss is broken down)")
+        got = {str(p): breakdown(apply(Calibration.load(p), rows), rows, streams, loss, Calibration.load(p).threshold)
+               for p in a.judge}
+        Path(a.breakdown).write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "judges": got}, indent=1),
+                                     encoding="utf-8")
+        log.info("wrote %s", a.breakdown)
+        return
     cal, value = fit(rows, names, streams, loss, **settings)
     log.info("train loss %.4f, %d candidates in %d streams, threshold %.3f, weights %s", value, len(rows),
              len(streams.hours), cal.threshold, dict(zip(cal.names, np.round(cal.weights, 2))))

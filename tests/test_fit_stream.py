@@ -128,3 +128,29 @@ def test_caps_are_the_most_each_later_group_reached_and_change_no_training_score
     assert np.allclose(capped.fuse(x), cal.fuse(x))
     far = {n: np.array([v.max() + 5]) for n, v in x.items()}
     assert capped.fuse(far)[0] < cal.fuse(far)[0]
+
+
+def test_the_breakdown_finds_the_kind_of_negative_that_costs_the_loss(tmp_path):
+    """Own words scored as high as the phrase: only the oracle without them lowers the loss, two candidates on one
+    word are one accepted word, and thresholds stream by stream never do worse than one shared threshold."""
+    import numpy as np
+    b, tasks = tmp_path / "own", []
+    for k in range(4):
+        lines = []
+        for j in range(6):
+            kind, truth, z = ("positive", f"{10 * j}.0", 3.0 + k) if j < 2 else \
+                ("own_word", "50.0", 3.5 + k) if j < 4 else ("word", f"{10 * j}.0", -3.0)
+            lines.append(f"hi\t{10 * j}.0\t{10 * j + 1}.0\t2.0\t{kind}\t{truth}\t{z:.3f}")
+        (b / f"S{k + 1:02d}").mkdir(parents=True)
+        (b / f"S{k + 1:02d}" / "rec.tsv").write_text(HEADER.strip() + "\tkw_z\n" + "\n".join(lines) + "\n",
+                                                    encoding="utf-8")
+        tasks.append({"task": f"S{k + 1:02d}", "speaker": f"v{k}", "seconds": 900.0, "positive": 2, "other_phrase": 0})
+    (b / "bench.json").write_text(json.dumps({"args": {"split": "train"}, "tasks": tasks}), encoding="utf-8")
+    rows, streams = fs.read_bench([b], "rec.tsv")
+    fused = np.array([float(r["kw_z"]) for r in rows])
+    got = fs.breakdown(fused, rows, streams, fs.Loss(), threshold=2.0, offsets=(0.0,))
+    assert got["without_own_word"][1] < got["best"][1] == got["without_word"][1]
+    assert got["without_own_word"][2] == 0.0                     # nothing left in the way of the phrase
+    assert got["per_stream"] <= got["best"][1]
+    assert got["sweep"][0]["accepted"] == {"word": 0, "own_word": 4, "other_phrase": 0, "pause": 0}   # one per stream
+    assert got["at_threshold"][1] == 0.0 and got["at_threshold"][2] > 0                  # all found, own words too
