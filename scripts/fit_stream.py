@@ -318,6 +318,8 @@ def main() -> None:
     ap.add_argument("--out", default="", help=f"write the calibration (the listener loads pretrained/"
                     f"{calibration_name(DEFAULT, stream=True)})")
     a = ap.parse_args()
+    if a.breakdown and not a.judge:
+        raise SystemExit("--breakdown needs --judge (the judge whose loss is broken down)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     speakers = None
     if a.speakers_half == "calibration":
@@ -349,10 +351,8 @@ def main() -> None:
         log.info("%s on these candidates: loss %.4f: miss rate %.3f, %.2f false alarms/h, other speakers accepted "
                  "%.3f", path, *judge_loss(Calibration.load(path), rows, streams, loss))
     if a.breakdown:
-        if not a.judge:
-            raise SystemExit("--breakdown needs --judge (the judge whose loss is broken down)")
-        got = {str(p): breakdown(apply(Calibration.load(p), rows), rows, streams, loss, Calibration.load(p).threshold)
-               for p in a.judge}
+        judges = {str(p): Calibration.load(p) for p in a.judge}
+        got = {p: breakdown(apply(cal, rows), rows, streams, loss, cal.threshold) for p, cal in judges.items()}
         Path(a.breakdown).write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "judges": got}, indent=1),
                                      encoding="utf-8")
         log.info("wrote %s", a.breakdown)
