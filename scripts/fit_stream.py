@@ -228,18 +228,23 @@ def breakdown(fused: np.ndarray, rows: list[dict], streams: Streams, loss: Loss,
       item: several candidates on one word count once)."""
     kind = np.array([r["kind"] for r in rows])
     item = np.array([f'{r["task"]}/{r["kind"]}/{r["truth_start"] or r["start_s"]}' for r in rows])
-    at = lambda f, t: [round(float(g[0]), 4) for g in stream_loss(f, rows, streams, np.array([t]), loss)]  # noqa: E731
+
+    def at(f: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+        """(len(thresholds), 4): loss, miss rate, FA/h and other speakers accepted at each threshold."""
+        return np.round(np.stack(stream_loss(f, rows, streams, thresholds, loss), axis=1), 4)
+
     # One grid for every variant, so that an oracle is never judged on coarser thresholds than the judge
     # (best_threshold's grid follows the scores it is given); just under each point, so a score on it is taken.
     ok = np.isfinite(fused)
     grid = np.unique(np.quantile(fused[ok], np.linspace(0, 1, 401))) - 1e-9
 
     def least(f: np.ndarray) -> list[float]:
-        value = stream_loss(f, rows, streams, grid, loss)[0]
-        return [round(float(grid[int(np.argmin(value))]), 4), *at(f, float(grid[int(np.argmin(value))]))]
+        got = at(f, grid)
+        i = int(np.argmin(got[:, 0]))
+        return [round(float(grid[i]), 4), *map(float, got[i])]
 
     out: dict = {"candidates": len(rows), "streams": len(streams.hours), "threshold": round(threshold, 4),
-                 "at_threshold": at(fused, threshold), "best": least(fused)}
+                 "at_threshold": [float(v) for v in at(fused, np.array([threshold]))[0]], "best": least(fused)}
     tasks = np.array([r["task"] for r in rows])
     per = []
     for t in streams.hours:
@@ -250,10 +255,10 @@ def breakdown(fused: np.ndarray, rows: list[dict], streams: Streams, loss: Loss,
     for k in NEGATIVE_KINDS:
         out[f"without_{k}"] = least(np.where(kind == k, -np.inf, fused))
     out["sweep"] = []
-    for d in offsets:
+    for d, got in zip(offsets, at(fused, threshold + np.array(offsets, float))):
         acc = fused > threshold + d
         by_kind = {k: len(set(item[acc & (kind == k)])) for k in NEGATIVE_KINDS}
-        out["sweep"].append({"offset": d, **dict(zip(("loss", "miss", "fa_h", "other"), at(fused, threshold + d))),
+        out["sweep"].append({"offset": d, **dict(zip(("loss", "miss", "fa_h", "other"), map(float, got))),
                              "accepted": by_kind})
     return out
 
