@@ -49,3 +49,14 @@ def test_compare_reads_a_dev_difference_against_the_choice_of_tasks():
     assert one["false_alarms_per_hour"]["diff"] == pytest.approx(0.6) and one["false_alarms_per_hour"]["ci95"][0] == 0.0
     with pytest.raises(SystemExit):
         sb.compare(base[:1], base, per_hour=0.1)
+
+
+def test_the_report_counts_the_hits_decided_late_that_a_percentile_hides():
+    """One task whose phrases are all decided seconds late among many prompt ones: p95 and p99 stay low, the count does not."""
+    def timed(task, latencies):
+        return {**result(task, len(latencies)), "latencies_s": latencies, "rtf": 0.01, "peak_rss_mb": 100.0,
+                "false_alarm_kinds": {}}
+    rows = [timed(f"S{k:02d}", [0.2] * 19) for k in range(19)] + [timed("S19", [4.0, 4.5, 0.2])]
+    s = sb.summarise(rows)
+    assert s["latency_p95_s"] == s["latency_p99_s"] == pytest.approx(0.2) and s["late_hits"] == 2
+    assert sb.summarise([timed("S00", [sb.LATE_S, 0.3])])["late_hits"] == 0   # "over", not "at"
