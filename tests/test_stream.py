@@ -247,3 +247,22 @@ def test_the_sample_buffer_keeps_the_last_capacity_samples_whatever_the_appends(
         if len(ref) > 2:
             a = buf.start + 1
             assert np.array_equal(buf.get(a, buf.end - 1), ref[1:-1])
+
+
+def test_the_listener_scores_in_its_own_front_end_where_its_judge_was_fitted(personal_profile):
+    """StreamConfig.frontend: the listener remakes the profile's templates in its front end from the stored takes
+    (predict's profile untouched); with it off, or for a configuration whose judge was fitted in MFCC only,
+    it scores in predict's front end."""
+    from kws.config import listener_config, with_settings
+    from kws.nn.encoder import frontend_fingerprint
+    from kws.scoring.calibrate import stream_config
+    phrases = Profile.load(personal_profile).phrases
+    det = detector(personal_profile)
+    assert det.cfg.features.frontend == DEFAULT.stream.frontend == "mfcc-ns"
+    for name, p in det.phrases.items():
+        assert p.feature_fingerprint == frontend_fingerprint(det.cfg.features) != phrases[name].feature_fingerprint
+        assert len(p.templates) == len(phrases[name].templates) and np.array_equal(p.voiceprint, phrases[name].voiceprint)
+        assert phrases[name].feature_fingerprint == frontend_fingerprint(DEFAULT.features)
+    assert detector(personal_profile, frontend="").cfg.features.frontend == "mfcc"
+    gse = with_settings(["detect.second_frontend=gse"])
+    assert listener_config(gse).features.frontend == "mfcc-ns" and stream_config(gse).features.frontend == "mfcc"

@@ -10,7 +10,7 @@ from kws.app.stream import StreamDetector, detect_blocks
 from kws.config import Config, StreamConfig, with_settings
 from kws.errors import WeightsError
 from kws.nn.encoder import ge2e_sha
-from kws.scoring.calibrate import Calibration
+from kws.scoring.calibrate import Calibration, stream_config
 from kws.scoring.veto import SpeakerVeto, VetoThreshold, speaker_veto, veto_name
 
 PHRASE = ["alpha", "delta"]
@@ -68,7 +68,7 @@ def test_listener_drops_the_phrase_in_another_voice(personal_profile, tmp_path, 
     cut = float((mine.min() + other.max()) / 2)
     monkeypatch.setattr(veto_module, "PRETRAINED_DIR", tmp_path)
     cfg = Config()    # the listener's veto is on by default
-    VetoThreshold("ge2e", cut, ge2e_sha()).save(tmp_path / veto_name(cfg, stream=True))
+    VetoThreshold("ge2e", cut, ge2e_sha()).save(tmp_path / veto_name(stream_config(cfg), stream=True))
 
     def found(c: Config) -> list:
         det = StreamDetector(phrases, Calibration.for_stream(c), offset=-4.0, cfg=c)

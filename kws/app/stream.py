@@ -19,11 +19,11 @@ from typing import Iterator
 
 import numpy as np
 
-from kws.scoring.calibrate import Calibration
+from kws.scoring.calibrate import Calibration, stream_config
 from kws.signal.audio import Resampler, open_audio, warn_if_truncated
 from kws.scoring.cohort import load_cohort
 from kws.config import SAMPLE_RATE, Config, FeatureConfig, StreamConfig
-from kws.scoring.detect import Later, Prepared, deferred_groups, prepare, score_and_locate
+from kws.scoring.detect import Later, Prepared, deferred_groups, first_profile, prepare, score_and_locate
 from kws.errors import AudioError, KwsError
 from kws.nn.encoder import keyword_frames
 from kws.signal.conditions import NoiseFloor, in_stream
@@ -175,6 +175,9 @@ class StreamDetector:
                  cfg: Config = Config()):
         if not phrases:
             raise KwsError("no phrase to detect: the profile is empty")
+        # The listener's own first front end (StreamConfig.frontend), the one its judge was fitted in.
+        cfg = stream_config(cfg)
+        phrases = {name: first_profile(p, cfg) for name, p in phrases.items()}
         self.phrases, self.calibration, self.cfg = phrases, calibration, cfg
         s = cfg.stream
         self.threshold = calibration.threshold + offset

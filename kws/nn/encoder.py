@@ -27,7 +27,7 @@ from kws.nn.speech_embedding import load_speech_embedding, speech_embedding
 from kws.config import FRONTENDS, GSE_PAD_S, PRETRAINED_DIR, SAMPLE_RATE, VOICEPRINTS, FeatureConfig
 from kws.errors import WeightsError
 from kws.signal.vectors import EPS, unit
-from kws.signal.features import encoder_input, mfcc_frames, mel_power, stack
+from kws.signal.features import encoder_input, mel_power, mfcc_frames, mfcc_ns_frames, stack
 
 log = logging.getLogger(__name__)
 
@@ -415,6 +415,10 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: n
     frame first (features.logmel), the expected effect of a noise."""
     if cfg.frontend == "mfcc":
         return mfcc_frames(y, cfg, added)
+    if cfg.frontend == "mfcc-ns":
+        if added is not None:
+            raise ValueError("the mfcc-ns front end takes its own noise out: noise-matched templates need mfcc or encoder")
+        return mfcc_ns_frames(y, cfg)
     if cfg.frontend == "gse":
         if added is not None:
             raise ValueError("the gse front end takes audio only: noise-matched templates need mfcc or encoder")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.config import PRETRAINED_DIR, Config, DetectConfig
+from kws.config import PRETRAINED_DIR, Config, DetectConfig, listener_config
 from kws.errors import WeightsError
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,18 @@ TOP_SUFFIX = "@top"                       # a column's distance above the folder
 TOP_PERCENTILE = 90.0
 PRODUCT = "*"                             # a column that is the product of two others: a*b
 RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range of its training values
+
+
+def stream_config(cfg: Config) -> Config:
+    """The configuration the listener scores with: its own first keyword front end (StreamConfig.frontend,
+    config.listener_config) where a stream judge is fitted for it, else predict's, so that the judge always
+    weighs the columns it was fitted on (--set detect.second_frontend=gse has its judge in MFCC only)."""
+    own = listener_config(cfg)
+    if own is not cfg and not (PRETRAINED_DIR / calibration_name(own, stream=True)).exists():
+        log.info("no stream judge in the %s front end for this configuration: the listener uses %s",
+                 own.features.frontend, cfg.features.frontend)
+        return cfg
+    return own
 
 
 def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False, stream: bool = False) -> str:
@@ -134,7 +146,8 @@ class Calibration:
 
     @classmethod
     def for_stream(cls, cfg: Config) -> "Calibration":
-        """The listener's judge: the stream fit for this configuration, else (none fitted) the plain one."""
+        """The listener's judge: the stream fit for its configuration (stream_config), else (none fitted) the plain one."""
+        cfg = stream_config(cfg)
         path = PRETRAINED_DIR / calibration_name(cfg, stream=True)
         if path.exists():
             return cls.load(path)

@@ -203,6 +203,22 @@ def keyword_statistics(templates: list[np.ndarray], cohort_frames: list[np.ndarr
 _SECOND: dict[int, tuple[weakref.ref, FeatureConfig, SpeakerProfile]] = {}
 
 
+def first_profile(profile: SpeakerProfile, cfg: Config) -> SpeakerProfile:
+    """The profile with its keyword side in cfg's first front end: as enrolled, or made from the stored takes
+    against that front end's cohort (the listener's front end may not be enrollment's: StreamConfig.frontend)."""
+    if profile.feature_fingerprint == frontend_fingerprint(cfg.features):
+        return profile
+    if len(profile.template_audio) != len(profile.templates):
+        raise ProfileError(f"this profile keeps no enrollment takes, which the {cfg.features.frontend} front end "
+                           "needs; enroll again")
+    cohort = load_cohort(cfg=cfg.features, voiceprint="ge2e")          # keyword frames only
+    templates = [keyword_frames(np.asarray(a, np.float16).astype(np.float32), cfg.features)
+                 for a in profile.template_audio]
+    average, mean, std, loo = keyword_statistics(templates, cohort.keyword_frames, cfg.detect.top_k)
+    return replace(profile, templates=templates, average=average, kw_cohort_mean=mean, kw_cohort_std=std,
+                   kw_enroll_mean=loo, feature_fingerprint=frontend_fingerprint(cfg.features))
+
+
 def second_keywords(takes: list[np.ndarray], cfg: Config, cohort: Cohort) -> SecondKeywords:
     """The keyword side of enrollment takes in the second front end, against its cohort; the takes as a
     profile saves them (float16), so enrollment and predict make the same numbers."""

@@ -158,6 +158,36 @@ def encoder_input(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np
     return cmvn(logmel(y, cfg, added), cfg.cmvn_frames)
 
 
+def floor_subtracted(m: np.ndarray, medium: int = 2, rise: float = 0.999, fall: float = 0.5, keep: float = 0.1,
+                     bands: int = 4) -> np.ndarray:
+    """Mel power with each band's noise floor taken out: PNCC's asymmetric noise suppression, without its
+    temporal masking (Kim and Stern, 2016). The medium-time power (+-medium frames) less a floor track that
+    falls fast and rises slowly (started at the clip's 10th percentile), kept at least `keep` x the floor,
+    is applied to the power as a gain smoothed over +-bands bands. Stationary noise then sits near `keep`
+    of its level under every clip, as clean silence does, while speech above it keeps its shape."""
+    m = m.astype(np.float64) + 1e-10
+    if len(m) == 0:
+        return m.astype(np.float32)
+    pad = np.concatenate([np.repeat(m[:1], medium, 0), m, np.repeat(m[-1:], medium, 0)])
+    c = np.cumsum(np.concatenate([np.zeros((1, m.shape[1])), pad]), axis=0)
+    q = (c[2 * medium + 1:] - c[:-2 * medium - 1]) / (2 * medium + 1)
+    floor, track = np.empty_like(q), np.percentile(q, 10, axis=0)
+    for t in range(len(q)):   # recursive: one step a frame (a 2 s span: ~1 ms)
+        track = np.where(q[t] >= track, rise * track + (1 - rise) * q[t], fall * track + (1 - fall) * q[t])
+        floor[t] = track
+    gain = np.maximum(q - floor, keep * floor) / q
+    k = np.ones(2 * bands + 1)
+    smooth = np.stack([np.convolve(g, k, "same") for g in gain]) / np.convolve(np.ones(m.shape[1]), k, "same")
+    return (m * smooth).astype(np.float32)
+
+
+def mfcc_ns_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """mfcc_frames of the mel power with its noise floor taken out (the "mfcc-ns" front end)."""
+    m = floor_subtracted(mel_frames(y, cfg))
+    logm = np.log(m + float(m.max(initial=0.0)) * cfg.relative_floor + 1e-10).astype(np.float32)
+    return stack(cmvn(logm @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:], cfg.cmvn_frames), cfg.stack).astype(np.float32)
+
+
 def mfcc_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
     """MFCC template-matching frames of a speech crop: sliding CMVN, stacked (the "mfcc" front end)."""
     return stack(cmvn(mfcc(y, cfg, added), cfg.cmvn_frames), cfg.stack).astype(np.float32)
