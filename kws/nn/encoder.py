@@ -27,7 +27,7 @@ from kws.nn.speech_embedding import load_speech_embedding, speech_embedding
 from kws.config import FRONTENDS, GSE_PAD_S, PRETRAINED_DIR, SAMPLE_RATE, VOICEPRINTS, FeatureConfig
 from kws.errors import WeightsError
 from kws.signal.vectors import EPS, unit
-from kws.signal.features import encoder_input, mel_power, mfcc_frames, mfcc_ns_frames, stack
+from kws.signal.features import encoder_input, mel_power, mfcc_frames, stack
 
 log = logging.getLogger(__name__)
 
@@ -418,7 +418,7 @@ def keyword_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: n
     if cfg.frontend == "mfcc-ns":
         if added is not None:
             raise ValueError("the mfcc-ns front end takes its own noise out: noise-matched templates need mfcc or encoder")
-        return mfcc_ns_frames(y, cfg)
+        return mfcc_frames(y, cfg, floor_out=True)
     if cfg.frontend == "gse":
         if added is not None:
             raise ValueError("the gse front end takes audio only: noise-matched templates need mfcc or encoder")

@@ -97,14 +97,41 @@ def mel_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarra
     return mel_power(y, cfg.n_mels, win, hop, cfg.f_min, cfg.f_max)
 
 
-def logmel(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
+def floor_subtracted(m: np.ndarray, medium: int = 2, rise: float = 0.999, fall: float = 0.5, keep: float = 0.1,
+                     bands: int = 4) -> np.ndarray:
+    """Mel power with each band's noise floor taken out: PNCC's asymmetric noise suppression, without its
+    temporal masking (Kim and Stern, 2016). The medium-time power (+-medium frames) less a floor track that
+    falls fast and rises slowly (started at the clip's 10th percentile), kept at least `keep` x the floor,
+    is applied to the power as a gain smoothed over +-bands bands. Stationary noise then sits near `keep`
+    of its level under every clip, as clean silence does, while speech above it keeps its shape."""
+    m = m.astype(np.float64) + 1e-10
+    if len(m) == 0:
+        return m.astype(np.float32)
+    pad = np.concatenate([np.repeat(m[:1], medium, 0), m, np.repeat(m[-1:], medium, 0)])
+    c = np.cumsum(np.concatenate([np.zeros((1, m.shape[1])), pad]), axis=0)
+    q = (c[2 * medium + 1:] - c[:-2 * medium - 1]) / (2 * medium + 1)
+    floor, track = np.empty_like(q), np.percentile(q, 10, axis=0)
+    for t in range(len(q)):   # recursive: one step a frame (a 2 s span: ~1 ms)
+        track = np.where(q[t] >= track, rise * track + (1 - rise) * q[t], fall * track + (1 - fall) * q[t])
+        floor[t] = track
+    gain = np.maximum(q - floor, keep * floor) / q
+    k = np.ones(2 * bands + 1)
+    smooth = np.stack([np.convolve(g, k, "same") for g in gain]) / np.convolve(np.ones(m.shape[1]), k, "same")
+    return (m * smooth).astype(np.float32)
+
+
+def logmel(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None,
+           floor_out: bool = False) -> np.ndarray:
     """(T, n_mels) log-mel frames at cfg.hop_ms, floored relative to the clip's loudest band energy.
 
     added: a mel power spectrum (n_mels,) added to every frame first, the expected power of a noise
-    mixed in (|S + N|^2 averages |S|^2 + |N|^2) without the randomness of one noise recording."""
+    mixed in (|S + N|^2 averages |S|^2 + |N|^2) without the randomness of one noise recording.
+    floor_out: each band's noise floor taken out first (floor_subtracted; the "mfcc-ns" front end)."""
     m = mel_frames(y, cfg)
     if added is not None:
         m = m + added[None, :].astype(np.float32)
+    if floor_out:
+        m = floor_subtracted(m)
     return np.log(m + float(m.max(initial=0.0)) * cfg.relative_floor + 1e-10).astype(np.float32)
 
 
@@ -148,9 +175,10 @@ def frames_per_second(cfg: FeatureConfig = FeatureConfig()) -> float:
     return 1.0 / GSE_FRAME_S if cfg.frontend == "gse" else 1000.0 / (cfg.hop_ms * cfg.stack)
 
 
-def mfcc(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
-    """(T, n_ceps - 1) cepstra 1.. of the floored log-mel (c0, the level, dropped); added: see logmel."""
-    return logmel(y, cfg, added) @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:]
+def mfcc(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None,
+         floor_out: bool = False) -> np.ndarray:
+    """(T, n_ceps - 1) cepstra 1.. of the floored log-mel (c0, the level, dropped); added, floor_out: see logmel."""
+    return logmel(y, cfg, added, floor_out) @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:]
 
 
 def encoder_input(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
@@ -158,39 +186,11 @@ def encoder_input(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np
     return cmvn(logmel(y, cfg, added), cfg.cmvn_frames)
 
 
-def floor_subtracted(m: np.ndarray, medium: int = 2, rise: float = 0.999, fall: float = 0.5, keep: float = 0.1,
-                     bands: int = 4) -> np.ndarray:
-    """Mel power with each band's noise floor taken out: PNCC's asymmetric noise suppression, without its
-    temporal masking (Kim and Stern, 2016). The medium-time power (+-medium frames) less a floor track that
-    falls fast and rises slowly (started at the clip's 10th percentile), kept at least `keep` x the floor,
-    is applied to the power as a gain smoothed over +-bands bands. Stationary noise then sits near `keep`
-    of its level under every clip, as clean silence does, while speech above it keeps its shape."""
-    m = m.astype(np.float64) + 1e-10
-    if len(m) == 0:
-        return m.astype(np.float32)
-    pad = np.concatenate([np.repeat(m[:1], medium, 0), m, np.repeat(m[-1:], medium, 0)])
-    c = np.cumsum(np.concatenate([np.zeros((1, m.shape[1])), pad]), axis=0)
-    q = (c[2 * medium + 1:] - c[:-2 * medium - 1]) / (2 * medium + 1)
-    floor, track = np.empty_like(q), np.percentile(q, 10, axis=0)
-    for t in range(len(q)):   # recursive: one step a frame (a 2 s span: ~1 ms)
-        track = np.where(q[t] >= track, rise * track + (1 - rise) * q[t], fall * track + (1 - fall) * q[t])
-        floor[t] = track
-    gain = np.maximum(q - floor, keep * floor) / q
-    k = np.ones(2 * bands + 1)
-    smooth = np.stack([np.convolve(g, k, "same") for g in gain]) / np.convolve(np.ones(m.shape[1]), k, "same")
-    return (m * smooth).astype(np.float32)
-
-
-def mfcc_ns_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """mfcc_frames of the mel power with its noise floor taken out (the "mfcc-ns" front end)."""
-    m = floor_subtracted(mel_frames(y, cfg))
-    logm = np.log(m + float(m.max(initial=0.0)) * cfg.relative_floor + 1e-10).astype(np.float32)
-    return stack(cmvn(logm @ _dct(cfg.n_mels, cfg.n_ceps)[:, 1:], cfg.cmvn_frames), cfg.stack).astype(np.float32)
-
-
-def mfcc_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None) -> np.ndarray:
-    """MFCC template-matching frames of a speech crop: sliding CMVN, stacked (the "mfcc" front end)."""
-    return stack(cmvn(mfcc(y, cfg, added), cfg.cmvn_frames), cfg.stack).astype(np.float32)
+def mfcc_frames(y: np.ndarray, cfg: FeatureConfig = FeatureConfig(), added: np.ndarray | None = None,
+                floor_out: bool = False) -> np.ndarray:
+    """MFCC template-matching frames of a speech crop: sliding CMVN, stacked (the "mfcc" front end; with
+    floor_out, "mfcc-ns")."""
+    return stack(cmvn(mfcc(y, cfg, added, floor_out), cfg.cmvn_frames), cfg.stack).astype(np.float32)
 
 
 PEAK_CHUNK = 16   # frames per step of a stream's running peak
