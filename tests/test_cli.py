@@ -110,3 +110,13 @@ def test_console_command_limits_blas_threads_before_numpy():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "True"]
+
+
+def test_check_loads_the_listeners_own_artefacts():
+    """kws check loads the listener's judge, veto and front-end cohort too, and says which front end it hears in."""
+    r = kws("check")
+    assert r.returncode == 0 and "the listener's: mfcc-ns" in r.stderr, r.stderr
+    r = kws("check", "--set", "stream.frontend=")
+    assert r.returncode == 0 and "the listener's: mfcc)" in r.stderr, r.stderr
+    r = kws("check", "--set", "stream.frontend=gse")    # no stream judge fitted in gse: MFCC's, said so
+    assert r.returncode == 0 and "the listener's: mfcc)" in r.stderr, r.stderr

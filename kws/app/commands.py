@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.signal.audio import audio_seconds, list_wavs, read_audio
-from kws.scoring.calibrate import Calibration, base_columns, use_set_norm
+from kws.scoring.calibrate import Calibration, base_columns, stream_config, use_set_norm
 from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import BudgetConfig, Config
 from kws.scoring.detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
@@ -286,8 +286,15 @@ def check_pretrained(cfg: Config = Config()) -> None:
                                f"{cfg.detect.second_frontend!r}; refit the calibration or switch it")
     if cfg.detect.matcher:
         matcher_for(cfg.features)
-    log.info("pretrained artefacts OK: front end %s (second: %s), voiceprint %s, cohort of %d utterances / %d "
-             "templates, calibrations: %s; speaker check %s, noise matching %s, test-set normalisation %s",
-             cfg.features.frontend, second.frontend if second else "none", cfg.detect.voiceprint, len(cohort.keyword_frames), len(cohort.templates),
+    # The listener's own: its judge, its veto and, when its first front end is not predict's, that cohort.
+    listener = stream_config(cfg)
+    Calibration.for_stream(cfg)
+    veto_threshold(listener, stream=True)
+    if listener.features != cfg.features:
+        load_cohort(cfg=listener.features, voiceprint="ge2e")
+    log.info("pretrained artefacts OK: front end %s (second: %s; the listener's: %s), voiceprint %s, cohort of %d "
+             "utterances / %d templates, calibrations: %s; speaker check %s, noise matching %s, test-set normalisation %s",
+             cfg.features.frontend, second.frontend if second else "none", listener.features.frontend,
+             cfg.detect.voiceprint, len(cohort.keyword_frames), len(cohort.templates),
              "; ".join(f"{t.name} on {', '.join(t.calibration.names)}" for t in tiers),
              *("on" if x else "off" for x in (cfg.detect.speaker_check, cfg.detect.noise_match, cfg.detect.set_norm)))
