@@ -111,7 +111,7 @@ def floor_subtracted(m: np.ndarray, medium: int = 2, rise: float = 0.999, fall: 
     c = np.cumsum(np.concatenate([np.zeros((1, m.shape[1])), pad]), axis=0)
     q = (c[2 * medium + 1:] - c[:-2 * medium - 1]) / (2 * medium + 1)
     floor, track = np.empty_like(q), np.percentile(q, 10, axis=0)
-    for t in range(len(q)):   # recursive: one step a frame (a 2 s span: ~1 ms)
+    for t in range(len(q)):   # recursive: one step a frame (a 2 s span: ~1.5 ms)
         track = np.where(q[t] >= track, rise * track + (1 - rise) * q[t], fall * track + (1 - fall) * q[t])
         floor[t] = track
     gain = np.maximum(q - floor, keep * floor) / q
