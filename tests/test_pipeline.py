@@ -44,7 +44,8 @@ def test_each_clip_uses_its_own_tier_and_unscored_clips_stay_nan():
 SUPPORTED = [("mfcc", False, "encoder", "encoder"), ("mfcc", True, "encoder", "encoder"),
              ("mfcc", False, "encoder", ""), ("mfcc", False, "ge2e", ""), ("mfcc", False, "both", ""),
              ("mfcc", True, "ge2e", ""), ("mfcc", True, "encoder", ""), ("encoder", False, "encoder", "encoder"),
-             ("encoder", False, "ge2e", "encoder"), ("mfcc", False, "both", "encoder"), ("mfcc", False, "trunk", "encoder")]
+             ("encoder", False, "ge2e", "encoder"), ("mfcc", False, "both", "encoder"), ("mfcc", False, "trunk", "encoder"),
+             ("mfcc-ns", False, "encoder", "encoder")]
 
 
 def test_every_supported_configuration_has_its_artefacts():
