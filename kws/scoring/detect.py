@@ -211,21 +211,23 @@ def first_profile(profile: SpeakerProfile, cfg: Config) -> SpeakerProfile:
     if len(profile.template_audio) != len(profile.templates):
         raise ProfileError(f"this profile keeps no enrollment takes, which the {cfg.features.frontend} front end "
                            "needs; enroll again")
-    cohort = load_cohort(cfg=cfg.features, voiceprint="ge2e")          # keyword frames only
-    templates = [keyword_frames(np.asarray(a, np.float16).astype(np.float32), cfg.features)
-                 for a in profile.template_audio]
-    average, mean, std, loo = keyword_statistics(templates, cohort.keyword_frames, cfg.detect.top_k)
-    return replace(profile, templates=templates, average=average, kw_cohort_mean=mean, kw_cohort_std=std,
-                   kw_enroll_mean=loo, feature_fingerprint=frontend_fingerprint(cfg.features))
+    k = takes_keywords(profile.template_audio, cfg.features, load_cohort(cfg=cfg.features, voiceprint="ge2e"),
+                       cfg.detect.top_k)
+    return replace(profile, templates=k.templates, average=k.average, kw_cohort_mean=k.kw_cohort_mean,
+                   kw_cohort_std=k.kw_cohort_std, kw_enroll_mean=k.kw_enroll_mean, feature_fingerprint=k.fingerprint)
+
+
+def takes_keywords(takes: list[np.ndarray], features: FeatureConfig, cohort: Cohort, k: int) -> SecondKeywords:
+    """The keyword side of enrollment takes in one front end, against its cohort; the takes as a profile saves
+    them (float16), so enrollment and predict (or the listener) make the same numbers."""
+    templates = [keyword_frames(np.asarray(a, np.float16).astype(np.float32), features) for a in takes]
+    average, mean, std, loo = keyword_statistics(templates, cohort.keyword_frames, k)
+    return SecondKeywords(frontend_fingerprint(features), templates, average, mean, std, loo)
 
 
 def second_keywords(takes: list[np.ndarray], cfg: Config, cohort: Cohort) -> SecondKeywords:
-    """The keyword side of enrollment takes in the second front end, against its cohort; the takes as a
-    profile saves them (float16), so enrollment and predict make the same numbers."""
-    f2 = cfg.second_features()
-    templates = [keyword_frames(np.asarray(a, np.float16).astype(np.float32), f2) for a in takes]
-    average, mean, std, loo = keyword_statistics(templates, cohort.keyword_frames, cfg.detect.top_k)
-    return SecondKeywords(frontend_fingerprint(f2), templates, average, mean, std, loo)
+    """The keyword side of enrollment takes in the second front end, against its cohort (takes_keywords)."""
+    return takes_keywords(takes, cfg.second_features(), cohort, cfg.detect.top_k)
 
 
 def second_profile(profile: SpeakerProfile, cfg: Config) -> tuple[SpeakerProfile, Cohort]:
