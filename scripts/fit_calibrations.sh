@@ -16,6 +16,7 @@
 #   trunk-k.tsv     --voiceprint trunk                 (the trunk block's voiceprint beside the default second front end)
 #   frames-k.tsv    --frontend encoder                 (the encoder keyword front end, GE2E voiceprint)
 #   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
+#   ns-k.tsv        --frontend mfcc-ns --voiceprint encoder   (the noise-floor MFCC option: the _mfcc-ns_ fits)
 # Only train-split tables: fit_calibration.py refuses dev (D...) and practice (P...) tasks.
 set -euo pipefail
 dir=${1:?usage: scripts/fit_calibrations.sh DIR}
@@ -53,6 +54,9 @@ fit calibration_keyword_plus-encoder_matcher         encoder "$kw,$enc2,$cnn"   
 fit calibration_plus-encoder_matcher_voice-encoder   encoder "$kw,$enc2,$cnn,$spk"  "$kw,$enc2,$cnn,$spk"
 fit calibration_plus-encoder_voice-both              bothplus "$kw,$enc2,$spk"      "$kw,$enc2,$spk"
 fit calibration_plus-encoder_voice-trunk             trunk "$kw,$enc2,$spk"         "$kw,$enc2,$spk"
+# the noise-floor MFCC front end (features.frontend=mfcc-ns) beside the default second front end
+fit calibration_keyword_mfcc-ns_plus-encoder         ns "$kw,$enc2"                 "$kw,$enc2"
+fit calibration_mfcc-ns_plus-encoder_voice-encoder   ns "$kw,$enc2,$spk"            "$kw,$enc2,$spk"
 fit calibration_keyword_plus-gse                     gseplus "$kw,$gse2"            "$kw,$gse2"
 fit calibration_plus-gse_voice-encoder               gseplus "$kw,$gse2,$spk"       "$kw,$gse2,$spk"
 fit calibration_plus-gse_voice-both                  gseboth "$kw,$gse2,$spk"       "$kw,$gse2,$spk"

@@ -2,10 +2,11 @@
 # An unseen language, measured (issue 19): train the encoder and fit everything that depends on it without
 # one language, then run the platform on dev tasks of that language only.
 #
-#   scripts/held_out_language.sh LANG WORK [SEEDS] [SECOND]    e.g. scripts/held_out_language.sh ar SCRATCH/held-ar
+#   scripts/held_out_language.sh LANG WORK [SEEDS] [SECOND] [FRONTEND]    e.g. scripts/held_out_language.sh ar SCRATCH/held-ar
 #
-# SECOND: the second keyword front end measured (encoder, the default's; or gse). A second call with the
-# other one reuses the held-out encoder, cohorts and train tasks of the first (each step runs once).
+# SECOND: the second keyword front end measured (encoder, the default's; or gse). FRONTEND: the first one (mfcc,
+# the default's; or mfcc-ns, the noise-floor option). A second call with another choice reuses the held-out
+# encoder, cohorts and train tasks of the first (each step runs once).
 #
 # WORK/code: a git worktree of HEAD whose pretrained/ gets the held-out encoder, cohorts (no LANG speaker) and
 # the default calibrations (encoder voiceprint, second front end; and the keyword fallback tier), fitted on the
@@ -17,7 +18,10 @@ lang=${1:?usage: held_out_language.sh LANG WORK [SEEDS]}
 work=$(realpath -m "${2:?usage: held_out_language.sh LANG WORK [SEEDS]}")
 seeds=${3:-7 8 9}
 second=${4:-encoder}
+frontend=${5:-mfcc}
 [[ $second == encoder || $second == gse ]] || { echo "SECOND: encoder or gse" >&2; exit 2; }
+[[ $frontend == mfcc || $frontend == mfcc-ns ]] || { echo "FRONTEND: mfcc or mfcc-ns" >&2; exit 2; }
+[[ $frontend == mfcc || $second == encoder ]] || { echo "FRONTEND mfcc-ns is fitted with SECOND encoder only" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 repo=$PWD py=$PWD/.venv/bin/python words=../shared/data/words noise=build/train-noise
 code=$work/code
@@ -30,6 +34,8 @@ step() {   # step NAME COMMAND...: run once; a rerun of this script skips the st
 step encoder "$repo/.venv-train/bin/python" scripts/train_encoder.py --words "$words" --noise "$noise" \
     --phrases ../shared/data/phrases --work "$work/encoder-run" --steps 3000 --threads 2 --jobs 2 --hold-out "$lang"
 step cohort "$py" scripts/build_cohort.py --noise "$noise" --hold-out "$lang"
+[ "$frontend" = mfcc ] || step cohort-$frontend "$py" scripts/build_cohort.py --noise "$noise" --hold-out "$lang" \
+    --frontend "$frontend"
 step cohort-voiceprints "$py" scripts/build_cohort.py --noise "$noise" --hold-out "$lang" --voiceprints
 step cohort-$second "$py" scripts/build_cohort.py --noise "$noise" --hold-out "$lang" --frontend "$second" \
     $([ "$second" = encoder ] && echo --int8)   # as shipped (pretrained/README.md)
@@ -45,10 +51,15 @@ for t in $(awk -F'\t' 'NR > 1 { print $1 }' "$kept/tasks.tsv"); do
   ln -s "$tasks/solution/${t}_test_labels.txt" "$kept/solution/"
 done
 mkdir -p "$work/tables"
-table=$([ "$second" = gse ] && echo gseplus || echo encoder)   # fit_calibrations.sh's name for the table kind
-step table-$second "$py" scripts/score_tasks.py --tasks "$kept" --speakers-half calibration --voiceprint encoder \
-    --second-frontend "$second" --out "$work/tables/$table-1.tsv"
-ONLY="^calibration(_keyword)?_plus-$second(_voice-encoder)?\$" PYTHON=$py "$code/scripts/fit_calibrations.sh" "$work/tables"
+# fit_calibrations.sh's name for the table kind, and the calibrations' infix for the front ends
+case $frontend-$second in
+  mfcc-encoder) table=encoder infix=plus-encoder ;;
+  mfcc-gse) table=gseplus infix=plus-gse ;;
+  mfcc-ns-encoder) table=ns infix=mfcc-ns_plus-encoder ;;
+esac
+step table-$frontend-$second "$py" scripts/score_tasks.py --tasks "$kept" --speakers-half calibration --voiceprint encoder \
+    --frontend "$frontend" --second-frontend "$second" --out "$work/tables/$table-1.tsv"
+ONLY="^calibration(_keyword)?_$infix(_voice-encoder)?\$" PYTHON=$py "$code/scripts/fit_calibrations.sh" "$work/tables"
 export KWS_VENV=$(readlink -f .venv)
 for seed in $seeds; do
   for snr in "5 25" "0 10"; do
@@ -56,7 +67,7 @@ for seed in $seeds; do
     [ -d "$set_dir" ] || "$py" ../shared/tools/make_tasks.py --words "$words" --split dev --noise ../shared/data/noise \
         --lang "$lang" --seed "$seed" --snr $snr --out "$set_dir"
     "$py" run_local_test.py --code_dir "$code" --dataset_dir "$set_dir/data" --solution_dir "$set_dir/solution" \
-        --test_meta "$set_dir/test_meta.tsv" --output_dir "$work/results-$second/$(basename "$set_dir")" --jobs 1 \
-        --set detect.second_frontend="$second"
+        --test_meta "$set_dir/test_meta.tsv" --output_dir "$work/results-$frontend-$second/$(basename "$set_dir")" --jobs 1 \
+        --set detect.second_frontend="$second" --set features.frontend="$frontend"
   done
 done
