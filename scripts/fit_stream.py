@@ -26,7 +26,7 @@ import csv
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +43,16 @@ log = logging.getLogger("fit_stream")
 
 @dataclass(frozen=True)
 class Streams:
-    """What the loss counts per stream: its hours, its positives and its other speakers' phrases."""
+    """What the loss counts per stream: its hours, its positives and its other speakers' phrases; and whose
+    voice it enrolled (cross_validate keeps a speaker's streams in one fold)."""
     hours: dict[str, float]
     positives: dict[str, int]
     others: dict[str, int]
+    speakers: dict[str, str] = field(default_factory=dict)
 
     def only(self, tasks: set[str]) -> "Streams":
-        return Streams(*({t: v for t, v in d.items() if t in tasks} for d in (self.hours, self.positives, self.others)))
+        return Streams(*({t: v for t, v in d.items() if t in tasks}
+                         for d in (self.hours, self.positives, self.others, self.speakers)))
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def read_bench(benches: list[Path], record: str, speakers: set[str] | None = Non
                 rows += [{**r, "task": name} for r in csv.DictReader(f, delimiter="\t")]
             streams.hours[name], streams.positives[name] = t["seconds"] / 3600, t["positive"]
             streams.others[name] = t.get("other_phrase", 0)
+            streams.speakers[name] = t["speaker"]
     return rows, streams
 
 
@@ -268,9 +272,12 @@ def cross_validate(rows: list[dict], names: tuple[str, ...], streams: Streams, l
     """(loss, miss rate, FA/h, other speakers accepted) of judges fitted on k-1 folds of streams and judged on
     the held-out fold, over the k folds (each fold weighed by its streams); seed draws the folds; settings: fit's
     keyword arguments. One draw can mislead: judges a few hundredths apart on one draw swap places on another
-    (docs/stream_bench.md, v14)."""
+    (docs/stream_bench.md, v14). The folds are drawn by enrolled speaker: the benches enroll a speaker in up to
+    three streams, and a judge that has met the voice or the phrase flatters what knows them (v27)."""
     tasks = np.array(sorted(streams.hours))
-    fold = np.random.default_rng(seed).permutation(len(tasks)) % k
+    voices = sorted({streams.speakers.get(t, t) for t in tasks})
+    of = dict(zip(voices, np.random.default_rng(seed).permutation(len(voices)) % k))
+    fold = np.array([of[streams.speakers.get(t, t)] for t in tasks])
     held = []   # (loss, miss, false alarms / h, other speakers accepted) of each fold, times its streams
     for f in range(k):
         train = set(tasks[fold != f])

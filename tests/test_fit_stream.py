@@ -74,7 +74,7 @@ def test_a_committed_judge_is_scored_on_other_candidates(tmp_path):
     assert fs.judge_loss(judge(4.0), rows, streams, fs.Loss())[1] == 1.0     # missed
 
 
-def scored_bench(root, informative: bool, streams: int = 8):
+def scored_bench(root, informative: bool, streams: int = 8, voices: int | None = None):
     """A train bench whose candidates carry one column, kw_z: the positives' higher than the rest, or not."""
     import numpy as np
     rng = np.random.default_rng(0)
@@ -88,7 +88,8 @@ def scored_bench(root, informative: bool, streams: int = 8):
             lines.append(f"hi\t{10 * j}.0\t{10 * j + 1}.0\t2.0\t{kind}\t{truth}\t{z:.3f}")
         (b / task).mkdir(parents=True)
         (b / task / "rec.tsv").write_text(HEADER.strip() + "\tkw_z\n" + "\n".join(lines) + "\n", encoding="utf-8")
-        tasks.append({"task": task, "speaker": f"v{k}", "seconds": 900.0, "positive": 2, "other_phrase": 0})
+        tasks.append({"task": task, "speaker": f"v{k % (voices or streams)}", "seconds": 900.0, "positive": 2,
+                      "other_phrase": 0})
     (b / "bench.json").write_text(json.dumps({"args": {"split": "train"}, "tasks": tasks}), encoding="utf-8")
     return b
 
@@ -110,6 +111,23 @@ def test_cross_validation_judges_each_fold_with_a_judge_that_never_saw_it(tmp_pa
     monkeypatch.setattr(fs, "fit", real_fit)
     rows, streams = fs.read_bench([scored_bench(tmp_path, False)], "rec.tsv")
     assert fs.cross_validate(rows, names, streams, loss, 4, seed, settings)[0] > 0.2
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_speakers_streams_are_held_out_together(tmp_path, seed, monkeypatch):
+    """A speaker enrolled in several streams (the train benches enroll one in up to three) is never both in a
+    fold's fit and in its held-out streams: a judge that met the voice or the phrase would flatter them."""
+    settings = dict(window=8, weight=1.0, l2=1e-2, objective="logistic", tau=1.0, veto_min=None)
+    rows, streams = fs.read_bench([scored_bench(tmp_path, True, streams=12, voices=5)], "rec.tsv")
+    assert sorted(set(streams.speakers.values())) == [f"v{k}" for k in range(5)]
+    fitted, real_fit = [], fs.fit
+    monkeypatch.setattr(fs, "fit", lambda rows, *a, **k: fitted.append({r["task"] for r in rows}) or real_fit(rows, *a, **k))
+    fs.cross_validate(rows, ("kw_z",), streams, fs.Loss(), 4, seed, settings)
+    assert len(fitted) == 4
+    for train in fitted:
+        seen = {streams.speakers[t] for t in train}
+        held = {streams.speakers[t] for t in set(streams.hours) - train}
+        assert held and not seen & held
 
 
 def test_caps_are_the_most_each_later_group_reached_and_change_no_training_score():
