@@ -275,9 +275,10 @@ def cross_validate(rows: list[dict], names: tuple[str, ...], streams: Streams, l
     (docs/stream_bench.md, v14). The folds are drawn by enrolled speaker: the benches enroll a speaker in up to
     three streams, and a judge that has met the voice or the phrase flatters what knows them (v27)."""
     tasks = np.array(sorted(streams.hours))
-    voices = sorted({streams.speakers.get(t, t) for t in tasks})
+    voice = [streams.speakers.get(t, t) for t in tasks]     # a stream of no known speaker is its own
+    voices = sorted(set(voice))
     of = dict(zip(voices, np.random.default_rng(seed).permutation(len(voices)) % k))
-    fold = np.array([of[streams.speakers.get(t, t)] for t in tasks])
+    fold = np.array([of[v] for v in voice])
     held = []   # (loss, miss, false alarms / h, other speakers accepted) of each fold, times its streams
     for f in range(k):
         train = set(tasks[fold != f])
