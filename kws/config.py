@@ -104,10 +104,10 @@ class DetectConfig:
     # head), "ge2e" (Resemblyzer's GE2E with its upper layers tuned here to hear through noise,
     # pretrained/ge2e_tuned.npz), "both" (the two concatenated) or "trunk" (the encoder's second trunk
     # block's statistics through an LDA, pretrained/voiceprint_trunk.npz). Each has its own calibration.
-    # "encoder" stays the default in v9: "both" with the tuned GE2E measured as well or better on every dev
-    # set (noisy 0.177 -> 0.157) but costs twice predict's time and four times the listener's (RTF 0.089 on
-    # the dense stream bench), over both budgets (docs/results.md, v9).
-    voiceprint: str = "encoder"
+    # "both" since v21: GE2E hears only the matched segment (encoder.segment_and_clip_embeddings), which
+    # halves its cost; on dev clean 0.130 -> 0.110, noisy 0.177 -> 0.160 (docs/results.md, v21). The
+    # listener keeps its own, StreamConfig.voiceprint.
+    voiceprint: str = "both"
     # Test-set normalisation (kws/calibrate.py): predict may also judge each clip's scores and
     # conditions against the rest of its folder, when the folder has at least set_min_files scored
     # clips and the plain calibration accepts at most set_max_positive of them (the platform: 5 of
@@ -200,6 +200,10 @@ class StreamConfig:
     # judge holds out at 0.416 against MFCC's 0.467 on 68 train streams (docs/stream_bench.md). The profile's
     # templates are made again in it from the stored takes; the spotter stays MFCC.
     frontend: str = "mfcc-ns"
+    # The listener's voiceprint ("": predict's, DetectConfig.voiceprint). "encoder": its judge and veto were
+    # fitted with it, and GE2E on every candidate's span would cost the listener four times its time (v9).
+    # A profile enrolled in another voiceprint has its speaker side made again from its stored takes.
+    voiceprint: str = "encoder"
     # --sensitivity s in [0, 1] moves the calibrated threshold by sensitivity_span * (1 - 2 s):
     # 0 "fewest-false-alarms" +span, 0.5 "balanced" (the calibrated threshold), 1 "fewest-misses" -span.
     sensitivity_span: float = 1.0
@@ -298,9 +302,11 @@ DEFAULT = Config()
 
 
 def listener_config(cfg: Config) -> Config:
-    """cfg as the listener scores with it: its first keyword front end StreamConfig.frontend (predict's when "")."""
-    fe = cfg.stream.frontend
-    return replace(cfg, features=replace(cfg.features, frontend=fe)) if fe and fe != cfg.features.frontend else cfg
+    """cfg as the listener scores with it: its first keyword front end StreamConfig.frontend and its voiceprint
+    StreamConfig.voiceprint (predict's where "")."""
+    fe, vp = cfg.stream.frontend, cfg.stream.voiceprint
+    own = replace(cfg, features=replace(cfg.features, frontend=fe)) if fe and fe != cfg.features.frontend else cfg
+    return replace(own, detect=replace(own.detect, voiceprint=vp)) if vp and vp != own.detect.voiceprint else own
 
 
 def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
@@ -311,7 +317,7 @@ def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:
 _CHOICES = {("features", "frontend"): FRONTENDS, ("detect", "voiceprint"): VOICEPRINTS,
             ("detect", "second_frontend"): ("", *FRONTENDS), ("detect", "speaker_veto"): VETO_VOICEPRINTS,
             ("stream", "speaker_veto"): VETO_VOICEPRINTS, ("stream", "denoise"): DENOISERS,
-            ("stream", "frontend"): ("", *FRONTENDS)}
+            ("stream", "frontend"): ("", *FRONTENDS), ("stream", "voiceprint"): ("", *VOICEPRINTS)}
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 

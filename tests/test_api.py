@@ -82,6 +82,25 @@ def test_detector_scores_clips_as_predict_does(tiny_task, personal_profile, tmp_
     assert lenient.threshold == Detector(personal_profile).threshold - 1.0
 
 
+def test_a_phrase_enrolled_in_another_voiceprint_is_made_again_from_its_takes(tiny_task, tmp_path):
+    """A profile enrolled before the default voiceprint changed is served, its speaker side made again from the
+    stored takes, with the decisions of one enrolled now (other weights in the same voiceprint are still
+    refused: test_profile)."""
+    from kws.config import DEFAULT, with_settings
+    takes = sorted((tiny_task / "data" / "S001" / "enroll").glob("*.wav"))
+    other = "encoder" if DEFAULT.detect.voiceprint != "encoder" else "both"
+    Profile.enroll(tmp_path / "then", "alpha-delta", takes, cfg=with_settings([f"detect.voiceprint={other}"]))
+    Profile.enroll(tmp_path / "now", "alpha-delta", takes)
+    then, now = Detector(tmp_path / "then"), Detector(tmp_path / "now")
+    assert Profile.load(tmp_path / "then").phrases["alpha-delta"].voiceprint_kind == other
+    assert then.phrases["alpha-delta"].voiceprint_kind == DEFAULT.detect.voiceprint
+    assert np.allclose(then.phrases["alpha-delta"].voiceprint, now.phrases["alpha-delta"].voiceprint, atol=2e-3)
+    clips = sorted((tiny_task / "data" / "S001" / "test").glob("*.wav"))
+    a, b = then.score(clips), now.score(clips)
+    assert [c.detected for c in a] == [c.detected for c in b]
+    assert np.allclose([c.fused for c in a], [c.fused for c in b], atol=0.05)
+
+
 def readme_example() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text[text.index("## Personal use"):]

@@ -66,6 +66,23 @@ def test_voiceprint_kinds():
         encoder.speaker_embeddings(wavs, "ivector", FeatureConfig())
 
 
+def test_both_hears_ge2e_on_the_segment_only():
+    """The detector's two views: for "both" the clip's GE2E half is its segment's (GE2E never hears the whole
+    clip); the encoder half, and every other voiceprint, hear each as given."""
+    clips = [utterance(["alpha", "delta", "bravo"], f0=110, seed=1), utterance(["omega", "bravo"], f0=220, seed=2)]
+    segments = [y[len(y) // 4:3 * len(y) // 4] for y in clips]
+    cfg = FeatureConfig()
+    seg, whole = encoder.segment_and_clip_embeddings(segments, clips, "both", cfg)
+    g_seg = encoder.embed_speakers(segments)
+    e_seg, e_clip = (encoder.speaker_embeddings(w, "encoder", cfg) for w in (segments, clips))
+    half = g_seg.shape[1]
+    assert np.allclose(seg[:, :half] * np.sqrt(2), g_seg, atol=1e-5) and np.allclose(whole[:, :half], seg[:, :half])
+    assert np.allclose(seg[:, half:] * np.sqrt(2), e_seg, atol=1e-5)
+    assert np.allclose(whole[:, half:] * np.sqrt(2), e_clip, atol=1e-5) and not np.allclose(e_clip, e_seg, atol=1e-3)
+    seg_e, whole_e = encoder.segment_and_clip_embeddings(segments, clips, "encoder", cfg)
+    assert np.allclose(seg_e, e_seg, atol=1e-6) and np.allclose(whole_e, e_clip, atol=1e-6)
+
+
 def test_the_trunk_of_an_input_seen_lately_is_looked_up_bit_identical():
     """With the second keyword front end, a crop's keyword frames and its whole-clip voiceprint share one trunk pass."""
     import numpy as np

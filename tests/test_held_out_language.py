@@ -10,6 +10,8 @@ from conftest import ROOT
     (["encoder", "pncc"], "FRONTEND: mfcc or mfcc-ns"),
     (["wav2vec", "mfcc"], "SECOND: encoder or gse"),
     (["gse", "mfcc-ns"], "fitted with SECOND encoder only"),   # fit_calibrations.sh fits mfcc-ns beside the encoder
+    (["encoder", "mfcc", "trunk"], "VOICEPRINT: both or encoder"),
+    (["gse", "mfcc", "both"], "VOICEPRINT both is fitted with mfcc and encoder only"),
 ])
 def test_a_front_end_it_cannot_fit_is_refused_before_any_work(tmp_path, args, says):
     work = tmp_path / "held"
@@ -28,3 +30,6 @@ def test_every_front_end_it_takes_has_its_calibrations_fitted():
         assert f"{pair}) table={table} infix={infix} ;;" in sh
         for name in (f"calibration_keyword_{infix}", f"calibration_{infix}_voice-encoder"):
             assert any(line.split()[1:3] == [name, table] for line in fits.splitlines() if line.startswith("fit ")), name
+    # VOICEPRINT both: its own table, bothplus, beside the encoder table that the keyword tier is fitted from
+    assert '--voiceprint both --out "$work/tables/bothplus-1.tsv"' in sh
+    assert any(line.split()[1:3] == ["calibration_plus-encoder_voice-both", "bothplus"] for line in fits.splitlines())

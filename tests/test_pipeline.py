@@ -70,19 +70,19 @@ def test_the_speaker_check_and_noise_matching_are_switches_with_their_own_calibr
     from kws.scoring.calibrate import calibration_name
     from kws.app.commands import check_pretrained
     cfg = Config()
-    assert calibration_name(cfg) == "calibration_plus-encoder_voice-encoder.json"   # default: speaker check, 2 front ends
+    assert calibration_name(cfg) == "calibration_plus-encoder_voice-both.json"   # default: speaker check, 2 front ends
     off = replace(cfg, detect=replace(cfg.detect, speaker_check=False))
     assert calibration_name(off) == "calibration_keyword_plus-encoder.json"      # keyword scores alone decide
     one = replace(cfg, detect=replace(cfg.detect, second_frontend=""))
-    assert calibration_name(one) == "calibration_voice-encoder.json"
+    assert calibration_name(one) == "calibration_voice-both.json"
     assert any(n.startswith("encoder_kw_") for n in Calibration.for_config(cfg).names)
     assert not any(n.startswith("encoder_kw_") for n in Calibration.for_config(one).names)
-    gse = replace(cfg, detect=replace(cfg.detect, second_frontend="gse"))          # the v9 alternatives
+    gse = replace(cfg, detect=replace(cfg.detect, second_frontend="gse", voiceprint="encoder"))   # the v9 alternatives
     assert calibration_name(gse) == "calibration_plus-gse_voice-encoder.json"
     check_pretrained(replace(gse, detect=replace(gse.detect, voiceprint="both")))
     check_pretrained(gse)
     assert any(n.startswith("gse_kw_") for n in Calibration.for_config(gse).names)
-    v8 = replace(cfg, detect=replace(cfg.detect, voiceprint="encoder", second_frontend="encoder"))   # the v5-v8 default
+    v8 = replace(cfg, detect=replace(cfg.detect, voiceprint="encoder", second_frontend="encoder"))   # the v5-v20 default
     assert calibration_name(v8) == "calibration_plus-encoder_voice-encoder.json"
     for d in (replace(v8.detect, noise_match=True), replace(v8.detect, noise_match=True, speaker_check=False)):
         nm = replace(v8, detect=d)

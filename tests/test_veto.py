@@ -18,12 +18,14 @@ ME, OTHER = (120, 1.0), (170, 1.05)     # the enrolled synthetic voice (tests/co
 
 
 def test_veto_file_is_named_for_its_judge():
-    assert veto_name(Config()) == "veto_plus-encoder_voice-encoder.json"
-    assert veto_name(Config(), stream=True) == "veto_stream_plus-encoder_voice-encoder.json"
+    assert veto_name(Config()) == "veto_plus-encoder_voice-both.json"
+    # the listener's judge: its own front end and voiceprint (calibrate.stream_config)
+    assert veto_name(Config(), stream=True) == "veto_stream_mfcc-ns_plus-encoder_voice-encoder.json"
+    assert veto_name(stream_config(Config()), stream=True) == veto_name(Config(), stream=True)
     # a listener that judges denoised spans has its own judge, so its own veto threshold; predict's is untouched
     dn = Config(stream=StreamConfig(denoise="rnnoise"))
     assert veto_name(dn, stream=True) == "veto_stream_plus-encoder_voice-encoder_denoise-rnnoise.json"
-    assert veto_name(dn) == "veto_plus-encoder_voice-encoder.json"
+    assert veto_name(dn) == "veto_plus-encoder_voice-both.json"
     assert veto_name(with_settings(["detect.second_frontend=gse"]), stream=True) == \
         "veto_stream_plus-gse_voice-encoder.json"
     with pytest.raises(ValueError, match="speaker_veto"):

@@ -29,7 +29,7 @@ import numpy as np
 from kws.scoring.calibrate import Calibration
 from kws.scoring.cohort import load_cohort
 from kws.config import DEFAULT, Config
-from kws.scoring.detect import check_compatible
+from kws.scoring.detect import check_compatible, first_profile
 from kws.enrollment.enroll import build_profile
 from kws.errors import EnrollmentError, ProfileError
 from kws.scoring.profile import LEGACY_NAME, PROFILE_NAME, STALE_NAME, SpeakerProfile, enrollment_lock
@@ -174,7 +174,10 @@ class Detector:
                  stream_calibration: Calibration | None = None):
         self.profile = profile if isinstance(profile, Profile) else Profile.load(profile, cfg)
         cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
-        for name, phrase in self.profile.phrases.items():
+        # Clips are scored in cfg's front end and voiceprint: a phrase enrolled in others is made again from
+        # its stored takes (an upgrade's new default need not mean enrolling again); other weights are refused.
+        self.phrases = {name: first_profile(phrase, cfg) for name, phrase in self.profile.phrases.items()}
+        for name, phrase in self.phrases.items():
             check_compatible(phrase, cfg, self.profile.folder / name, cohort)
         self.calibration = calibration or Calibration.for_config(cfg)          # whole clips (score)
         self.stream_calibration = stream_calibration or Calibration.for_stream(cfg)   # stream candidates (detect, listen)
@@ -204,9 +207,8 @@ class Detector:
         same decisions as predict.sh on a folder it does not test-set normalise (DetectConfig.set_norm)."""
         from kws.app.commands import score_files   # the platform's batching and unreadable-file handling
         paths = [Path(p) for p in paths]
-        names = list(self.profile.phrases)
-        fused = np.array([self.calibration.fuse(score_files(p, paths, self.cfg))
-                          for p in self.profile.phrases.values()])
+        names = list(self.phrases)
+        fused = np.array([self.calibration.fuse(score_files(p, paths, self.cfg)) for p in self.phrases.values()])
         best = np.argmax(np.nan_to_num(fused, nan=-np.inf), axis=0)
         return [ClipScore(p.name, names[b], float(fused[b, i]), bool(fused[b, i] > self.threshold))
                 for i, (p, b) in enumerate(zip(paths, best))]

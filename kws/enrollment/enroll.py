@@ -9,13 +9,12 @@ from kws.enrollment import quality
 from kws.signal.audio import probe, read_audio
 from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import SAMPLE_RATE, Config
-from kws.scoring.detect import Prepared, keyword_statistics, model_fingerprint, prepare, second_keywords
-from kws.nn.encoder import frontend_fingerprint, speaker_embeddings
+from kws.scoring.detect import Prepared, keyword_statistics, prepare, second_keywords, takes_speaker
+from kws.nn.encoder import frontend_fingerprint
 from kws.errors import AudioError, EnrollmentError
 from kws.scoring.profile import SpeakerProfile, max_template_frames
 from kws.safefile import file_digest
 from kws.scoring.templates import PerTemplate
-from kws.scoring.voiceprint import cosine, leave_one_out, voiceprint
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +74,10 @@ def build_profile(paths: list[Path], cfg: Config = Config(), cohort: Cohort | No
     templates = [c.frames for c in clips]
     average, kw_mean, kw_std, kw_loo = keyword_statistics(templates, cohort.keyword_frames, cfg.detect.top_k)
 
-    emb = speaker_embeddings([c.audio for c in clips], cfg.detect.voiceprint, cfg.features)
-    vp = voiceprint(emb)
-    coh_cos = cosine(cohort.speaker_embeddings, vp)
     profile = SpeakerProfile(
-        templates=templates, average=average, voiceprint=vp,
-        kw_cohort_mean=kw_mean, kw_cohort_std=kw_std, kw_enroll_mean=kw_loo,
-        spk_cohort_mean=float(coh_cos.mean()), spk_cohort_std=float(coh_cos.std()),
-        spk_enroll_mean=float(leave_one_out(emb).mean()),
-        feature_fingerprint=frontend_fingerprint(cfg.features), voiceprint_kind=cfg.detect.voiceprint,
-        model_fingerprint=model_fingerprint(cfg, cohort), template_audio=[c.audio for c in clips],
+        templates=templates, average=average, kw_cohort_mean=kw_mean, kw_cohort_std=kw_std, kw_enroll_mean=kw_loo,
+        **takes_speaker([c.audio for c in clips], cfg, cohort),
+        feature_fingerprint=frontend_fingerprint(cfg.features), template_audio=[c.audio for c in clips],
         clips=names, clip_seconds=[round(len(c.audio) / SAMPLE_RATE, 3) for c in clips], warnings=problems,
         second=(second_keywords([c.audio for c in clips], cfg, load_cohort(cfg=cfg.second_features(), voiceprint="ge2e"))
                 if cfg.second_features() else None))

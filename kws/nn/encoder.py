@@ -457,6 +457,20 @@ def speaker_embeddings(wavs: list[np.ndarray], kind: str, cfg: FeatureConfig) ->
     return (np.concatenate([embed_speakers(wavs), enc], axis=1) / np.sqrt(2)).astype(np.float32)
 
 
+def segment_and_clip_embeddings(segments: list[np.ndarray], clips: list[np.ndarray], kind: str,
+                                cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's two speaker views of each clip: its matched segment's embedding and the whole clip's.
+    For "both", GE2E hears only the segment, and the clip's GE2E half is the segment's: GE2E's whole-clip
+    partials cost twice the segments' (docs/results.md, v21)."""
+    if kind != "both":
+        emb = speaker_embeddings(segments + clips, kind, cfg)
+        return emb[:len(segments)], emb[len(segments):]
+    g = embed_speakers(segments)
+    enc = encoder_voiceprints(load_multitask(), segments + clips, cfg)
+    both = lambda e: (np.concatenate([g, e], axis=1) / np.sqrt(2)).astype(np.float32)   # noqa: E731
+    return both(enc[:len(segments)]), both(enc[len(segments):])
+
+
 def encoder_voiceprints(m: MultiTask, wavs: list[np.ndarray], cfg: FeatureConfig) -> np.ndarray:
     """(N, E) the multi-task encoder's speaker embeddings under weights m (scripts measure other weights with it)."""
     return np.array([multitask_voiceprint_of(m, encoder_input(y, cfg)) for y in wavs],

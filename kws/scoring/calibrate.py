@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +39,13 @@ RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range
 def stream_config(cfg: Config) -> Config:
     """The configuration the listener scores with: its own first keyword front end (StreamConfig.frontend,
     config.listener_config) where a stream judge is fitted for it, else predict's, so that the judge always
-    weighs the columns it was fitted on (--set detect.second_frontend=gse has its judge in MFCC only)."""
+    weighs the columns it was fitted on (--set detect.second_frontend=gse has its judge in MFCC only). Its
+    voiceprint is StreamConfig.voiceprint's either way."""
     own = listener_config(cfg)
-    if own is not cfg and not (PRETRAINED_DIR / calibration_name(own, stream=True)).exists():
+    if own.features.frontend != cfg.features.frontend and not (PRETRAINED_DIR / calibration_name(own, stream=True)).exists():
         log.info("no stream judge in the %s front end for this configuration: the listener uses %s",
                  own.features.frontend, cfg.features.frontend)
-        return cfg
+        return replace(own, features=cfg.features)
     return own
 
 

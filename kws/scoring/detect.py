@@ -18,7 +18,7 @@ from kws.scoring import scores
 from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config, FeatureConfig
 from kws.nn.encoder import (frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, load_trunk_projection,
-                            speaker_embeddings)
+                            segment_and_clip_embeddings, speaker_embeddings)
 from kws.errors import ProfileError
 from kws.signal.features import frames_per_second, mel_frames
 from kws.scoring.matcher import TOP_TEMPLATES, match_matrix, matcher_for, matcher_logits
@@ -28,7 +28,7 @@ from kws.scoring.templates import PerTemplate, Templates
 from kws.signal.conditions import Conditions
 from kws.scoring.scores import top_k_mean
 from kws.signal.vad import frame_decisions, frame_samples, segments_of
-from kws.scoring.voiceprint import cosine, unit
+from kws.scoring.voiceprint import cosine, leave_one_out, unit, voiceprint
 
 CONDITION_NAMES = scores.names("condition")
 SCORE_NAMES = scores.names()   # every column, in the registry's order (kws/scoring/scores.py)
@@ -204,17 +204,36 @@ _SECOND: dict[int, tuple[weakref.ref, FeatureConfig, SpeakerProfile]] = {}
 
 
 def first_profile(profile: SpeakerProfile, cfg: Config) -> SpeakerProfile:
-    """The profile with its keyword side in cfg's first front end: as enrolled, or made from the stored takes
-    against that front end's cohort (the listener's front end may not be enrollment's: StreamConfig.frontend)."""
-    if profile.feature_fingerprint == frontend_fingerprint(cfg.features):
+    """The profile with its keyword side in cfg's first front end and its speaker side in cfg's voiceprint: as
+    enrolled, or made from the stored takes against that front end's cohort (the listener's front end and
+    voiceprint may not be enrollment's: StreamConfig.frontend, StreamConfig.voiceprint)."""
+    same_frames = profile.feature_fingerprint == frontend_fingerprint(cfg.features)
+    if same_frames and profile.voiceprint_kind == cfg.detect.voiceprint:
         return profile
     if len(profile.template_audio) != len(profile.templates):
         raise ProfileError(f"this profile keeps no enrollment takes, which the {cfg.features.frontend} front end "
-                           "needs; enroll again")
-    k = takes_keywords(profile.template_audio, cfg.features, load_cohort(cfg=cfg.features, voiceprint="ge2e"),
-                       cfg.detect.top_k)
-    return replace(profile, templates=k.templates, average=k.average, kw_cohort_mean=k.kw_cohort_mean,
-                   kw_cohort_std=k.kw_cohort_std, kw_enroll_mean=k.kw_enroll_mean, feature_fingerprint=k.fingerprint)
+                           f"and the {cfg.detect.voiceprint} voiceprint need; enroll again")
+    cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
+    if not same_frames:
+        k = takes_keywords(profile.template_audio, cfg.features, cohort, cfg.detect.top_k)
+        profile = replace(profile, templates=k.templates, average=k.average, kw_cohort_mean=k.kw_cohort_mean,
+                          kw_cohort_std=k.kw_cohort_std, kw_enroll_mean=k.kw_enroll_mean,
+                          feature_fingerprint=k.fingerprint)
+    if profile.voiceprint_kind != cfg.detect.voiceprint:
+        takes = [np.asarray(a, np.float16).astype(np.float32) for a in profile.template_audio]
+        profile = replace(profile, **takes_speaker(takes, cfg, cohort))
+    return profile
+
+
+def takes_speaker(takes: list[np.ndarray], cfg: Config, cohort: Cohort) -> dict:
+    """A profile's speaker side from its takes in cfg's voiceprint (DetectConfig.voiceprint), against the cohort:
+    SpeakerProfile's fields, as enrollment makes them and the listener makes them again in its own voiceprint."""
+    emb = speaker_embeddings(takes, cfg.detect.voiceprint, cfg.features)
+    vp = voiceprint(emb)
+    coh_cos = cosine(cohort.speaker_embeddings, vp)
+    return dict(voiceprint=vp, spk_cohort_mean=float(coh_cos.mean()), spk_cohort_std=float(coh_cos.std()),
+                spk_enroll_mean=float(leave_one_out(emb).mean()), voiceprint_kind=cfg.detect.voiceprint,
+                model_fingerprint=model_fingerprint(cfg, cohort))
 
 
 def takes_keywords(takes: list[np.ndarray], features: FeatureConfig, cohort: Cohort, k: int) -> SecondKeywords:
@@ -467,6 +486,7 @@ def speaker_part(profile: SpeakerProfile, clips: list[Prepared], best: list[dtw.
     segment and of each whole clip, against the profile's and the cohort's."""
     segments = [matched_segment(c, m, cfg) for c, m in zip(clips, best)]
     with stage("encoder"):
-        emb = speaker_embeddings(segments + [c.audio for c in clips], cfg.detect.voiceprint, cfg.features)
+        seg, whole = segment_and_clip_embeddings(segments, [c.audio for c in clips], cfg.detect.voiceprint,
+                                                 cfg.features)
     with stage("voiceprint"):
-        return speaker_scores(profile, emb[:len(clips)], emb[len(clips):], cohort.speaker_embeddings)
+        return speaker_scores(profile, seg, whole, cohort.speaker_embeddings)

@@ -18,7 +18,7 @@ import numpy as np
 from kws.config import PRETRAINED_DIR, Config
 from kws.errors import WeightsError
 from kws.nn.encoder import embed_speakers, ge2e_sha
-from kws.scoring.calibrate import calibration_name
+from kws.scoring.calibrate import calibration_name, stream_config
 from kws.scoring.cohort import load_cohort
 from kws.scoring.voiceprint import snorm, unit, voiceprint
 from kws.signal.vad import frame_decisions, segments_of
@@ -29,9 +29,9 @@ ADAPTIVE_TOP = 100   # s-norm over each side's 100 closest cohort utterances: de
 
 
 def veto_name(cfg: Config, stream: bool = False) -> str:
-    """veto_[stream_]<...>.json: one threshold per judge (the clip calibration, or the stream's), which
-    decides what reaches the veto."""
-    return "veto_" + calibration_name(cfg, stream=stream).removeprefix("calibration_")
+    """veto_[stream_]<...>.json: one threshold per judge (the clip calibration, or the stream's: the listener's
+    configuration's, calibrate.stream_config), which decides what reaches the veto."""
+    return "veto_" + calibration_name(stream_config(cfg) if stream else cfg, stream=stream).removeprefix("calibration_")
 
 
 @dataclass(frozen=True)
