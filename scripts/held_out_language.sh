@@ -82,6 +82,7 @@ for seed in $seeds; do
         --lang "$lang" --seed "$seed" --snr $snr --out "$set_dir"
     "$py" run_local_test.py --code_dir "$code" --dataset_dir "$set_dir/data" --solution_dir "$set_dir/solution" \
         --test_meta "$set_dir/test_meta.tsv" --output_dir "$work/results-$frontend-$second-$voiceprint/$(basename "$set_dir")" --jobs 1 \
-        --set detect.second_frontend="$second" --set features.frontend="$frontend" --set detect.voiceprint="$voiceprint"
+        --set detect.second_frontend="$second" --set features.frontend="$frontend" --set detect.voiceprint="$voiceprint" \
+        --set stream.speaker_veto=    # the listener's veto is fitted with the shipped GE2E, and predict never uses it
   done
 done
