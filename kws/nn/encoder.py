@@ -467,8 +467,9 @@ def segment_and_clip_embeddings(segments: list[np.ndarray], clips: list[np.ndarr
         return emb[:len(segments)], emb[len(segments):]
     g = embed_speakers(segments)
     enc = encoder_voiceprints(load_multitask(), segments + clips, cfg)
-    both = lambda e: (np.concatenate([g, e], axis=1) / np.sqrt(2)).astype(np.float32)   # noqa: E731
-    return both(enc[:len(segments)]), both(enc[len(segments):])
+    seg, whole = ((np.concatenate([g, e], axis=1) / np.sqrt(2)).astype(np.float32)
+                  for e in (enc[:len(segments)], enc[len(segments):]))
+    return seg, whole
 
 
 def encoder_voiceprints(m: MultiTask, wavs: list[np.ndarray], cfg: FeatureConfig) -> np.ndarray:
