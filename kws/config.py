@@ -106,8 +106,8 @@ class DetectConfig:
     # block's statistics through an LDA, pretrained/voiceprint_trunk.npz). Each has its own calibration.
     # "both" since v21: GE2E hears only the matched segment (encoder.segment_and_clip_embeddings), which
     # brings predict's RTF to 0.0089 (0.0135 when it also heard the whole clip; encoder 0.0055). On dev clean
-    # 0.130 -> 0.110, noisy 0.177 -> 0.160, held-out Arabic 0.183 / 0.225 -> 0.142 / 0.192 (docs/results.md,
-    # v21). The listener keeps its own, StreamConfig.voiceprint.
+    # 0.130 -> 0.110, noisy 0.177 -> 0.160; held out, Arabic 0.183 / 0.225 -> 0.142 / 0.192 but Chinese
+    # 0.094 / 0.178 -> 0.117 / 0.217 (docs/results.md, v21). The listener keeps its own, StreamConfig.voiceprint.
     voiceprint: str = "both"
     # Test-set normalisation (kws/calibrate.py): predict may also judge each clip's scores and
     # conditions against the rest of its folder, when the folder has at least set_min_files scored
