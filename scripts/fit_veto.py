@@ -32,7 +32,7 @@ from kws.enrollment.enroll import build_profile
 from kws.harness.metrics import ALPHA
 from kws.signal.audio import list_wavs, read_audio
 from kws.nn.encoder import ge2e_sha
-from kws.scoring.calibrate import Calibration, stream_config
+from kws.scoring.calibrate import Calibration
 from kws.scoring.cohort import load_cohort
 from kws.scoring.profile import SpeakerProfile
 from kws.scoring.veto import SpeakerVeto, VetoThreshold, speech_crop, veto_name
@@ -189,7 +189,7 @@ def main() -> None:
     kept = [r for r, s in zip(rows, score) if s >= threshold]
     before, after = counts(rows), counts(kept)
     log.info("judge accepts %s; with the veto at %.3f: %s", before, threshold, after)
-    out = Path(a.out) if a.out else PRETRAINED_DIR / veto_name(stream_config(cfg) if stream else cfg, stream)
+    out = Path(a.out) if a.out else PRETRAINED_DIR / veto_name(cfg, stream)
     judge = Calibration.for_stream(cfg) if stream else load_tiers(cfg)[0].calibration
     VetoThreshold("ge2e", round(threshold, 6), ge2e_sha(), {
         "command": " ".join(["python", *sys.argv]), "judge": judge.provenance.get("command", ""),

@@ -6,8 +6,8 @@
 #
 # SECOND: the second keyword front end measured (encoder, the default's; or gse). FRONTEND: the first one (mfcc,
 # the default's; or mfcc-ns, the noise-floor option). VOICEPRINT: the speaker check's (both, the default's,
-# fitted beside MFCC and the encoder only; or encoder, which the other choices take by default). A second call with another choice reuses the held-out encoder, cohorts and train tasks of the first
-# (each step runs once).
+# fitted beside MFCC and the encoder only; or encoder, which the other choices take by default). A second call
+# with another choice reuses the held-out encoder, cohorts and train tasks of the first (each step runs once).
 #
 # WORK/code: a git worktree of HEAD whose pretrained/ gets the held-out encoder, cohorts (no LANG speaker) and
 # the calibrations of the choices measured (and the keyword fallback tier), fitted on the calibration half of

@@ -454,7 +454,12 @@ def speaker_embeddings(wavs: list[np.ndarray], kind: str, cfg: FeatureConfig) ->
     enc = encoder_voiceprints(m, wavs, cfg)
     if kind == "encoder":
         return enc
-    return (np.concatenate([embed_speakers(wavs), enc], axis=1) / np.sqrt(2)).astype(np.float32)
+    return _both(embed_speakers(wavs), enc)
+
+
+def _both(ge2e: np.ndarray, enc: np.ndarray) -> np.ndarray:
+    """The "both" voiceprint: GE2E's and the encoder's unit embeddings side by side, scaled to unit length."""
+    return (np.concatenate([ge2e, enc], axis=1) / np.sqrt(2)).astype(np.float32)
 
 
 def segment_and_clip_embeddings(segments: list[np.ndarray], clips: list[np.ndarray], kind: str,
@@ -467,9 +472,7 @@ def segment_and_clip_embeddings(segments: list[np.ndarray], clips: list[np.ndarr
         return emb[:len(segments)], emb[len(segments):]
     g = embed_speakers(segments)
     enc = encoder_voiceprints(load_multitask(), segments + clips, cfg)
-    seg, whole = ((np.concatenate([g, e], axis=1) / np.sqrt(2)).astype(np.float32)
-                  for e in (enc[:len(segments)], enc[len(segments):]))
-    return seg, whole
+    return _both(g, enc[:len(segments)]), _both(g, enc[len(segments):])
 
 
 def encoder_voiceprints(m: MultiTask, wavs: list[np.ndarray], cfg: FeatureConfig) -> np.ndarray:

@@ -220,9 +220,14 @@ def first_profile(profile: SpeakerProfile, cfg: Config) -> SpeakerProfile:
                           kw_cohort_std=k.kw_cohort_std, kw_enroll_mean=k.kw_enroll_mean,
                           feature_fingerprint=k.fingerprint)
     if profile.voiceprint_kind != cfg.detect.voiceprint:
-        takes = [np.asarray(a, np.float16).astype(np.float32) for a in profile.template_audio]
-        profile = replace(profile, **takes_speaker(takes, cfg, cohort))
+        profile = replace(profile, **takes_speaker(as_saved(profile.template_audio), cfg, cohort))
     return profile
+
+
+def as_saved(takes: list[np.ndarray]) -> list[np.ndarray]:
+    """The takes as a profile saves them (float16), so that what is made from them at enrollment and again later
+    gives the same numbers."""
+    return [np.asarray(a, np.float16).astype(np.float32) for a in takes]
 
 
 def takes_speaker(takes: list[np.ndarray], cfg: Config, cohort: Cohort) -> dict:
@@ -239,7 +244,7 @@ def takes_speaker(takes: list[np.ndarray], cfg: Config, cohort: Cohort) -> dict:
 def takes_keywords(takes: list[np.ndarray], features: FeatureConfig, cohort: Cohort, k: int) -> SecondKeywords:
     """The keyword side of enrollment takes in one front end, against its cohort; the takes as a profile saves
     them (float16), so enrollment and predict (or the listener) make the same numbers."""
-    templates = [keyword_frames(np.asarray(a, np.float16).astype(np.float32), features) for a in takes]
+    templates = [keyword_frames(a, features) for a in as_saved(takes)]
     average, mean, std, loo = keyword_statistics(templates, cohort.keyword_frames, k)
     return SecondKeywords(frontend_fingerprint(features), templates, average, mean, std, loo)
 
