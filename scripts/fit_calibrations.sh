@@ -18,6 +18,8 @@
 #   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
 #   ns-k.tsv        --frontend mfcc-ns --voiceprint encoder   (the noise-floor MFCC option: the _mfcc-ns_ fits)
 # Only train-split tables: fit_calibration.py refuses dev (D...) and practice (P...) tasks.
+# KEYWORD_TABLES=KIND: the default's keyword tier from another kind's tables (scripts/train_all.sh: bothplus, whose
+# keyword and condition columns equal the encoder tables' on the same tasks).
 set -euo pipefail
 dir=${1:?usage: scripts/fit_calibrations.sh DIR}
 cd "$(dirname "$0")/.."
@@ -46,7 +48,7 @@ fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set
         --out "pretrained/${out}_set.json"
   fi
 }
-fit calibration_keyword_plus-encoder                 encoder "$kw,$enc2"            "$kw,$enc2"
+fit calibration_keyword_plus-encoder  "${KEYWORD_TABLES:-encoder}" "$kw,$enc2"            "$kw,$enc2"
 fit calibration_plus-encoder_voice-encoder           encoder "$kw,$enc2,$spk"       "$kw,$enc2,$spk"
 fit calibration_keyword_plus-encoder_nm              encoder "$kw,$enc2,$nm"        "$kw,$enc2,$nm"
 fit calibration_plus-encoder_voice-encoder_nm        encoder "$kw,$enc2,$nm,$spk"   "$kw,$enc2,$nm,$spk"
