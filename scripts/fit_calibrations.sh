@@ -18,9 +18,10 @@
 #   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
 #   ns-k.tsv        --frontend mfcc-ns --voiceprint encoder   (the noise-floor MFCC option: the _mfcc-ns_ fits)
 # Only train-split tables: fit_calibration.py refuses dev (D...) and practice (P...) tasks.
-# KEYWORD_TABLES=KIND: the default's keyword tier from another kind's tables (scripts/train_all.sh: bothplus, whose
-# keyword and condition columns equal the encoder tables' on the same tasks).
+# TABLES_AS=KIND=OTHER: the fits of table kind KIND read OTHER's tables instead (scripts/train_all.sh: encoder=bothplus
+# for the default's keyword tier; a bothplus table's keyword and condition columns equal the encoder table's).
 set -euo pipefail
+TABLES_AS=${TABLES_AS:-}
 dir=${1:?usage: scripts/fit_calibrations.sh DIR}
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
@@ -42,13 +43,14 @@ gse2=$(columns second --switch second_frontend | tr , '\n' | grep '^gse_' | past
 fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
   local out=$1 table=$2 cols=$3 set=${4:-}
   if [ -n "${ONLY:-}" ] && ! [[ $out =~ $ONLY ]]; then return 0; fi   # ONLY=REGEX: refit just those
+  if [ "$table" = "${TABLES_AS%%=*}" ]; then table=${TABLES_AS#*=}; fi
   "$py" scripts/fit_calibration.py --scores "$dir/$table"-[0-9].tsv --columns "$cols,$cond" --out "pretrained/$out.json"
   if [ -n "$set" ]; then
     "$py" scripts/fit_calibration.py --scores "$dir/$table"-[0-9].tsv --columns "$cols,$cond" --set-columns "$set,$condset" \
         --out "pretrained/${out}_set.json"
   fi
 }
-fit calibration_keyword_plus-encoder  "${KEYWORD_TABLES:-encoder}" "$kw,$enc2"            "$kw,$enc2"
+fit calibration_keyword_plus-encoder                 encoder "$kw,$enc2"            "$kw,$enc2"
 fit calibration_plus-encoder_voice-encoder           encoder "$kw,$enc2,$spk"       "$kw,$enc2,$spk"
 fit calibration_keyword_plus-encoder_nm              encoder "$kw,$enc2,$nm"        "$kw,$enc2,$nm"
 fit calibration_plus-encoder_voice-encoder_nm        encoder "$kw,$enc2,$nm,$spk"   "$kw,$enc2,$nm,$spk"

@@ -14,6 +14,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import kws
+
+kws.limit_blas_threads()  # before numpy: two tables side by side on two cores, one BLAS thread each (3-5x faster)
+
 from kws.signal.audio import list_wavs
 from kws.config import DEFAULT, FRONTENDS, VOICEPRINTS, with_frontend
 from kws.scoring.detect import SCORE_NAMES

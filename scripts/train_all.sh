@@ -1,24 +1,36 @@
 #!/bin/bash
 # Train the defaults from scratch, timed (issue 19: "training from scratch <= 60 min on 2 cores").
 #
-#   scripts/train_all.sh WORK [listener]
+#   scripts/train_all.sh WORK [--listener] [--seed N]
 #
 # Makes again, from ../shared/data and the training noise only (the noise rule: never ../shared/data/noise),
 # every artefact that predict's default reads: the multi-task encoder, the tuned GE2E, the three cohorts of
 # the default, three train task sets, their bothplus score tables, and the default's calibrations with their
-# keyword fallback tier. With `listener`, also the listener's default: its mfcc-ns cohort, the two train
+# keyword fallback tier. With --listener, also the listener's default: its mfcc-ns cohort, the two train
 # stream benches, their records, its judge and its veto.
 #
 # WORK/code is a git worktree of HEAD: the artefacts land in WORK/code/pretrained/, the checkout is never
 # touched; compare, then copy what you keep. Options that read the encoder (trunk, matcher, gse, the mfcc-ns
 # predict option, ...) are not made again there, so WORK/code runs the defaults only. WORK/timing.tsv: each
-# step's wall seconds. A rerun skips the steps that finished (WORK/done-STEP). Needs .venv and .venv-train.
+# step's wall seconds, and each phase's (predict, listener) for the call that ran it. A rerun skips the steps that
+# finished (WORK/done-STEP). --seed N: the encoder's and GE2E's draws (default: the shipped recipe's, 1 and 13); the
+# task sets and benches keep theirs. Needs .venv and .venv-train.
 set -euo pipefail
-work=$(realpath -m "${1:?usage: train_all.sh WORK [listener]}")
-listener=${2:-}
-[[ -z $listener || $listener == listener ]] || { echo "the second argument is 'listener' or nothing" >&2; exit 2; }
+usage="usage: train_all.sh WORK [--listener] [--seed N]"
+work=$(realpath -m "${1:?$usage}")
+shift
+listener='' encoder_seed=1 ge2e_seed=13
+while [ $# -gt 0 ]; do
+  case $1 in
+    --listener) listener=1; shift ;;
+    --seed) [[ ${2:-} =~ ^[0-9]+$ ]] || { echo "--seed takes a number; $usage" >&2; exit 2; }
+            encoder_seed=$2 ge2e_seed=$2; shift 2 ;;
+    *) echo "unknown argument $1; $usage" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
-repo=$PWD py=$PWD/.venv/bin/python tpy=$PWD/.venv-train/bin/python
+[ -d ../shared/data ] || { echo "train_all.sh trains on ../shared/data, which this machine lacks" >&2; exit 2; }
+py=$PWD/.venv/bin/python tpy=$PWD/.venv-train/bin/python
 data=$(realpath ../shared/data) noise=$PWD/build/train-noise code=$work/code
 mkdir -p "$work"
 [ -d "$code" ] || git worktree add --detach "$code" HEAD
@@ -38,9 +50,9 @@ t0=$SECONDS
 step train-noise "$py" scripts/build_train_noise.py --words "$data/words" --real "$data/noise-train" --out "$noise"
 # the encoder and GE2E's tuning share nothing: one core each
 both "step encoder $tpy scripts/train_encoder.py --words $data/words --noise $noise --phrases $data/phrases \
-        --work $work/encoder-run --steps 3000 --threads 1 --jobs 2" \
+        --work $work/encoder-run --steps 3000 --threads 1 --jobs 2 --seed $encoder_seed" \
      "step voiceprint $tpy scripts/train_voiceprint.py --words $data/words --phrases $data/phrases --noise $noise \
-        --steps 1500 --threads 1 --first-layer 2"
+        --steps 1500 --threads 1 --first-layer 2 --seed $ge2e_seed"
 # the MFCC cohort holds the tuned GE2E's embeddings of its utterances; the other two, the encoder's
 both "step cohort $py scripts/build_cohort.py --words $data/words --noise $noise" \
      "step cohort-voiceprints $py scripts/build_cohort.py --words $data/words --noise $noise --voiceprints"
@@ -55,7 +67,7 @@ table() { step table-$1 "$py" scripts/score_tasks.py --tasks "$work/kws-train-$2
 both "table 1 7 && table 3 9" "table 2 8"
 # the default and its keyword tier; the keyword and condition columns of a bothplus table are those of the
 # encoder table the shipped tier was fitted on (same tasks, same clips)
-KEYWORD_TABLES=bothplus ONLY='^calibration(_keyword)?_plus-encoder(_voice-both)?$' PYTHON=$py \
+TABLES_AS=encoder=bothplus ONLY='^calibration(_keyword)?_plus-encoder(_voice-both)?$' PYTHON=$py \
     step fits scripts/fit_calibrations.sh "$work/tables"
 printf 'predict\t%d\n' $((SECONDS - t0)) >> "$work/timing.tsv"
 [ -n "$listener" ] || exit 0
@@ -67,7 +79,7 @@ bench() { step bench-$1 "$py" scripts/stream_bench.py build --words "$data/words
     --noise "$data/noise-train" --out "$work/sb-train-$1" --variant dense --minutes 15 "${@:2}"; }
 bench dense --per-speaker 1 --seed 101
 bench unheard --per-speaker 2 --seed 103 --voices unheard
-ns=(--set features.frontend=mfcc-ns)
+ns=(--set features.frontend=mfcc-ns --set detect.voiceprint=encoder)   # v24 was fitted with the encoder voiceprint
 for b in dense unheard; do
   step enroll-$b "$py" scripts/stream_bench.py enroll --bench "$work/sb-train-$b" --profile profile-ns "${ns[@]}"
   step record-$b "$py" scripts/stream_bench.py run --bench "$work/sb-train-$b" --jobs 2 --profile profile-ns \
