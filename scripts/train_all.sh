@@ -9,8 +9,8 @@
 # keyword fallback tier. With --listener, also the listener's default: its mfcc-ns cohort, the two train
 # stream benches, their records, its judge and its veto.
 #
-# WORK/code is a git worktree of HEAD: the artefacts land in WORK/code/pretrained/, the checkout is never
-# touched; compare, then copy what you keep. Options that read the encoder (trunk, matcher, gse, the mfcc-ns
+# WORK/code is a git worktree of HEAD: the artefacts land in WORK/code/pretrained/, the checkout's pretrained/ is
+# never touched (only its build/train-noise is made again, the same bytes); compare, then copy what you keep. Options that read the encoder (trunk, matcher, gse, the mfcc-ns
 # predict option, ...) are not made again there, so WORK/code runs the defaults only. WORK/timing.tsv: each
 # step's wall seconds, and each phase's (predict, listener) for the call that ran it. A rerun skips the steps that
 # finished (WORK/done-STEP). --seed N: the encoder's and GE2E's draws (default: the shipped recipe's, 1 and 13); the
