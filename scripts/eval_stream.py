@@ -22,8 +22,10 @@ import os
 import time
 
 T_PROCESS = time.perf_counter()   # before the heavy imports: rtf_process counts them too
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # before numpy loads its BLAS
-    os.environ[_var] = "1"
+
+import kws  # noqa: E402
+
+kws.limit_blas_threads(1, force=True)   # before numpy loads its BLAS: one core per stream (taskset)
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
