@@ -10,8 +10,9 @@
 # stream benches, their records, its judge and its veto.
 #
 # WORK/code is a git worktree of HEAD: the artefacts land in WORK/code/pretrained/, the checkout's pretrained/ is
-# never touched (only its build/train-noise is made again, the same bytes); compare, then copy what you keep. Options that read the encoder (trunk, matcher, gse, the mfcc-ns
-# predict option, ...) are not made again there, so WORK/code runs the defaults only. WORK/timing.tsv: each
+# never touched (only its build/train-noise is made again, the same bytes); compare, then copy what you keep.
+# Options that read the encoder (trunk, matcher, gse, the mfcc-ns predict option, ...) are not made again there,
+# so WORK/code runs the defaults only. WORK/timing.tsv: each
 # step's wall seconds, and each phase's (predict, listener) for the call that ran it. A rerun skips the steps that
 # finished (WORK/done-STEP). --seed N: the encoder's and GE2E's draws (default: the shipped recipe's, 1 and 13); the
 # task sets and benches keep theirs. Needs .venv and .venv-train.
@@ -42,20 +43,23 @@ step() {   # step NAME COMMAND...: run once, timed; a rerun skips the steps that
   "${@:2}" > "$work/$1.log" 2>&1 || { echo "step $1 failed: $work/$1.log" >&2; return 1; }
   printf '%s\t%d\n' "$1" $((SECONDS - t0)) >> "$work/timing.tsv" && touch "$work/done-$1"
 }
-both() {   # both STEP1 STEP2: two steps side by side (one core each), both must finish
-  local a b; eval "$1" & a=$!; eval "$2" & b=$!
+both() {   # both FUNCTION1 FUNCTION2: two functions side by side (one core each), both must finish
+  local a b; "$1" & a=$!; "$2" & b=$!
   wait $a && wait $b
 }
 t0=$SECONDS
 step train-noise "$py" scripts/build_train_noise.py --words "$data/words" --real "$data/noise-train" --out "$noise"
 # the encoder and GE2E's tuning share nothing: one core each
-both "step encoder $tpy scripts/train_encoder.py --words $data/words --noise $noise --phrases $data/phrases \
-        --work $work/encoder-run --steps 3000 --threads 1 --jobs 2 --seed $encoder_seed" \
-     "step voiceprint $tpy scripts/train_voiceprint.py --words $data/words --phrases $data/phrases --noise $noise \
-        --steps 1500 --threads 1 --first-layer 2 --seed $ge2e_seed"
+encoder() { step encoder "$tpy" scripts/train_encoder.py --words "$data/words" --noise "$noise" \
+    --phrases "$data/phrases" --work "$work/encoder-run" --steps 3000 --threads 1 --jobs 2 --seed "$encoder_seed"; }
+voiceprint() { step voiceprint "$tpy" scripts/train_voiceprint.py --words "$data/words" --phrases "$data/phrases" \
+    --noise "$noise" --steps 1500 --threads 1 --first-layer 2 --seed "$ge2e_seed"; }
+both encoder voiceprint
 # the MFCC cohort holds the tuned GE2E's embeddings of its utterances; the other two, the encoder's
-both "step cohort $py scripts/build_cohort.py --words $data/words --noise $noise" \
-     "step cohort-voiceprints $py scripts/build_cohort.py --words $data/words --noise $noise --voiceprints"
+cohort() { step cohort "$py" scripts/build_cohort.py --words "$data/words" --noise "$noise"; }
+cohort_voiceprints() { step cohort-voiceprints "$py" scripts/build_cohort.py --words "$data/words" --noise "$noise" \
+    --voiceprints; }
+both cohort cohort_voiceprints
 step cohort-encoder "$py" scripts/build_cohort.py --words "$data/words" --noise "$noise" --frontend encoder --int8
 for seed in 7 8 9; do
   step tasks-$seed "$py" "$data/../tools/make_tasks.py" --words "$data/words" --split train --noise "$noise" \
@@ -64,7 +68,9 @@ done
 mkdir -p "$work/tables"
 table() { step table-$1 "$py" scripts/score_tasks.py --tasks "$work/kws-train-$2" --speakers-half calibration \
     --voiceprint both --out "$work/tables/bothplus-$1.tsv"; }
-both "table 1 7 && table 3 9" "table 2 8"
+tables_1_3() { table 1 7 && table 3 9; }
+table_2() { table 2 8; }
+both tables_1_3 table_2
 # the default and its keyword tier; the keyword and condition columns of a bothplus table are those of the
 # encoder table the shipped tier was fitted on (same tasks, same clips)
 TABLES_AS=encoder=bothplus ONLY='^calibration(_keyword)?_plus-encoder(_voice-both)?$' PYTHON=$py \

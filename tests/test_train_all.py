@@ -7,7 +7,7 @@ import sys
 from conftest import ROOT
 
 
-def test_an_unknown_second_argument_is_refused_before_any_work(tmp_path):
+def test_an_unknown_argument_is_refused_before_any_work(tmp_path):
     work = tmp_path / "all"
     r = subprocess.run(["bash", str(ROOT / "scripts" / "train_all.sh"), str(work), "--lisener"],
                        capture_output=True, text=True, timeout=60)
