@@ -3,7 +3,7 @@
 
     pip install -e '.[denoise]'     # noisereduce, and pyrnnoise (RNNoise: kws/signal/denoise.py)
     python scripts/eval_denoise.py --words ../shared/data/words --noise ../shared/data/noise \
-        [--seed 5] [--denoisers none,nr-stationary,nr-nonstationary,rnnoise] --out docs/denoise_eval.json
+        [--seed 5] [--denoisers none,nr-stationary,nr-nonstationary,rnnoise,mask] --out docs/denoise_eval.json
 
 The trials are eval_speaker.py's (dev speakers; five clean takes of a 1-2-word phrase per enrollment; test
 utterances clean and with dev noise at 0-10 dB). Each denoiser is applied to takes and tests alike, as a
@@ -33,6 +33,7 @@ from kws.scoring.detect import keyword_distances
 from kws.scoring.scores import top_k_mean
 from kws.scoring.voiceprint import snorm, unit, voiceprint
 from kws.signal.denoise import denoise
+from kws.signal.mask import denoise as mask_denoise, load_mask
 from kws.signal.conditions import measure
 
 log = logging.getLogger("eval_denoise")
@@ -48,14 +49,17 @@ def noisereduce(stationary: bool) -> Callable[[np.ndarray], np.ndarray]:
     return lambda y: nr.reduce_noise(y=y, sr=SAMPLE_RATE, stationary=stationary).astype(np.float32)
 
 
-def denoiser(name: str) -> Callable[[np.ndarray], np.ndarray]:
+def denoiser(name: str, mask_path: str = "") -> Callable[[np.ndarray], np.ndarray]:
     if name == "none":
         return lambda y: y
     if name in ("nr-stationary", "nr-nonstationary"):
         return noisereduce(name == "nr-stationary")
     if name == "rnnoise":
         return denoise
-    raise SystemExit(f"unknown denoiser {name!r}: none, nr-stationary, nr-nonstationary, rnnoise")
+    if name == "mask":
+        net = load_mask(mask_path)
+        return lambda y: mask_denoise(y, net)
+    raise SystemExit(f"unknown denoiser {name!r}: none, nr-stationary, nr-nonstationary, rnnoise, mask")
 
 
 def keyword_eer(takes: list[list[np.ndarray]], tests: list[np.ndarray], target: np.ndarray,
@@ -80,7 +84,9 @@ def speaker_scores(takes: np.ndarray, tests: np.ndarray, cohort: np.ndarray) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ev.trial_arguments(ap, phrases=2, seed=5)
-    ap.add_argument("--denoisers", default="none,nr-stationary,nr-nonstationary,rnnoise")
+    ap.add_argument("--denoisers", default="none,nr-stationary,nr-nonstationary,rnnoise",
+                    help="also: mask (the learned mask, kws/signal/mask.py)")
+    ap.add_argument("--mask", default="", help="the mask's weights (default pretrained/mask.npz)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _, enrollments, tests, conditions = ev.trials(a)
@@ -97,7 +103,7 @@ def main() -> None:
     result = {"split": a.split, "seed": a.seed, "enrollments": len(enrollments), "tests": len(tests),
               "low_snr_tests": int(low.sum()), "denoisers": {}}
     for name in a.denoisers.split(","):
-        fn, t0 = denoiser(name), time.time()
+        fn, t0 = denoiser(name, a.mask), time.time()
         d_takes = [[fn(y) for y in ts] for ts in takes]
         d_cond = {c: [fn(y) for y in aud] for c, aud in conditions.items()}
         seconds = sum(len(y) for ys in [*d_takes, *d_cond.values()] for y in ys) / SAMPLE_RATE
