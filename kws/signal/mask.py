@@ -34,7 +34,7 @@ def mask_inputs(mel: np.ndarray) -> np.ndarray:
 
 
 def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int) -> np.ndarray:
-    """'same' 1-D convolution over time: x (T, C_in), w (k * C_in, C_out) as export_mask lays it out."""
+    """'same' 1-D convolution over time: x (T, C_in), w (k * C_in, C_out) as scripts/train_mask.py's export lays it out."""
     k = w.shape[0] // x.shape[1]
     half = (k - 1) // 2 * dilation
     xp = np.pad(x, ((half, half), (0, 0)))
@@ -43,6 +43,8 @@ def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int) -> np.ndar
 
 
 class MaskNet:
+    """The exported network: a first convolution, residual dilated ones, a last 1x1, then gains in [floor, 1]."""
+
     def __init__(self, arrays: dict[str, np.ndarray]):
         self.layers = [(arrays[f"w{i}"].astype(np.float32), arrays[f"b{i}"].astype(np.float32), int(arrays[f"d{i}"]))
                        for i in range(int(arrays["n_layers"]))]
