@@ -16,7 +16,7 @@ Deterministic for a --seed and --threads.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import functools
 import logging
 import time
 from pathlib import Path
@@ -45,7 +45,8 @@ FEATURE_FLOOR = 1e-3   # FeatureConfig.relative_floor: the loss compares log-mel
 
 
 def example(rng: np.random.Generator, words: Words, speakers: list[str], noise: list[np.ndarray],
-            cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+            cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(network inputs, clean log-mel, mixed log-mel), both log-mels relative to the mix's peak band energy."""
     n = int(CLIP_S * SAMPLE_RATE)
     u = utterance(rng, words, speakers[int(rng.integers(len(speakers)))], int(rng.integers(1, 4)))[:n]
     clean = np.zeros(n, np.float32)
@@ -100,7 +101,6 @@ def export(model: MaskModel) -> dict[str, np.ndarray]:
         out[f"w{i}"] = w.transpose(2, 1, 0).reshape(-1, w.shape[0]).astype(np.float16)
         out[f"b{i}"] = c.bias.detach().numpy().astype(np.float32)
         out[f"d{i}"] = np.array(d)
-    out["sha"] = np.array(hashlib.sha1(b"".join(out[k].tobytes() for k in sorted(out))).hexdigest()[:12])
     return out
 
 
@@ -137,11 +137,7 @@ def main() -> None:
     n_val = max(1, len(x) // 20)
     val = slice(0, n_val)   # the first 5 % are held back
     model = MaskModel(x.shape[1], ls.shape[1], FLOOR_GAIN[a.loss])
-    if a.loss == "gain":
-        def objective(g, s, m):
-            return gain_loss(g, s, m, model.floor_gain)
-    else:
-        objective = log_spectral_loss
+    objective = functools.partial(gain_loss, floor=model.floor_gain) if a.loss == "gain" else log_spectral_loss
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=a.steps)
     gen = torch.Generator().manual_seed(a.seed)

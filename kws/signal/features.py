@@ -70,11 +70,16 @@ def _power_chunks(y: np.ndarray, win: int, hop: int) -> Iterator[np.ndarray]:
         yield _framed_power(piece, win, hop)
 
 
-def _framed_power(x: np.ndarray, win: int, hop: int) -> np.ndarray:
-    """|FFT|^2 of every whole Hann-windowed frame of x, frames hop apart from x[0] (no padding)."""
+def framed_spectrum(x: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """(k, win // 2 + 1) FFT of every whole Hann-windowed frame of x, frames hop apart from x[0] (no padding)."""
     k = max(0, 1 + (len(x) - win) // hop)
     frames = np.lib.stride_tricks.as_strided(x, (k, win), (x.strides[0] * hop, x.strides[0]))
-    spec = np.fft.rfft(frames * _hann(win), axis=1)
+    return np.fft.rfft(frames * _hann(win), axis=1)
+
+
+def _framed_power(x: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """|FFT|^2 of every whole Hann-windowed frame of x (framed_spectrum)."""
+    spec = framed_spectrum(x, win, hop)
     return (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
 
 

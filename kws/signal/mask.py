@@ -17,7 +17,7 @@ import numpy as np
 
 from kws.config import PRETRAINED_DIR, SAMPLE_RATE, FeatureConfig
 from kws.errors import WeightsError
-from kws.signal.features import _hann, cmvn, mel_filterbank
+from kws.signal.features import _hann, cmvn, framed_spectrum, mel_filterbank
 
 MASK_FILE = "mask.npz"
 CFG = FeatureConfig()                                  # the mel bands the mask was trained on
@@ -49,7 +49,6 @@ class MaskNet:
         self.layers = [(arrays[f"w{i}"].astype(np.float32), arrays[f"b{i}"].astype(np.float32), int(arrays[f"d{i}"]))
                        for i in range(int(arrays["n_layers"]))]
         self.floor_gain = float(arrays["floor_gain"])
-        self.sha = str(arrays["sha"]) if "sha" in arrays else ""
 
     def gains(self, mel: np.ndarray) -> np.ndarray:
         """(T, n_mels) power gains in [floor_gain, 1]."""
@@ -96,10 +95,8 @@ def denoise(y: np.ndarray, net: MaskNet | None = None) -> np.ndarray:
     net = net or load_mask()
     pad = WIN // 2
     yp = np.pad(y, (pad, pad), mode="reflect")
-    n = 1 + (len(yp) - WIN) // HOP
-    frames = np.lib.stride_tricks.as_strided(yp, (n, WIN), (yp.strides[0] * HOP, yp.strides[0]))
-    win = _hann(WIN)
-    spec = np.fft.rfft(frames * win, axis=1)
+    spec = framed_spectrum(yp, WIN, HOP)
+    n, win = len(spec), _hann(WIN)
     power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
     mel = power @ mel_filterbank(WIN, CFG.n_mels, CFG.f_min, CFG.f_max, False)
     g = net.gains(mel) @ _bin_weights()
