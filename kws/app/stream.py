@@ -343,7 +343,7 @@ def span_clip(audio: np.ndarray, noise_dbfs: float, cfg: Config, noise: np.ndarr
     """A candidate's span as a platform clip: cropped and framed by detect.prepare, its conditions those
     of its own speech in the stream's noise floor, and its noise (for noise-matched takes) the stream's
     recent non-speech, not the span's few frames between voices."""
-    p = prepare(audio, cfg)
+    p = prepare(audio, cfg, crop=cfg.stream.span_vad_crop)
     return replace(p, conditions=in_stream(p.conditions, noise_dbfs), noise=p.noise if noise is None else noise)
 
 

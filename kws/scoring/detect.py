@@ -43,9 +43,9 @@ class Prepared:
     noise: np.ndarray | None = None        # the clip's non-speech samples (None: not known, as in streams)
 
 
-def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None) -> Prepared:
-    """Crop to the speech span (first onset to last offset, padded), compute keyword frames, and
-    measure the clip's conditions (noise, SNR) on the whole clip, pauses included."""
+def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None, crop: bool = True) -> Prepared:
+    """Crop to the speech span (first onset to last offset, padded; crop=False keeps the whole clip), compute
+    keyword frames, and measure the clip's conditions (noise, SNR) on the whole clip, pauses included."""
     with stage("vad"):
         speech = frame_decisions(y, cfg.vad)
         segs = segments_of(speech, cfg.vad, len(y), pad_ms)
@@ -53,10 +53,10 @@ def prepare(y: np.ndarray, cfg: Config, pad_ms: int | None = None) -> Prepared:
         # the clip's own noise, for noise-matched templates only (it costs a copy of up to 2 s)
         noise = (non_speech(y, segs if pad_ms is None else segments_of(speech, cfg.vad, len(y)), cfg)
                  if cfg.detect.noise_match else None)
-    crop = y[segs[0][0]:segs[-1][1]] if segs else y
+    kept = y[segs[0][0]:segs[-1][1]] if segs and crop else y
     with stage("features"):
-        frames = keyword_frames(crop, cfg.features)
-    return Prepared(crop, frames, bool(segs), cond, noise)
+        frames = keyword_frames(kept, cfg.features)
+    return Prepared(kept, frames, bool(segs), cond, noise)
 
 
 def non_speech(y: np.ndarray, segs: list[tuple[int, int]], cfg: Config) -> np.ndarray:
