@@ -183,9 +183,10 @@ class StreamConfig:
     spot_commit_frames: int = 49
     span_pre_s: float = 0.25           # a candidate is judged on its match with this much audio before ...
     span_post_s: float = 0.1           # ... and this much after (no more than has arrived)
-    # The span is cut to the VAD's speech (detect.prepare) before it is judged. In dense speech at 0-5 dB the
-    # VAD, hearing louder neighbours, cuts the quiet phrase itself (docs/stream_bench.md, v30); False judges it whole.
-    span_vad_crop: bool = True
+    # Whether a span is cut to the VAD's speech (detect.prepare) before it is judged. False since v30: in dense
+    # speech at 0-5 dB the VAD, hearing louder neighbours, cut the quiet phrase itself; judged whole, the dense dev
+    # benches miss 5-7 points fewer phrases (docs/stream_bench.md, v30). Judges fitted on cut spans keep them.
+    span_vad_crop: bool = False
     refractory_s: float = 1.5          # a detection ending this soon after a detection, or overlapping it, is the same utterance
     # Candidates wait up to this much stream time to be judged together (cheaper for files); 0 judges
     # each in the hop that confirms it (live input). Decisions are the same either way.

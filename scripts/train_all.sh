@@ -78,7 +78,8 @@ TABLES_AS=encoder=bothplus ONLY='^calibration(_keyword)?_plus-encoder(_voice-bot
 printf 'predict\t%d\n' $((SECONDS - t0)) >> "$work/timing.tsv"
 [ -n "$listener" ] || exit 0
 
-# the listener's default: the noise-floor front end's cohort, then v24's judge and veto (docs/stream_bench.md)
+# the listener's default: the noise-floor front end's cohort, then v30's judge and veto (docs/stream_bench.md:
+# v24's columns and recipe, on spans judged whole as the default StreamConfig.span_vad_crop records them)
 t1=$SECONDS
 step cohort-ns "$py" scripts/build_cohort.py --words "$data/words" --noise "$noise" --frontend mfcc-ns
 bench() { step bench-$1 "$py" scripts/stream_bench.py build --words "$data/words" --split train \
@@ -91,8 +92,8 @@ for b in dense unheard; do
   step record-$b "$py" scripts/stream_bench.py run --bench "$work/sb-train-$b" --jobs 2 --profile profile-ns \
       --record rec-ns.tsv --result rec-ns.json "${ns[@]}" --set stream.spot_min_z=-1 --set stream.speaker_veto=
 done
-# fit_stream's default columns: predict's plain ones and the spotter's score, as v24's judge
+# fit_stream's default columns: predict's plain ones and the spotter's score, as v24's and v30's judges
 step judge "$py" scripts/fit_stream.py --bench "$work/sb-train-dense" --bench "$work/sb-train-unheard" \
-    --record rec-ns.tsv --min-z 0.75 --out pretrained/calibration_stream_mfcc-ns_plus-encoder_voice-encoder.json
+    --record rec-ns.tsv --min-z 0.75 --out pretrained/calibration_stream_mfcc-ns_plus-encoder_voice-encoder_whole.json
 step veto "$py" scripts/fit_veto.py --bench "$work/sb-train-dense" --record rec-ns.tsv --profile profile-ns "${ns[@]}"
 printf 'listener\t%d\n' $((SECONDS - t1)) >> "$work/timing.tsv"

@@ -125,3 +125,22 @@ def test_deferred_parts_complete_to_the_full_scores(profile):
         for n, v in made.items():
             # (to float rounding: BLAS may round a product differently for another batch of clips)
             assert np.allclose(v, full[n][idx], rtol=1e-6, atol=1e-9), n
+
+
+def test_prepare_crops_to_speech_unless_told_to_keep_the_clip_whole():
+    """The listener's stream.span_vad_crop=false: the whole span is framed, its conditions are the same."""
+    y = _with_noise(utterance(["alpha", "delta"], seed=44), 20.0)
+    cropped, whole = prepare(y, PLAIN), prepare(y, PLAIN, crop=False)
+    assert cropped.has_speech and whole.has_speech
+    assert len(cropped.audio) < len(y) and len(whole.audio) == len(y)
+    assert len(whole.frames) > len(cropped.frames)
+    assert whole.conditions == cropped.conditions
+
+
+def test_stream_span_clip_follows_span_vad_crop():
+    from kws.app.stream import span_clip
+    y = _with_noise(utterance(["alpha"], seed=45), 20.0)
+    keep = replace(PLAIN, stream=replace(PLAIN.stream, span_vad_crop=False))
+    cut = replace(PLAIN, stream=replace(PLAIN.stream, span_vad_crop=True))
+    assert len(span_clip(y, -60.0, keep).audio) == len(y)
+    assert len(span_clip(y, -60.0, cut).audio) < len(y)

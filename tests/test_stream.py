@@ -267,6 +267,10 @@ def test_the_listener_scores_in_its_own_front_end_where_its_judge_was_fitted(per
     gse = with_settings(["detect.second_frontend=gse"])
     assert listener_config(gse).features.frontend == "mfcc-ns" and stream_config(gse).features.frontend == "mfcc"
     assert stream_config(gse).detect.voiceprint == DEFAULT.stream.voiceprint     # its voiceprint either way
+    # spans are judged whole (v30) only by a judge fitted on whole spans; the gse and `both` judges cut them
+    assert not DEFAULT.stream.span_vad_crop and not det.cfg.stream.span_vad_crop
+    assert stream_config(gse).stream.span_vad_crop
+    assert stream_config(with_settings(["stream.voiceprint=both"])).stream.span_vad_crop
 
 
 def test_the_listener_hears_the_speaker_in_its_own_voiceprint(tiny_task, tmp_path):

@@ -20,8 +20,11 @@ ME, OTHER = (120, 1.0), (170, 1.05)     # the enrolled synthetic voice (tests/co
 def test_veto_file_is_named_for_its_judge():
     assert veto_name(Config()) == "veto_plus-encoder_voice-both.json"
     # the listener's judge: its own front end and voiceprint (calibrate.stream_config)
-    assert veto_name(Config(), stream=True) == "veto_stream_mfcc-ns_plus-encoder_voice-encoder.json"
+    assert veto_name(Config(), stream=True) == "veto_stream_mfcc-ns_plus-encoder_voice-encoder_whole.json"
     assert veto_name(stream_config(Config()), stream=True) == veto_name(Config(), stream=True)
+    # judges fitted on spans cut to speech keep them, and their own files
+    cut = with_settings(["stream.span_vad_crop=true"])
+    assert veto_name(cut, stream=True) == "veto_stream_mfcc-ns_plus-encoder_voice-encoder.json"
     # a listener that judges denoised spans has its own judge, so its own veto threshold; predict's is untouched
     dn = Config(stream=StreamConfig(denoise="rnnoise"))
     assert veto_name(dn, stream=True) == "veto_stream_plus-encoder_voice-encoder_denoise-rnnoise.json"

@@ -40,23 +40,32 @@ def stream_config(cfg: Config) -> Config:
     """The configuration the listener scores with: its own first keyword front end (StreamConfig.frontend,
     config.listener_config) where a stream judge is fitted for it, else predict's, so that the judge always
     weighs the columns it was fitted on (--set detect.second_frontend=gse has its judge in MFCC only). Its
-    voiceprint is StreamConfig.voiceprint's either way."""
+    voiceprint is StreamConfig.voiceprint's either way. Spans are judged whole (StreamConfig.span_vad_crop
+    false) only where a judge was fitted on whole spans; the others were fitted on spans cut to speech."""
     own = listener_config(cfg)
-    if own.features.frontend != cfg.features.frontend and not (PRETRAINED_DIR / calibration_name(own, stream=True)).exists():
+    if not own.stream.span_vad_crop and not _has_stream_judge(own):
+        own = replace(own, stream=replace(own.stream, span_vad_crop=True))
+        log.info("no stream judge of whole spans for this configuration: spans are cut to speech")
+    if own.features.frontend != cfg.features.frontend and not _has_stream_judge(own):
         log.info("no stream judge in the %s front end for this configuration: the listener uses %s",
                  own.features.frontend, cfg.features.frontend)
         return replace(own, features=cfg.features)
     return own
 
 
+def _has_stream_judge(cfg: Config) -> bool:
+    return (PRETRAINED_DIR / calibration_name(cfg, stream=True)).exists()
+
+
 def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False, stream: bool = False) -> str:
-    """calibration[_stream][_keyword][_<frontend>][_plus-<second frontend>][_matcher][_voice-<voiceprint>][_nm][_denoise-<denoiser>][_set].json:
+    """calibration[_stream][_keyword][_<frontend>][_plus-<second frontend>][_matcher][_voice-<voiceprint>][_nm][_denoise-<denoiser>][_whole][_set].json:
     one fit per set of scores.
 
     keyword_only: without the speaker scores, predict's fallback tier when short of time (and the only
     one without DetectConfig.speaker_check).
     by_set: with test-set normalised columns as well.
-    stream: the listener's judge of stream candidates (scripts/fit_stream.py)."""
+    stream: the listener's judge of stream candidates (scripts/fit_stream.py); _whole: fitted on spans judged
+    whole (StreamConfig.span_vad_crop false)."""
     keyword_only = keyword_only or not cfg.detect.speaker_check
     parts = ["calibration", *(["stream"] if stream else []), *(["keyword"] if keyword_only else []),
              *([cfg.features.frontend] if cfg.features.frontend != "mfcc" else []),
@@ -65,6 +74,7 @@ def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = Fal
              *([f"voice-{cfg.detect.voiceprint}"] if cfg.detect.voiceprint != "ge2e" and not keyword_only else []),
              *(["nm"] if cfg.detect.noise_match else []),
              *([f"denoise-{cfg.stream.denoise}"] if stream and cfg.stream.denoise else []),
+             *(["whole"] if stream and not cfg.stream.span_vad_crop else []),
              *(["set"] if by_set else [])]
     return "_".join(parts) + ".json"
 
