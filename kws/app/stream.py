@@ -340,7 +340,8 @@ def new_utterance(start: float, end: float, last_end: float, refractory: float) 
 
 
 def span_clip(audio: np.ndarray, noise_dbfs: float, cfg: Config, noise: np.ndarray | None = None) -> Prepared:
-    """A candidate's span as a platform clip: cropped and framed by detect.prepare, its conditions those
+    """A candidate's span as a platform clip: framed by detect.prepare (cut to its speech only where
+    StreamConfig.span_vad_crop says so; whole by default), its conditions those
     of its own speech in the stream's noise floor, and its noise (for noise-matched takes) the stream's
     recent non-speech, not the span's few frames between voices."""
     p = prepare(audio, cfg, crop=cfg.stream.span_vad_crop)

@@ -36,7 +36,7 @@ SCORE_NAMES = scores.names()   # every column, in the registry's order (kws/scor
 
 @dataclass(frozen=True)
 class Prepared:
-    audio: np.ndarray      # the cropped samples
+    audio: np.ndarray      # the samples framed: cropped to speech unless prepare(crop=False)
     frames: np.ndarray     # keyword frames of the crop
     has_speech: bool
     conditions: Conditions | None = None   # of the whole clip; None: measured on the crop when scored
