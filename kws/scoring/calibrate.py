@@ -58,8 +58,8 @@ def _has_stream_judge(cfg: Config) -> bool:
 
 
 def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False, stream: bool = False) -> str:
-    """calibration[_stream][_keyword][_<frontend>][_plus-<second frontend>][_matcher][_voice-<voiceprint>][_nm][_denoise-<denoiser>][_whole][_set].json:
-    one fit per set of scores.
+    """calibration[_stream][_keyword][_<frontend>][_plus-<second frontend>][_matcher][_voice-<voiceprint>][_nm]
+    [_denoise-<denoiser>][_whole][_set].json: one fit per set of scores.
 
     keyword_only: without the speaker scores, predict's fallback tier when short of time (and the only
     one without DetectConfig.speaker_check).
