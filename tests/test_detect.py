@@ -136,11 +136,3 @@ def test_prepare_crops_to_speech_unless_told_to_keep_the_clip_whole():
     assert len(whole.frames) > len(cropped.frames)
     assert whole.conditions == cropped.conditions
 
-
-def test_stream_span_clip_follows_span_vad_crop():
-    from kws.app.stream import span_clip
-    y = _with_noise(utterance(["alpha"], seed=45), 20.0)
-    keep = replace(PLAIN, stream=replace(PLAIN.stream, span_vad_crop=False))
-    cut = replace(PLAIN, stream=replace(PLAIN.stream, span_vad_crop=True))
-    assert len(span_clip(y, -60.0, keep).audio) == len(y)
-    assert len(span_clip(y, -60.0, cut).audio) < len(y)

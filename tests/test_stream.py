@@ -9,7 +9,7 @@ from kws.signal.audio import read_audio
 from kws.scoring.calibrate import Calibration
 from kws.config import DEFAULT, Config, StreamConfig
 from kws.errors import AudioError, KwsError
-from kws.app.stream import StreamDetector, detect_blocks, new_utterance, read_blocks, threshold_offset
+from kws.app.stream import StreamDetector, detect_blocks, new_utterance, read_blocks, span_clip, threshold_offset
 from kws.signal.audio import Resampler
 
 PHRASE = ["alpha", "delta"]
@@ -296,3 +296,15 @@ def test_the_listener_hears_the_speaker_in_its_own_voiceprint(tiny_task, tmp_pat
     kept = with_settings(["detect.voiceprint=both", "stream.voiceprint="])
     same = StreamDetector(phrases, Calibration.for_stream(kept), cfg=kept).phrases["alpha-delta"]
     assert same.voiceprint_kind == "both" and np.array_equal(same.voiceprint, made["both"].voiceprint)
+
+
+def test_span_clip_cuts_the_span_to_speech_only_when_told():
+    """StreamConfig.span_vad_crop (v30: false): the span is framed whole, or cut to the VAD's speech."""
+    from dataclasses import replace
+    pad = np.zeros(SR // 2, np.float32)
+    y = np.concatenate([pad, utterance(["alpha"], seed=45), pad])
+    y = y + np.random.default_rng(5).standard_normal(len(y)).astype(np.float32) * 1e-3
+    whole = replace(DEFAULT, stream=replace(DEFAULT.stream, span_vad_crop=False))
+    cut = replace(DEFAULT, stream=replace(DEFAULT.stream, span_vad_crop=True))
+    assert len(span_clip(y, -60.0, whole).audio) == len(y)
+    assert len(span_clip(y, -60.0, cut).audio) < len(y)
