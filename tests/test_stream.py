@@ -264,12 +264,15 @@ def test_the_listener_scores_in_its_own_front_end_where_its_judge_was_fitted(per
         assert len(p.templates) == len(phrases[name].templates)
         assert phrases[name].feature_fingerprint == frontend_fingerprint(DEFAULT.features)
     assert detector(personal_profile, frontend="").cfg.features.frontend == "mfcc"
-    gse = with_settings(["detect.second_frontend=gse"])
-    assert listener_config(gse).features.frontend == "mfcc-ns" and stream_config(gse).features.frontend == "mfcc"
-    assert stream_config(gse).detect.voiceprint == DEFAULT.stream.voiceprint     # its voiceprint either way
-    # spans are judged whole (v30) only by a judge fitted on whole spans; the gse and `both` judges cut them
+    # the RNNoise listener's judge was fitted in MFCC on cut spans only: it keeps both
+    rnn = with_settings(["stream.denoise=rnnoise"])
+    assert listener_config(rnn).features.frontend == "mfcc-ns" and stream_config(rnn).features.frontend == "mfcc"
+    assert stream_config(rnn).detect.voiceprint == DEFAULT.stream.voiceprint     # its voiceprint either way
+    assert stream_config(rnn).stream.span_vad_crop
+    # spans are judged whole (v30) only by a judge fitted on whole spans: the default's and gse's (v31), not `both`'s
     assert not DEFAULT.stream.span_vad_crop and not det.cfg.stream.span_vad_crop
-    assert stream_config(gse).stream.span_vad_crop
+    gse = stream_config(with_settings(["detect.second_frontend=gse"]))
+    assert gse.features.frontend == "mfcc-ns" and not gse.stream.span_vad_crop
     assert stream_config(with_settings(["stream.voiceprint=both"])).stream.span_vad_crop
 
 

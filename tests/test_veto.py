@@ -30,7 +30,7 @@ def test_veto_file_is_named_for_its_judge():
     assert veto_name(dn, stream=True) == "veto_stream_plus-encoder_voice-encoder_denoise-rnnoise.json"
     assert veto_name(dn) == "veto_plus-encoder_voice-both.json"
     assert veto_name(with_settings(["detect.second_frontend=gse"]), stream=True) == \
-        "veto_stream_plus-gse_voice-encoder.json"
+        "veto_stream_mfcc-ns_plus-gse_voice-encoder_whole.json"
     with pytest.raises(ValueError, match="speaker_veto"):
         with_settings(["detect.speaker_veto=encoder"])
 

@@ -39,7 +39,7 @@ RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range
 def stream_config(cfg: Config) -> Config:
     """The configuration the listener scores with: its own first keyword front end (StreamConfig.frontend,
     config.listener_config) where a stream judge is fitted for it, else predict's, so that the judge always
-    weighs the columns it was fitted on (--set detect.second_frontend=gse has its judge in MFCC only). Its
+    weighs the columns it was fitted on (--set stream.denoise=rnnoise has its judge in MFCC only). Its
     voiceprint is StreamConfig.voiceprint's either way. Spans are judged whole (StreamConfig.span_vad_crop
     false) only where a judge was fitted on whole spans; the others were fitted on spans cut to speech."""
     own = listener_config(cfg)
