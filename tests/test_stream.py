@@ -273,6 +273,10 @@ def test_the_listener_scores_in_its_own_front_end_where_its_judge_was_fitted(per
     assert not DEFAULT.stream.span_vad_crop and not det.cfg.stream.span_vad_crop
     gse = stream_config(with_settings(["detect.second_frontend=gse"]))
     assert gse.features.frontend == "mfcc-ns" and not gse.stream.span_vad_crop
+    from kws.scoring.veto import veto_threshold
+    judge = Calibration.for_stream(gse)       # its own judge (v31) weighs gse's columns, and its veto is fitted
+    assert any(n.startswith("gse_kw_") for n in judge.names) and not any(n.startswith("encoder_kw_") for n in judge.names)
+    assert veto_threshold(gse, stream=True) is not None
     assert stream_config(with_settings(["stream.voiceprint=both"])).stream.span_vad_crop
 
 
