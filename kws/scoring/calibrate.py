@@ -37,20 +37,23 @@ RANGE_PERCENTILES = (0.5, 99.5)           # each column is clipped to this range
 
 
 def stream_config(cfg: Config) -> Config:
-    """The configuration the listener scores with: its own first keyword front end (StreamConfig.frontend,
-    config.listener_config) where a stream judge is fitted for it, else predict's, so that the judge always
-    weighs the columns it was fitted on (--set stream.denoise=rnnoise has its judge in MFCC only). Its
-    voiceprint is StreamConfig.voiceprint's either way. Spans are judged whole (StreamConfig.span_vad_crop
-    false) only where a judge was fitted on whole spans; the others were fitted on spans cut to speech."""
+    """The configuration the listener scores with, so that its judge always weighs the columns it was fitted
+    on: the first of its own first keyword front end (StreamConfig.frontend, config.listener_config), then
+    predict's, each with spans judged whole (StreamConfig.span_vad_crop false) and then cut to speech, for which
+    a stream judge is fitted; the last when none is (--set stream.denoise=rnnoise has its judge in MFCC on cut
+    spans only). Its voiceprint is StreamConfig.voiceprint's either way."""
     own = listener_config(cfg)
-    if not own.stream.span_vad_crop and not _has_stream_judge(own):
-        own = replace(own, stream=replace(own.stream, span_vad_crop=True))
-        log.info("no stream judge of whole spans for this configuration: spans are cut to speech")
-    if own.features.frontend != cfg.features.frontend and not _has_stream_judge(own):
-        log.info("no stream judge in the %s front end for this configuration: the listener uses %s",
-                 own.features.frontend, cfg.features.frontend)
-        return replace(own, features=cfg.features)
-    return own
+    tries = []
+    for c in (own, replace(own, features=cfg.features)):
+        for t in (c, replace(c, stream=replace(c.stream, span_vad_crop=True))):
+            if t not in tries:
+                tries.append(t)
+    chosen = next((t for t in tries if _has_stream_judge(t)), tries[-1])
+    if chosen != own:
+        log.info("no stream judge in the %s front end on %s spans for this configuration: the listener uses %s on %s "
+                 "spans", own.features.frontend, "cut" if own.stream.span_vad_crop else "whole",
+                 chosen.features.frontend, "cut" if chosen.stream.span_vad_crop else "whole")
+    return chosen
 
 
 def _has_stream_judge(cfg: Config) -> bool:
