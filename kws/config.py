@@ -100,6 +100,10 @@ class DetectConfig:
     batch_seconds: float = 300.0       # ... and at most this much audio per batch (a long file goes alone)
     # The learned matcher (kws/matcher.py) adds the kw_cnn score; its calibrations must include it.
     matcher: bool = False
+    # EfficientWord-Net's word embedding (kws/nn/efficientword.py, the `ewn` extra) of each matched segment
+    # against the takes' adds the ewn_* columns; its calibrations must include them.
+    word_embedding: bool = False
+    word_pad_s: float = 0.1            # context added around the DTW match before the word embedding
     # Whose speaker embedding the voiceprint scores use: "encoder" (the multi-task encoder's speaker
     # head), "ge2e" (Resemblyzer's GE2E with its upper layers tuned here to hear through noise,
     # pretrained/ge2e_tuned.npz), "both" (the two concatenated) or "trunk" (the encoder's second trunk
@@ -209,6 +213,9 @@ class StreamConfig:
     # fitted with it, and GE2E on every candidate's span would cost the listener four times its time (v9).
     # A profile enrolled in another voiceprint has its speaker side made again from its stored takes.
     voiceprint: str = "encoder"
+    # Whether the listener also weighs EfficientWord-Net's word embedding of each candidate (the ewn_* columns,
+    # DetectConfig.word_embedding's), with its own judge and veto; predict follows DetectConfig.word_embedding.
+    word_embedding: bool = False
     # --sensitivity s in [0, 1] moves the calibrated threshold by sensitivity_span * (1 - 2 s):
     # 0 "fewest-false-alarms" +span, 0.5 "balanced" (the calibrated threshold), 1 "fewest-misses" -span.
     sensitivity_span: float = 1.0
@@ -308,10 +315,12 @@ DEFAULT = Config()
 
 def listener_config(cfg: Config) -> Config:
     """cfg as the listener scores with it: its first keyword front end StreamConfig.frontend and its voiceprint
-    StreamConfig.voiceprint (predict's where "")."""
+    StreamConfig.voiceprint (predict's where ""), and its word embedding StreamConfig.word_embedding."""
     fe, vp = cfg.stream.frontend, cfg.stream.voiceprint
     own = replace(cfg, features=replace(cfg.features, frontend=fe)) if fe and fe != cfg.features.frontend else cfg
-    return replace(own, detect=replace(own.detect, voiceprint=vp)) if vp and vp != own.detect.voiceprint else own
+    own = replace(own, detect=replace(own.detect, voiceprint=vp)) if vp and vp != own.detect.voiceprint else own
+    we = cfg.stream.word_embedding
+    return replace(own, detect=replace(own.detect, word_embedding=we)) if we != own.detect.word_embedding else own
 
 
 def with_frontend(frontend: str, cfg: Config = DEFAULT) -> Config:

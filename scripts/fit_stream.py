@@ -33,7 +33,7 @@ import numpy as np
 
 from kws.config import DEFAULT, FRONTENDS, StreamConfig
 from kws.scoring.calibrate import Calibration, calibration_name
-from kws.scoring.detect import deferred_groups
+from kws.scoring.detect import WORD_NAMES, deferred_groups
 from kws.scoring.recent import RUN_SUFFIX, RUNTOP_SUFFIX, RecentPrior, RecentScores, recent_bases, recent_columns
 from kws.training.fitting import Standardised, fit_logistic, fit_stream_loss
 from word_corpus import Words, unheard_speakers
@@ -171,7 +171,8 @@ def with_caps(cal: Calibration, x: dict[str, np.ndarray]) -> Calibration:
     weighed sum reached on the training rows x: no training row's score changes, and the listener's bound on a
     part not yet made tightens to what training saw."""
     fe = next((f for f in FRONTENDS if any(n.startswith(f"{f}_kw_") for n in cal.names)), None)
-    groups = [tuple(n for n in g if n in cal.names) for g in deferred_groups(fe)]
+    word = any(n in WORD_NAMES for n in cal.names)
+    groups = [tuple(n for n in g if n in cal.names) for g in deferred_groups(fe, word)]
     groups = [g for g in groups if g]
     # rounded up, so that a training row's sum never exceeds its cap after rounding
     caps = np.ceil(cal.group_sums(x, groups).max(axis=0) * 1e6) / 1e6 if groups else []

@@ -50,12 +50,14 @@ def main() -> None:
     ap.add_argument("--voiceprint", default=DEFAULT.detect.voiceprint, choices=VOICEPRINTS,
                     help="whose speaker embedding the spk_* scores use")
     ap.add_argument("--noise-match", action="store_true", help="also the noise-matched templates' kw_nm_* scores")
+    ap.add_argument("--word-embedding", action="store_true",
+                    help="also EfficientWord-Net's ewn_* scores (kws/nn/efficientword.py; the ewn extra)")
     ap.add_argument("--second-frontend", default=DEFAULT.detect.second_frontend, choices=("", *FRONTENDS),
                     help="also this keyword front end's <frontend>_kw_* scores ('': none)")
     a = ap.parse_args()
     cfg = with_frontend(a.frontend)
     cfg = replace(cfg, detect=replace(cfg.detect, matcher=a.matcher, voiceprint=a.voiceprint, noise_match=a.noise_match,
-                                                   second_frontend=a.second_frontend))
+                                                   second_frontend=a.second_frontend, word_embedding=a.word_embedding))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)  # this script's progress; the library stays at WARNING
     tasks = Path(a.tasks)

@@ -127,6 +127,30 @@ def test_deferred_parts_complete_to_the_full_scores(profile):
             assert np.allclose(v, full[n][idx], rtol=1e-6, atol=1e-9), n
 
 
+def test_the_word_embedding_part_waits_last_and_completes_to_the_full_scores(profile, monkeypatch):
+    """DetectConfig.word_embedding: the ewn_* columns are made last by the listener (DeferredWord), for any subset
+    of the clips, as the full pass makes them. The embedding itself is stood in for by a deterministic one here
+    (the model is the optional `ewn` extra; tests/test_efficientword.py checks it where installed)."""
+    from dataclasses import replace
+    from kws.nn import efficientword
+    from kws.scoring.detect import WORD_NAMES, DeferredWord, deferred_groups, score_and_locate
+    monkeypatch.setattr(efficientword, "embed", lambda y: np.abs(np.fft.rfft(np.asarray(y, np.float64), 64))[None, :]
+                        / (np.linalg.norm(np.abs(np.fft.rfft(np.asarray(y, np.float64), 64))) + 1e-9))
+    cfg = replace(DEFAULT, detect=replace(DEFAULT.detect, word_embedding=True))
+    cohort = load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
+    clips = [prepare(_with_noise(utterance(w, seed=s), 5.0, seed=s), cfg)
+             for s, w in ((1, ["alpha", "delta"]), (2, ["bravo", "omega"]))]
+    full, _, _ = score_and_locate(profile, clips, cohort, cfg)
+    lazy, _, later = score_and_locate(profile, clips, cohort, cfg, defer=True)
+    assert deferred_groups(cfg.detect.second_frontend, True)[-1] == WORD_NAMES == ("ewn_cos", "ewn_gap")
+    assert all(np.isfinite(full[n]).all() and np.isnan(lazy[n]).all() for n in WORD_NAMES)
+    assert isinstance(later[-1], DeferredWord)
+    made = later[-1].complete(np.array([1]), cfg)
+    assert all(np.allclose(made[n], full[n][[1]]) for n in WORD_NAMES)
+    off, _, _ = score_and_locate(profile, clips, cohort, DEFAULT)
+    assert not set(WORD_NAMES) & set(off)          # off by default: no column, no model loaded
+
+
 def test_prepare_crops_to_speech_unless_told_to_keep_the_clip_whole():
     """The listener's stream.span_vad_crop=false: the whole span is framed, its conditions are the same."""
     y = _with_noise(utterance(["alpha", "delta"], seed=44), 20.0)

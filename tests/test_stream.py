@@ -277,6 +277,12 @@ def test_the_listener_scores_in_its_own_front_end_where_its_judge_was_fitted(per
     judge = Calibration.for_stream(gse)       # its own judge (v31) weighs gse's columns, and its veto is fitted
     assert any(n.startswith("gse_kw_") for n in judge.names) and not any(n.startswith("encoder_kw_") for n in judge.names)
     assert veto_threshold(gse, stream=True) is not None
+    # the word-embedding listener (v32, an option): its own judge weighs ewn_cos, its own veto; predict's is untouched
+    ewn = with_settings(["stream.word_embedding=true"])
+    assert stream_config(ewn).detect.word_embedding and not ewn.detect.word_embedding
+    judge = Calibration.for_stream(ewn)
+    assert "ewn_cos" in judge.names and any(g[-1] == "ewn_cos" for g, _ in judge.caps)
+    assert veto_threshold(ewn, stream=True) is not None
     assert stream_config(with_settings(["stream.voiceprint=both"])).stream.span_vad_crop
 
 

@@ -31,6 +31,8 @@ def test_veto_file_is_named_for_its_judge():
     assert veto_name(dn) == "veto_plus-encoder_voice-both.json"
     assert veto_name(with_settings(["detect.second_frontend=gse"]), stream=True) == \
         "veto_stream_mfcc-ns_plus-gse_voice-encoder_whole.json"
+    assert veto_name(with_settings(["stream.word_embedding=true"]), stream=True) == \
+        "veto_stream_mfcc-ns_plus-encoder_ewn_voice-encoder_whole.json"
     with pytest.raises(ValueError, match="speaker_veto"):
         with_settings(["detect.speaker_veto=encoder"])
 

@@ -210,7 +210,7 @@ class StreamDetector:
         # The cohort, speaker and second front end's parts may wait (_fuse) when the judge bounds every column
         # and its running statistics need none of them.
         f2 = cfg.detect.second_frontend
-        deferred = {n for g in deferred_groups(f2) for n in g}
+        deferred = {n for g in deferred_groups(f2, cfg.detect.word_embedding) for n in g}
         self.defer = bool(calibration.lo) and not deferred & set(recent_bases(calibration.names))
         self.vetoes = {name: v for name, p in phrases.items()
                        if (v := speaker_veto(p.template_audio, cfg, stream=True)) is not None}

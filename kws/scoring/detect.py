@@ -314,12 +314,15 @@ def own_columns(frontend: str) -> dict[str, str]:
     return {n: c for n, c in named.items() if c in scores.COLUMNS}
 
 
-def deferred_groups(frontend: str | None) -> list[tuple[str, ...]]:
+def deferred_groups(frontend: str | None, word: bool = False) -> list[tuple[str, ...]]:
     """The column groups score_and_locate(defer=True) leaves out, in the order the listener makes them: the
-    first front end's cohort part, the speaker part, then a second front end's own pass and its cohort part."""
+    first front end's cohort part, the speaker part, then a second front end's own pass and its cohort part,
+    then the word embedding's (word: DetectConfig.word_embedding)."""
     groups = [tuple(cohort_columns().values()), SPEAKER_NAMES]
     if frontend:
         groups += [tuple(own_columns(frontend).values()), tuple(cohort_columns(frontend).values())]
+    if word:
+        groups.append(WORD_NAMES)
     return [g for g in groups if g]
 
 
@@ -396,7 +399,23 @@ class DeferredSecondCohort:
         return d.complete(np.arange(len(idx)), cfg)
 
 
-Later = Deferred | DeferredSpeaker | DeferredSecond | DeferredSecondCohort   # a part the listener makes later
+# The word embedding's columns (DetectConfig.word_embedding), also left out by score_and_locate(defer=True).
+WORD_NAMES = scores.names("word")
+
+
+@dataclass(frozen=True)
+class DeferredWord:
+    """The word embedding's part score_and_locate(defer=True) left out: the WORD_NAMES columns, NaN until
+    complete() makes them (the most costly part a candidate can need, so the last)."""
+    profile: SpeakerProfile
+    clips: list[Prepared]
+    best: list[dtw.Match]
+
+    def complete(self, idx: np.ndarray, cfg: Config) -> dict[str, np.ndarray]:
+        return word_scores(self.profile, [self.clips[i] for i in idx], [self.best[i] for i in idx], cfg)
+
+
+Later = Deferred | DeferredSpeaker | DeferredSecond | DeferredSecondCohort | DeferredWord   # a part made later
 
 
 def best_matches_of(dist: np.ndarray, matches: list[list[dtw.Match]]) -> list[dtw.Match]:
@@ -424,13 +443,41 @@ def matcher_scores(profile: SpeakerProfile, frames: list[np.ndarray], dist: np.n
     return matcher_logits(matcher_for(cfg.features), mats).reshape(len(frames), k).mean(axis=1)
 
 
-def matched_segment(p: Prepared, m: dtw.Match, cfg: Config) -> np.ndarray:
-    """Samples of the best keyword match, with some context, for the speaker check."""
+def matched_segment(p: Prepared, m: dtw.Match, cfg: Config, pad_s: float | None = None) -> np.ndarray:
+    """Samples of the best keyword match, with some context (default: the speaker check's)."""
     step = SAMPLE_RATE / frames_per_second(cfg.features)
-    pad = int(cfg.detect.segment_pad_s * SAMPLE_RATE)
+    pad = int((cfg.detect.segment_pad_s if pad_s is None else pad_s) * SAMPLE_RATE)
     a = max(0, int(m.start * step) - pad)
     b = min(len(p.audio), int((m.end + 1) * step) + pad)
     return p.audio[a:b] if b - a > SAMPLE_RATE // 10 else p.audio
+
+
+_TAKE_WORDS: dict[int, tuple[SpeakerProfile, list[np.ndarray], float]] = {}
+
+
+def take_words(profile: SpeakerProfile, k: int) -> tuple[list[np.ndarray], float]:
+    """The takes' word embeddings and their mean leave-one-out top-k cosine, made once per loaded profile."""
+    kept = _TAKE_WORDS.get(id(profile))
+    if kept is None or kept[0] is not profile:
+        from kws.nn import efficientword
+        emb = [efficientword.embed(a) for a in profile.template_audio]
+        cos = np.array([[efficientword.similarity(a, b) for b in emb] for a in emb])
+        loo = [top_k_mean(np.delete(cos[:, i], i), k) for i in range(len(emb))] if len(emb) > 1 else [1.0]
+        if len(_TAKE_WORDS) > 64:
+            _TAKE_WORDS.clear()
+        kept = _TAKE_WORDS[id(profile)] = (profile, emb, float(np.mean(loo)))
+    return kept[1], kept[2]
+
+
+def word_scores(profile: SpeakerProfile, clips: list[Prepared], best: list[dtw.Match],
+                cfg: Config) -> dict[str, np.ndarray]:
+    """The word-embedding columns (ewn_*) of each clip's matched segment against the takes'."""
+    from kws.nn import efficientword
+    takes, enroll = take_words(profile, cfg.detect.top_k)
+    with stage("word"):
+        segs = [efficientword.embed(matched_segment(c, m, cfg, cfg.detect.word_pad_s)) for c, m in zip(clips, best)]
+        cos = np.array([[efficientword.similarity(t, s) for s in segs] for t in takes])
+    return scores.group_scores("word", scores.WordInputs(cos, enroll, cfg.detect.top_k))
 
 
 def score_clips(profile: SpeakerProfile, clips: list[Prepared], cohort: Cohort, cfg: Config,
@@ -447,7 +494,8 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
     front end's cohort part (Deferred), the speaker part (DeferredSpeaker), the second front end's own pass
     (DeferredSecond) and its cohort part."""
     if not clips:
-        groups = {"keyword", "condition", *(["speaker"] if speaker else []), *(["matcher"] if cfg.detect.matcher else [])}
+        groups = {"keyword", "condition", *(["speaker"] if speaker else []), *(["matcher"] if cfg.detect.matcher else []),
+                  *(["word"] if cfg.detect.word_embedding else [])}
         return {name: np.zeros(0) for name in SCORE_NAMES if scores.COLUMNS[name].group in groups}, [], []
     frames = [c.frames for c in clips]
     later: list[Later] = []
@@ -475,6 +523,11 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
     if cfg.detect.matcher:
         with stage("matcher"):
             out.update(scores.group_scores("matcher", matcher_scores(profile, frames, dist, matches, cfg)))
+    if cfg.detect.word_embedding and defer:
+        out.update({n: np.full(len(clips), np.nan) for n in WORD_NAMES})
+        later.append(DeferredWord(profile, clips, best))
+    elif cfg.detect.word_embedding:
+        out.update(word_scores(profile, clips, best, cfg))
     if not speaker:
         return out, best, later
     if defer:   # made after the first front end's cohort part, before the second's: the cheaper order

@@ -22,7 +22,7 @@ import numpy as np
 from kws.config import FRONTENDS
 from kws.signal.conditions import SILENCE_DB, Conditions
 
-GROUPS = ("keyword", "second", "matcher", "speaker", "condition")
+GROUPS = ("keyword", "second", "matcher", "word", "speaker", "condition")
 SNR_RANGE_DB = (-5.0, 40.0)   # beyond these an SNR estimate says nothing more (40: digital silence around speech)
 
 
@@ -165,6 +165,25 @@ def kw_nm_gain(x: KeywordInputs) -> np.ndarray:
 def kw_cnn(logits: np.ndarray) -> np.ndarray:
     """Mean logit of the learned matcher (kws/matcher.py) over the clip's closest takes' DTW matrices."""
     return logits
+
+
+@dataclass(frozen=True)
+class WordInputs:
+    cos: np.ndarray            # (n_takes, n_clips) word-embedding cosine of each take to each matched segment
+    enroll_mean: float         # the takes' mean leave-one-out cosine (top-k of the others)
+    k: int                     # DetectConfig.top_k
+
+
+@column("word")
+def ewn_cos(x: WordInputs) -> np.ndarray:
+    """topk-largest over takes of the word-embedding cosine (kws/nn/efficientword.py) to the matched segment."""
+    return top_k_mean(x.cos, x.k)
+
+
+@column("word")
+def ewn_gap(x: WordInputs) -> np.ndarray:
+    """ewn_cos - E_w, E_w the takes' leave-one-out ewn_cos: 0 where a clip is as close as the takes to each other."""
+    return top_k_mean(x.cos, x.k) - x.enroll_mean
 
 
 @dataclass(frozen=True)
