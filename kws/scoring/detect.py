@@ -452,21 +452,23 @@ def matched_segment(p: Prepared, m: dtw.Match, cfg: Config, pad_s: float | None 
     return p.audio[a:b] if b - a > SAMPLE_RATE // 10 else p.audio
 
 
-_TAKE_WORDS: dict[int, tuple[SpeakerProfile, list[np.ndarray], float]] = {}
+# The takes' word embeddings, made once per profile object (a stream judges many batches of each phrase).
+_TAKE_WORDS: dict[int, tuple[weakref.ref, list[np.ndarray], float]] = {}
 
 
 def take_words(profile: SpeakerProfile, k: int) -> tuple[list[np.ndarray], float]:
-    """The takes' word embeddings and their mean leave-one-out top-k cosine, made once per loaded profile."""
-    kept = _TAKE_WORDS.get(id(profile))
-    if kept is None or kept[0] is not profile:
-        from kws.nn import efficientword
-        emb = [efficientword.embed(a) for a in profile.template_audio]
-        cos = np.array([[efficientword.similarity(a, b) for b in emb] for a in emb])
-        loo = [top_k_mean(np.delete(cos[:, i], i), k) for i in range(len(emb))] if len(emb) > 1 else [1.0]
-        if len(_TAKE_WORDS) > 64:
-            _TAKE_WORDS.clear()
-        kept = _TAKE_WORDS[id(profile)] = (profile, emb, float(np.mean(loo)))
-    return kept[1], kept[2]
+    """The takes' word embeddings and their mean leave-one-out top-k cosine."""
+    hit = _TAKE_WORDS.get(id(profile))
+    if hit and hit[0]() is profile:
+        return hit[1], hit[2]
+    from kws.nn import efficientword   # the optional `ewn` extra: loaded only when asked for
+    emb = [efficientword.embed(a) for a in profile.template_audio]
+    cos = np.array([[efficientword.similarity(a, b) for b in emb] for a in emb])
+    loo = float(np.mean([top_k_mean(np.delete(cos[:, i], i), k) for i in range(len(emb))])) if len(emb) > 1 else 1.0
+    if len(_TAKE_WORDS) >= 16:        # a listener holds a few phrases; predict one speaker at a time
+        _TAKE_WORDS.clear()
+    _TAKE_WORDS[id(profile)] = (weakref.ref(profile), emb, loo)
+    return emb, loo
 
 
 def word_scores(profile: SpeakerProfile, clips: list[Prepared], best: list[dtw.Match],
@@ -492,7 +494,7 @@ def score_and_locate(profile: SpeakerProfile, clips: list[Prepared], cohort: Coh
     """score_clips, where each clip's best match lies (its closest enrollment template's), and, with defer,
     the parts left out (deferred_groups), their columns NaN till then, in the order to make them: the first
     front end's cohort part (Deferred), the speaker part (DeferredSpeaker), the second front end's own pass
-    (DeferredSecond) and its cohort part."""
+    (DeferredSecond) and its cohort part, and the word embedding's part (DeferredWord)."""
     if not clips:
         groups = {"keyword", "condition", *(["speaker"] if speaker else []), *(["matcher"] if cfg.detect.matcher else []),
                   *(["word"] if cfg.detect.word_embedding else [])}
