@@ -101,7 +101,8 @@ class DetectConfig:
     # The learned matcher (kws/matcher.py) adds the kw_cnn score; its calibrations must include it.
     matcher: bool = False
     # EfficientWord-Net's word embedding (kws/nn/efficientword.py, the `ewn` extra) of each matched segment
-    # against the takes' adds the ewn_* columns; its calibrations must include them.
+    # against the takes' adds the ewn_* columns; its calibrations must include them. Off: on dev it gains
+    # 0.003-0.017 on each mean but doubles predict's time (RTF ~0.02) and adds 80 MB (docs/results.md, v25).
     word_embedding: bool = False
     word_pad_s: float = 0.1            # context added around the DTW match before the word embedding
     # Whose speaker embedding the voiceprint scores use: "encoder" (the multi-task encoder's speaker

@@ -13,6 +13,7 @@
 #   bothplus-k.tsv  --voiceprint both                  (both voiceprints beside the default second front end)
 #   gseplus-k.tsv   --voiceprint encoder --second-frontend gse   (Google's speech_embedding as the second front end)
 #   gseboth-k.tsv   --voiceprint both --second-frontend gse
+#   ewnboth-k.tsv   --voiceprint both --word-embedding   (EfficientWord-Net's ewn_* beside the default: the _ewn fits)
 #   trunk-k.tsv     --voiceprint trunk                 (the trunk block's voiceprint beside the default second front end)
 #   frames-k.tsv    --frontend encoder                 (the encoder keyword front end, GE2E voiceprint)
 #   frames-encoder-k.tsv  --frontend encoder --voiceprint encoder
@@ -38,6 +39,7 @@ condset=$(columns condition --per-set)   # every _set fit also takes them standa
 # the second keyword front end's columns (DetectConfig.second_frontend=encoder): the _plus-encoder fits
 enc2=$(columns second --switch second_frontend | tr , '\n' | grep '^encoder_' | paste -sd, -)
 gse2=$(columns second --switch second_frontend | tr , '\n' | grep '^gse_' | paste -sd, -)
+ewn=ewn_cos   # the word embedding's column (ewn_gap beside it: no better on CV; docs/results.md, v25)
 # The _set fits standardise over the folder the keyword, speaker and condition columns alike: CV on the
 # train tables 0.299 with keyword columns alone, 0.282 with all three (docs/results.md, v6).
 fit() {   # fit OUT TABLE COLUMNS [SET_COLUMNS]: the plain fit, and the test-set normalised one when asked
@@ -57,6 +59,8 @@ fit calibration_plus-encoder_voice-encoder_nm        encoder "$kw,$enc2,$nm,$spk
 fit calibration_keyword_plus-encoder_matcher         encoder "$kw,$enc2,$cnn"       "$kw,$enc2,$cnn"
 fit calibration_plus-encoder_matcher_voice-encoder   encoder "$kw,$enc2,$cnn,$spk"  "$kw,$enc2,$cnn,$spk"
 fit calibration_plus-encoder_voice-both              bothplus "$kw,$enc2,$spk"      "$kw,$enc2,$spk"
+fit calibration_keyword_plus-encoder_ewn            ewnboth "$kw,$enc2,$ewn"        "$kw,$enc2,$ewn"
+fit calibration_plus-encoder_ewn_voice-both         ewnboth "$kw,$enc2,$ewn,$spk"   "$kw,$enc2,$ewn,$spk"
 fit calibration_plus-encoder_voice-trunk             trunk "$kw,$enc2,$spk"         "$kw,$enc2,$spk"
 # the noise-floor MFCC front end (features.frontend=mfcc-ns) beside the default second front end
 fit calibration_keyword_mfcc-ns_plus-encoder         ns "$kw,$enc2"                 "$kw,$enc2"
