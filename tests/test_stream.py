@@ -79,6 +79,17 @@ def detector(profile_dir, **stream) -> StreamDetector:
     return StreamDetector(Profile.load(profile_dir).phrases, Calibration.for_stream(cfg), cfg=cfg)
 
 
+def test_the_word_embedding_option_without_its_extra_is_refused_at_once(personal_profile, monkeypatch):
+    """--set stream.word_embedding=true with the `ewn` extra missing: a clear error when the listener starts."""
+    from kws.errors import KwsError
+    from kws.nn import efficientword
+    monkeypatch.setattr(efficientword.importlib.util, "find_spec", lambda name: None)
+    efficientword.session.cache_clear()
+    with pytest.raises(KwsError, match="EfficientWord-Net"):
+        detector(personal_profile, word_embedding=True)
+    efficientword.session.cache_clear()
+
+
 UTTERANCES = [(["bravo"], 120, 1.0), (PHRASE, 120, 1.0), (["omega", "bravo"], 120, 1.0), (["delta", "omega"], 120, 1.0),
               (["bravo", "alpha", "delta"], 120, 1.0), (["omega"], 200, 1.15), (PHRASE, 120, 1.0),
               (["bravo", "omega", "bravo"], 200, 1.15), (["alpha", "delta", "omega"], 120, 1.0), (["bravo"], 120, 1.0)]

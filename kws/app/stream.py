@@ -23,6 +23,7 @@ from kws.scoring.calibrate import Calibration, stream_config
 from kws.signal.audio import Resampler, open_audio, warn_if_truncated
 from kws.scoring.cohort import load_cohort
 from kws.config import SAMPLE_RATE, Config, FeatureConfig, StreamConfig
+from kws.nn import efficientword
 from kws.scoring.detect import Later, Prepared, deferred_groups, first_profile, prepare, score_and_locate
 from kws.errors import AudioError, KwsError
 from kws.nn.encoder import keyword_frames
@@ -214,6 +215,8 @@ class StreamDetector:
         self.defer = bool(calibration.lo) and not deferred & set(recent_bases(calibration.names))
         self.vetoes = {name: v for name, p in phrases.items()
                        if (v := speaker_veto(p.template_audio, cfg, stream=True)) is not None}
+        if cfg.detect.word_embedding:   # the optional model: refused now, not at the first candidate that needs it
+            efficientword.session()
 
     @property
     def seconds(self) -> float:
