@@ -8,7 +8,6 @@ HOP_S; two utterances are as alike as their closest pair of windows (cosine).
 from __future__ import annotations
 
 import importlib.util
-import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,18 +16,16 @@ import numpy as np
 from kws.errors import KwsError
 from kws.signal.audio import SAMPLE_RATE
 
-log = logging.getLogger(__name__)
-
 WINDOW = int(1.5 * SAMPLE_RATE)   # the model's input: 1.5 s, 149 frames of 64 log-mel bands
 HOP_S = 0.25                      # windows of a longer utterance
-# The int8 model: as good as the float one on train streams (a proxy), a quarter of its size and memory.
+# The int8 model: as good as the float one on train streams (a proxy), a quarter of its size.
 MODEL = "models/resnet_50_arc/slim_93%_accuracy_72.7390%_qint8.onnx"
 INSTALL = "pip install 'kws[ewn]' && pip install --no-deps EfficientWord-Net==1.0.5"
 
 
 def model_path() -> Path:
-    """The ONNX file inside the installed EfficientWord-Net package (found without importing it: its
-    __init__ wants a microphone library)."""
+    """The ONNX file inside the installed EfficientWord-Net package, found without importing it (it is
+    installed for this file only, without its dependencies)."""
     spec = importlib.util.find_spec("eff_word_net")
     path = Path(next(iter(spec.submodule_search_locations or []), "")) / MODEL if spec else None
     if path is None or not path.is_file():
