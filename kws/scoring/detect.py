@@ -17,6 +17,7 @@ from kws.scoring import dtw
 from kws.scoring import scores
 from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config, FeatureConfig
+from kws.nn import efficientword   # light: onnxruntime and the model load on the first embedding
 from kws.nn.encoder import (frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, load_trunk_projection,
                             segment_and_clip_embeddings, speaker_embeddings)
 from kws.errors import ProfileError
@@ -461,7 +462,6 @@ def take_words(profile: SpeakerProfile, k: int) -> tuple[list[np.ndarray], float
     hit = _TAKE_WORDS.get(id(profile))
     if hit and hit[0]() is profile:
         return hit[1], hit[2]
-    from kws.nn import efficientword   # the optional `ewn` extra: loaded only when asked for
     emb = [efficientword.embed(a) for a in profile.template_audio]
     cos = np.array([[efficientword.similarity(a, b) for b in emb] for a in emb])
     loo = float(np.mean([top_k_mean(np.delete(cos[:, i], i), k) for i in range(len(emb))])) if len(emb) > 1 else 1.0
@@ -474,7 +474,6 @@ def take_words(profile: SpeakerProfile, k: int) -> tuple[list[np.ndarray], float
 def word_scores(profile: SpeakerProfile, clips: list[Prepared], best: list[dtw.Match],
                 cfg: Config) -> dict[str, np.ndarray]:
     """The word-embedding columns (ewn_*) of each clip's matched segment against the takes'."""
-    from kws.nn import efficientword
     takes, enroll = take_words(profile, cfg.detect.top_k)
     with stage("word"):
         segs = [efficientword.embed(matched_segment(c, m, cfg, cfg.detect.word_pad_s)) for c, m in zip(clips, best)]
