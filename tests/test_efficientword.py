@@ -56,3 +56,32 @@ def test_an_utterance_is_closest_to_itself():
     assert a.shape == (1, 2048) and np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
     assert efficientword.similarity(a, a) == pytest.approx(1.0, abs=1e-4)
     assert efficientword.similarity(a, b) < 0.99
+
+
+def test_predict_refuses_the_option_without_the_model_before_scoring(monkeypatch, enrolled, tiny_task, tmp_path):
+    """The option without the extra: a clear error at start (not at the first batch), the all-0 file complete,
+    and the set-up check (`kws check`, run by initialize.sh) says the same."""
+    from dataclasses import replace
+
+    from kws.app import commands
+    from kws.config import Config
+    from kws.harness.metrics import parse_predictions
+
+    def missing():
+        raise KwsError(f"the word embedding needs onnxruntime ({efficientword.INSTALL})")
+
+    def never(*a, **k):
+        raise AssertionError("a clip was scored")
+
+    monkeypatch.setattr(efficientword, "session", missing)
+    monkeypatch.setattr(commands, "score_paths", never)
+    cfg = Config()
+    ewn = replace(cfg, detect=replace(cfg.detect, word_embedding=True))
+    out = tmp_path / "pred.txt"
+    with pytest.raises(KwsError, match="kws\\[ewn\\]"):
+        commands.predict_folder(tiny_task / "data" / "S001" / "test", enrolled, out, ewn)
+    preds = parse_predictions(out.read_text())
+    assert len(preds) == 8 and set(preds.values()) == {0}
+    with pytest.raises(KwsError, match="kws\\[ewn\\]"):
+        commands.check_pretrained(ewn)
+    commands.check_pretrained(cfg)            # the default needs no such model

@@ -17,8 +17,9 @@ from kws.signal.audio import audio_seconds, list_wavs, read_audio
 from kws.scoring.calibrate import Calibration, base_columns, stream_config, use_set_norm
 from kws.scoring.cohort import Cohort, load_cohort
 from kws.config import BudgetConfig, Config
-from kws.scoring.detect import SCORE_NAMES, Prepared, check_compatible, prepare, score_clips
+from kws.scoring.detect import SCORE_NAMES, WORD_NAMES, Prepared, check_compatible, prepare, score_clips
 from kws.scoring.dtw import OutOfTime, time_limit
+from kws.nn import efficientword
 from kws.nn.encoder import load_ge2e
 from kws.enrollment.enroll import build_profile
 from kws.errors import AudioError, UsageError, WeightsError
@@ -174,6 +175,8 @@ def predict_folder(test_dir: str | Path, work_dir: str | Path, out_file: str | P
     profile = SpeakerProfile.load(work_dir, cfg)
     tiers, cohort = load_tiers(cfg), load_cohort(cfg=cfg.features, voiceprint=cfg.detect.voiceprint)
     check_compatible(profile, cfg, work_dir, cohort)
+    if cfg.detect.word_embedding:   # the optional model: refused before any clip is scored, not at the first batch
+        efficientword.session()
     seconds = [audio_seconds(p) for p in paths]
     deadline = deadline or start + b.predict_base_s + b.predict_per_audio_s * sum(seconds)
     rate = dict(b.prior_rate)                       # wall seconds per audio second, per tier
@@ -281,11 +284,17 @@ def check_pretrained(cfg: Config = Config()) -> None:
             raise WeightsError(f"the '{tier.name}' calibration {'uses' if cfg.detect.noise_match is False else 'lacks'} "
                                f"the noise-matched scores but DetectConfig.noise_match is {cfg.detect.noise_match}; "
                                "refit the calibration or switch noise matching")
+        if bool(names & set(WORD_NAMES)) != cfg.detect.word_embedding:
+            raise WeightsError(f"the '{tier.name}' calibration {'uses' if names & set(WORD_NAMES) else 'lacks'} the "
+                               f"word embedding's scores but DetectConfig.word_embedding is {cfg.detect.word_embedding}; "
+                               "refit the calibration or switch the word embedding")
         if any(n.startswith(f"{cfg.detect.second_frontend}_kw_") for n in names) != bool(second):
             raise WeightsError(f"the '{tier.name}' calibration does not match DetectConfig.second_frontend "
                                f"{cfg.detect.second_frontend!r}; refit the calibration or switch it")
     if cfg.detect.matcher:
         matcher_for(cfg.features)
+    if cfg.detect.word_embedding or stream_config(cfg).detect.word_embedding:
+        efficientword.session()       # the `ewn` extra's model: a clear error naming the install command
     # The listener's own: its judge, its veto and, when its first front end is not predict's, that cohort.
     listener = stream_config(cfg)
     Calibration.for_stream(cfg)
