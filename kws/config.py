@@ -26,9 +26,6 @@ DTW_BARRIER: typing.Final = 2            # inf-cost columns between concatenated
 # are centred on the clip's ends.
 GSE_FRAME_S: typing.Final = 0.08
 GSE_PAD_S: typing.Final = 0.4
-# DetectConfig.word_noisy_takes: the noise file (scripts/build_take_noise.py) and the takes' SNRs in it.
-TAKE_NOISE: typing.Final = "take_noise.flac"
-WORD_TAKE_SNRS_DB: typing.Final = (0.0, 5.0, 10.0)
 MATCHER_GRID: typing.Final = (24, 40)    # template x test frames the learned matcher's input is resampled to
 SETTINGS_ENV = "KWS_SET"                    # "section.field=value ..." for runs through the platform scripts
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -108,9 +105,6 @@ class DetectConfig:
     # 0.003-0.017 on each mean but doubles predict's time (RTF ~0.02) and adds 80 MB (docs/results.md, v25).
     word_embedding: bool = False
     word_pad_s: float = 0.1            # context added around the DTW match before the word embedding
-    # Each take is also embedded mixed with pretrained/take_noise.flac at WORD_TAKE_SNRS_DB, and a candidate
-    # meets a take's closest version: templates that have heard noise, for a model that was not taught it.
-    word_noisy_takes: bool = False
     # Whose speaker embedding the voiceprint scores use: "encoder" (the multi-task encoder's speaker
     # head), "ge2e" (Resemblyzer's GE2E with its upper layers tuned here to hear through noise,
     # pretrained/ge2e_tuned.npz), "both" (the two concatenated) or "trunk" (the encoder's second trunk

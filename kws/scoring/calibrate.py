@@ -61,7 +61,7 @@ def _has_stream_judge(cfg: Config) -> bool:
 
 
 def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = False, stream: bool = False) -> str:
-    """calibration[_stream][_keyword][_<frontend>][_plus-<second frontend>][_matcher][_ewn[-nt]][_voice-<voiceprint>][_nm]
+    """calibration[_stream][_keyword][_<frontend>][_plus-<second frontend>][_matcher][_ewn][_voice-<voiceprint>][_nm]
     [_denoise-<denoiser>][_whole][_set].json: one fit per set of scores.
 
     keyword_only: without the speaker scores, predict's fallback tier when short of time (and the only
@@ -74,7 +74,7 @@ def calibration_name(cfg: Config, keyword_only: bool = False, by_set: bool = Fal
              *([cfg.features.frontend] if cfg.features.frontend != "mfcc" else []),
              *([f"plus-{cfg.detect.second_frontend}"] if cfg.second_features() else []),
              *(["matcher"] if cfg.detect.matcher else []),
-             *([f"ewn{'-nt' if cfg.detect.word_noisy_takes else ''}"] if cfg.detect.word_embedding else []),
+             *(["ewn"] if cfg.detect.word_embedding else []),
              *([f"voice-{cfg.detect.voiceprint}"] if cfg.detect.voiceprint != "ge2e" and not keyword_only else []),
              *(["nm"] if cfg.detect.noise_match else []),
              *([f"denoise-{cfg.stream.denoise}"] if stream and cfg.stream.denoise else []),

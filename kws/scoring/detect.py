@@ -16,7 +16,7 @@ from kws.signal import conditions
 from kws.scoring import dtw
 from kws.scoring import scores
 from kws.scoring.cohort import Cohort, load_cohort
-from kws.config import NO_MATCH_DISTANCE, SAMPLE_RATE, WORD_TAKE_SNRS_DB, Config, FeatureConfig
+from kws.config import NO_MATCH_DISTANCE, SAMPLE_RATE, Config, FeatureConfig
 from kws.nn import efficientword   # light: onnxruntime and the model load on the first embedding
 from kws.nn.encoder import (frontend_fingerprint, ge2e_sha, keyword_frames, load_multitask, load_trunk_projection,
                             segment_and_clip_embeddings, speaker_embeddings)
@@ -29,7 +29,6 @@ from kws.scoring.templates import PerTemplate, Templates
 from kws.signal.conditions import Conditions
 from kws.scoring.scores import top_k_mean
 from kws.signal.vad import frame_decisions, frame_samples, segments_of
-from kws.signal.takenoise import noisy_copies
 from kws.scoring.voiceprint import cosine, leave_one_out, unit, voiceprint
 
 CONDITION_NAMES = scores.names("condition")
@@ -455,31 +454,27 @@ def matched_segment(p: Prepared, m: dtw.Match, cfg: Config, pad_s: float | None 
 
 
 # The takes' word embeddings, made once per profile object (a stream judges many batches of each phrase).
-_TAKE_WORDS: dict[tuple[int, bool], tuple[weakref.ref, list[np.ndarray], float]] = {}
+_TAKE_WORDS: dict[int, tuple[weakref.ref, list[np.ndarray], float]] = {}
 
 
-def take_words(profile: SpeakerProfile, k: int, noisy: bool = False) -> tuple[list[np.ndarray], float]:
-    """The takes' word embeddings and their mean leave-one-out top-k cosine (of the clean takes). noisy
-    (DetectConfig.word_noisy_takes): each take's windows also hold its noisy copies' (takenoise), so a clip
-    meets the take's closest version."""
-    hit = _TAKE_WORDS.get((id(profile), noisy))
+def take_words(profile: SpeakerProfile, k: int) -> tuple[list[np.ndarray], float]:
+    """The takes' word embeddings and their mean leave-one-out top-k cosine."""
+    hit = _TAKE_WORDS.get(id(profile))
     if hit and hit[0]() is profile:
         return hit[1], hit[2]
-    clean = [efficientword.embed(a) for a in profile.template_audio]
-    cos = np.array([[efficientword.similarity(a, b) for b in clean] for a in clean])
-    loo = float(np.mean([top_k_mean(np.delete(cos[:, i], i), k) for i in range(len(clean))])) if len(clean) > 1 else 1.0
-    emb = [np.concatenate([e, *(efficientword.embed(c) for c in noisy_copies(a, WORD_TAKE_SNRS_DB, seed=i))])
-           for i, (a, e) in enumerate(zip(profile.template_audio, clean))] if noisy else clean
+    emb = [efficientword.embed(a) for a in profile.template_audio]
+    cos = np.array([[efficientword.similarity(a, b) for b in emb] for a in emb])
+    loo = float(np.mean([top_k_mean(np.delete(cos[:, i], i), k) for i in range(len(emb))])) if len(emb) > 1 else 1.0
     if len(_TAKE_WORDS) >= 16:        # a listener holds a few phrases; predict one speaker at a time
         _TAKE_WORDS.clear()
-    _TAKE_WORDS[(id(profile), noisy)] = (weakref.ref(profile), emb, loo)
+    _TAKE_WORDS[id(profile)] = (weakref.ref(profile), emb, loo)
     return emb, loo
 
 
 def word_scores(profile: SpeakerProfile, clips: list[Prepared], best: list[dtw.Match],
                 cfg: Config) -> dict[str, np.ndarray]:
     """The word-embedding columns (ewn_*) of each clip's matched segment against the takes'."""
-    takes, enroll = take_words(profile, cfg.detect.top_k, cfg.detect.word_noisy_takes)
+    takes, enroll = take_words(profile, cfg.detect.top_k)
     with stage("word"):
         segs = [efficientword.embed(matched_segment(c, m, cfg, cfg.detect.word_pad_s)) for c, m in zip(clips, best)]
         cos = np.array([[efficientword.similarity(t, s) for s in segs] for t in takes])
