@@ -56,6 +56,8 @@ def test_an_utterance_is_closest_to_itself():
     assert a.shape == (1, 2048) and np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
     assert efficientword.similarity(a, a) == pytest.approx(1.0, abs=1e-4)
     assert efficientword.similarity(a, b) < 0.99
+    opts = efficientword.session().get_session_options()   # one thread; no arena (24-28 MB less at the peak)
+    assert opts.intra_op_num_threads == 1 and not opts.enable_cpu_mem_arena and not opts.enable_mem_pattern
 
 
 def test_predict_refuses_the_option_without_the_model_before_scoring(monkeypatch, enrolled, tiny_task, tmp_path):
