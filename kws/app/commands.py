@@ -293,10 +293,10 @@ def check_pretrained(cfg: Config = Config()) -> None:
                                f"{cfg.detect.second_frontend!r}; refit the calibration or switch it")
     if cfg.detect.matcher:
         matcher_for(cfg.features)
-    if cfg.detect.word_embedding or stream_config(cfg).detect.word_embedding:
-        efficientword.session()       # the `ewn` extra's model: a clear error naming the install command
     # The listener's own: its judge, its veto and, when its first front end is not predict's, that cohort.
     listener = stream_config(cfg)
+    if cfg.detect.word_embedding or listener.detect.word_embedding:
+        efficientword.session()       # the `ewn` extra's model: a clear error naming the install command
     Calibration.for_stream(cfg)
     veto_threshold(listener, stream=True)
     if listener.features != cfg.features:

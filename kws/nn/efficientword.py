@@ -42,7 +42,7 @@ def session():
     opts = rt.SessionOptions()
     opts.intra_op_num_threads = 1    # one core per process, as the rest of the runtime
     opts.inter_op_num_threads = 1
-    # No memory arena or planned buffers: 24-28 MB less at the peak, the same speed (docs/stream_bench.md, v33).
+    # No memory arena or planned buffers: 20-28 MB less at the peak, for 10-30 % more CPU (docs/stream_bench.md, v33).
     opts.enable_cpu_mem_arena = False
     opts.enable_mem_pattern = False
     return rt.InferenceSession(str(model_path()), opts, providers=["CPUExecutionProvider"])
